@@ -1,0 +1,131 @@
+# leakprobe: one non-recursive Makefile.
+#
+#   make            build ./leakprobe
+#   make check      unit + integration tests, then again under ASan/UBSan
+#   make bench      benchmarks (print figures against a baseline)
+#   make demo       attach to a demo Ruby process that leaks
+#   make deps       install missing Debian packages (root) or print the command
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+RUBY     ?= ruby
+BUILD    ?= build
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+PKGS     := libelf libunwind-ptrace capstone jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+LP_CFLAGS = -Wall -Wextra -Werror -std=gnu11 -MMD -MP -D_GNU_SOURCE \
+	    -DLP_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) $(SANFLAGS)
+LP_LDLIBS = $(PKG_LIBS) -lm -lpthread
+
+ifeq ($(SAN),1)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRCS := $(wildcard common/*.c analysis/*.c injector/*.c probes/*.c)
+CLI_SRCS := $(wildcard cli/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+LIBLP    := $(BUILD)/libleakprobe.a
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+ifeq ($(BUILD),build)
+BIN := leakprobe
+else
+BIN := $(BUILD)/leakprobe
+endif
+
+.PHONY: all check unit integ mancheck bench demo deps install uninstall \
+	clean check-san
+.DEFAULT_GOAL := all
+
+all: $(BIN)
+
+$(BIN): $(CLI_OBJS) $(LIBLP)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJS) $(LIBLP) \
+		$(LP_LDLIBS) $(LDLIBS)
+
+$(LIBLP): $(LIB_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+# Unit tests: one cmocka binary per module.  A test may ask for extra link
+# flags (e.g. -Wl,--wrap=ptrace) in tests/unit/test_X.ldflags.
+$(BUILD)/tests/%: tests/unit/%.c $(LIBLP)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< \
+		$(shell cat tests/unit/$*.ldflags 2>/dev/null) \
+		$(LIBLP) $(CMOCKA_LIBS) $(LP_LDLIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBLP)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLP) \
+		$(LP_LDLIBS) $(LDLIBS)
+
+deps:
+	$(Q)scripts/install-deps
+
+unit: $(UNIT_BINS)
+	$(Q)tests/run-unit $(UNIT_BINS)
+
+integ: $(BIN)
+	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) tests/integ/run
+
+mancheck:
+	$(Q)tests/mancheck man/leakprobe.1
+
+# The whole suite once with the normal build, then unit + integration
+# tests again with AddressSanitizer and UBSan.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory mancheck
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integ
+	$(Q)$(MAKE) --no-print-directory check-san
+
+check-san:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 unit integ
+
+bench: deps $(BIN) $(BENCH_BINS)
+	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) BENCH_BIN=$(abspath $(BUILD)/bench) bench/run
+
+demo: deps $(BIN)
+	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) scripts/demo
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/leakprobe
+	install -m 0644 man/leakprobe.1 $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/leakprobe $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+
+clean:
+	rm -rf build build-san leakprobe
+
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

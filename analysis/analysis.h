@@ -1,0 +1,256 @@
+#ifndef LP_ANALYSIS_H
+#define LP_ANALYSIS_H
+
+/*
+ * analysis/: pure code on buffers and files it is given.  smaps parsing,
+ * classification and diffing; watch time series (CSV/JSONL); growth
+ * statistics and leak verdicts.  No /proc, no ptrace.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+/* ---- smaps.c ------------------------------------------------------- */
+
+enum ana_map_class {
+	ANA_MAP_HEAP,		/* [heap]: glibc main arena (brk) */
+	ANA_MAP_ARENA,		/* other glibc malloc arenas (64 MiB aligned
+				 * anon + PROT_NONE tail) */
+	ANA_MAP_ANON,		/* other anonymous memory (Ruby heap pages,
+				 * large mmap'd mallocs, thread stacks) */
+	ANA_MAP_FILE,		/* file-backed */
+	ANA_MAP_STACK,		/* [stack] (main thread) */
+	ANA_MAP_SPECIAL,	/* [vvar], [vdso], [vsyscall], ... */
+	ANA_MAP_NCLASS
+};
+
+/* Well-known per-mapping fields, in kB as the kernel prints them. */
+enum ana_field_id {
+	ANA_F_SIZE,
+	ANA_F_KERNELPAGESIZE,
+	ANA_F_MMUPAGESIZE,
+	ANA_F_RSS,
+	ANA_F_PSS,
+	ANA_F_PSS_DIRTY,
+	ANA_F_SHARED_CLEAN,
+	ANA_F_SHARED_DIRTY,
+	ANA_F_PRIVATE_CLEAN,
+	ANA_F_PRIVATE_DIRTY,
+	ANA_F_REFERENCED,
+	ANA_F_ANONYMOUS,
+	ANA_F_SWAP,
+	ANA_F_SWAPPSS,
+	ANA_F_LOCKED,
+	ANA_F_NKNOWN
+};
+
+/* A field the parser does not know by name (kept so nothing is lost). */
+struct ana_extra_field {
+	const char *name;	/* points into the snapshot buffer */
+	uint32_t name_len;
+	uint64_t value;		/* numeric value as printed (kB for sizes) */
+};
+
+struct ana_mapping {
+	uint64_t start, end;	/* [start, end) */
+	uint64_t offset;
+	uint64_t inode;
+	uint32_t dev_major, dev_minor;
+	char perms[5];		/* "rw-p" */
+	bool deleted;		/* name ended in " (deleted)" */
+	enum ana_map_class cls;
+	const char *name;	/* NOT NUL-terminated; into snapshot buffer */
+	uint32_t name_len;	/* 0 for anonymous */
+	uint64_t kb[ANA_F_NKNOWN];	/* known fields, kB; 0 when absent */
+	uint32_t present;	/* bit i set when field i was printed */
+	const char *vmflags;	/* "rd wr mr ..." into buffer, or NULL */
+	uint32_t vmflags_len;
+	uint32_t extra_first;	/* index into ana_smaps.extra */
+	uint32_t extra_count;
+};
+
+struct ana_class_totals {
+	uint64_t size, rss, pss, private_dirty, swap;	/* bytes */
+};
+
+struct ana_totals {
+	struct ana_class_totals cls[ANA_MAP_NCLASS];
+	uint64_t rss, pss, uss, swap, size;	/* bytes, whole process */
+};
+
+/*
+ * A parsed snapshot.  It owns one text buffer that is reused from one
+ * parse to the next, so sampling repeatedly allocates nothing once warm.
+ */
+struct ana_smaps {
+	char *buf;
+	size_t len, cap;
+	struct ana_mapping *maps;
+	size_t nmaps, maps_cap;
+	struct ana_extra_field *extra;
+	size_t nextra, extra_cap;
+	bool rollup;		/* parsed from smaps_rollup */
+	struct ana_totals totals;	/* filled by ana_smaps_parse() */
+};
+
+void ana_smaps_init(struct ana_smaps *s);
+void ana_smaps_release(struct ana_smaps *s);
+
+/*
+ * Buffer to read the file into: returns s->buf grown to at least
+ * `need` bytes.  Callers read into it and then call ana_smaps_parse_buf().
+ */
+char *ana_smaps_reserve(struct ana_smaps *s, size_t need);
+
+/*
+ * Parse s->buf[0..len) (smaps or smaps_rollup format), classify mappings
+ * and compute totals.  Tolerates unknown/missing fields and a truncated
+ * last line; returns 0, or -LP_EPARSE with err filled when a header line
+ * is malformed.  The buffer must have one spare byte after len.
+ */
+int ana_smaps_parse_buf(struct ana_smaps *s, size_t len, struct lp_err *err);
+/* Convenience: copy `len` bytes of text in and parse them. */
+int ana_smaps_parse(struct ana_smaps *s, const char *text, size_t len,
+		    struct lp_err *err);
+
+const char *ana_map_class_name(enum ana_map_class c);
+const char *ana_field_name(enum ana_field_id f);
+/* Value of a field by its smaps name (known or extra), in kB; -1 absent. */
+int64_t ana_mapping_field(const struct ana_smaps *s,
+			  const struct ana_mapping *m, const char *name);
+
+enum ana_change_kind { ANA_APPEARED, ANA_VANISHED, ANA_GREW, ANA_SHRANK };
+
+struct ana_map_change {
+	enum ana_change_kind kind;
+	const struct ana_mapping *old, *new;	/* one may be NULL */
+	int64_t d_size, d_rss, d_private_dirty, d_swap;	/* bytes */
+};
+
+/*
+ * Diff two snapshots mapping by mapping (matched on start address and
+ * name).  Only changes with |delta| >= min_bytes in Size or Rss (or
+ * appearance/disappearance) are returned.  *out is malloc'd (caller
+ * frees); returns the count.
+ */
+size_t ana_smaps_diff(const struct ana_smaps *old, const struct ana_smaps *new,
+		      uint64_t min_bytes, struct ana_map_change **out);
+/* Print a readable diff (one line per change, sorted by |d_rss|). */
+void ana_smaps_diff_print(FILE *fp, const struct ana_map_change *c, size_t n);
+
+/* ---- series.c: watch rows ------------------------------------------ */
+
+struct ana_sample {
+	uint64_t wall_ns;	/* CLOCK_REALTIME */
+	pid_t pid;
+	char comm[32];
+	uint64_t rss, pss, uss;		/* bytes */
+	uint64_t heap_rss, heap_size;	/* [heap] */
+	uint64_t arena_rss;		/* other glibc arenas */
+	uint64_t anon_rss;		/* other anonymous */
+	uint64_t swap;
+	const char *event;	/* NULL, "exit", "noaccess", "new" */
+};
+
+enum ana_format { ANA_FMT_CSV, ANA_FMT_JSONL };
+
+/* Fill a sample's memory columns from parsed totals. */
+void ana_sample_from_totals(struct ana_sample *out, const struct ana_totals *t);
+/* CSV header line (with newline). */
+const char *ana_csv_header(void);
+/* Format one row into buf (with newline); returns length or -1. */
+int ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
+		      char *buf, size_t len);
+
+/* A watch file loaded for plotting/summaries. */
+struct ana_series {
+	struct ana_sample *rows;
+	size_t n, cap;
+	enum ana_format fmt;
+};
+/* Parse a watch file (CSV or JSONL, detected); rows with bad syntax are
+ * skipped and counted in *bad (may be NULL). */
+int ana_series_load(struct ana_series *s, const char *path, size_t *bad,
+		    struct lp_err *err);
+void ana_series_release(struct ana_series *s);
+
+/* Metric names usable in plot --metric: rss pss uss heap_rss heap_size
+ * arena_rss anon_rss swap.  Returns -1 when unknown. */
+int ana_metric_index(const char *name);
+const char *ana_metric_name(int idx);
+uint64_t ana_sample_metric(const struct ana_sample *s, int idx);
+#define ANA_NMETRICS 8
+
+/* Growth summary of one pid from first to last sample. */
+struct ana_growth_summary {
+	pid_t pid;
+	char comm[32];
+	uint64_t first_ns, last_ns;
+	uint64_t first_rss, last_rss;
+	uint64_t first_heap, last_heap;	/* heap_rss + arena_rss + anon_rss */
+	double rss_per_hour;		/* bytes/hour */
+	double heap_per_hour;
+	bool exited;
+};
+
+/* ---- growth.c: statistics and verdict ------------------------------ */
+
+/*
+ * One measured batch of `attach`: cumulative calls done and memory/GC
+ * figures read after the batch's GC.start.  control=true marks a no-op
+ * control batch (interleaved to cancel the worker's own drift).
+ */
+struct ana_batch {
+	uint64_t calls;		/* calls in this batch */
+	bool warmup;
+	bool control;
+	uint64_t heap_rss, arena_rss, anon_rss, rss;	/* bytes, after batch */
+	uint64_t heap_size, arena_size, anon_size;
+	int64_t live_slots;	/* GC.stat heap_live_slots after batch */
+	int64_t total_allocated, total_freed;
+	int64_t malloc_increase;
+	int64_t gc_count, major_gc_count;
+	double seconds;		/* duration of the batch */
+};
+
+enum ana_verdict_kind {
+	ANA_NO_LEAK,
+	ANA_NATIVE_LEAK,
+	ANA_RUBY_LEAK,
+	ANA_INCONCLUSIVE
+};
+
+struct ana_estimate {
+	double slope;		/* per call */
+	double lo, hi;		/* 95 % interval */
+	size_t n;		/* batches used */
+};
+
+struct ana_verdict {
+	enum ana_verdict_kind kind;
+	struct ana_estimate mem;	/* bytes/call: heap+arena+anon (net of
+					 * control when controls exist) */
+	struct ana_estimate heap, arena, anon;	/* where it went */
+	struct ana_estimate slots;	/* live slots/call */
+	double total_growth;		/* bytes over measured batches */
+	uint64_t measured_calls;
+	double slot_margin;		/* |slots/call| below this is "flat" */
+	uint64_t more_calls_needed;	/* for inconclusive; 0 otherwise */
+	char summary[256];		/* one-line human verdict */
+};
+
+/*
+ * Fit per-batch deltas of the measured (non-warm-up) batches and decide.
+ * Deterministic (fixed bootstrap seed).  Returns 0 or -LP_EINVAL when
+ * there are not even two measured batches (kind is then INCONCLUSIVE).
+ */
+int ana_verdict_compute(const struct ana_batch *b, size_t n,
+			struct ana_verdict *out);
+const char *ana_verdict_name(enum ana_verdict_kind k);
+
+#endif

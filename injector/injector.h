@@ -1,0 +1,144 @@
+#ifndef LP_INJECTOR_H
+#define LP_INJECTOR_H
+
+/*
+ * injector/: attach to a live process on x86-64 Linux, resolve symbols of
+ * its mapped ELF files, run syscalls and calls in its main thread, read and
+ * write its memory, unwind a stopped thread, restore everything, detach.
+ * Knows Linux, ptrace, ELF and x86-64; nothing about Ruby.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+struct inj_target;
+
+/* Facts read from /proc/PID/status and /proc/PID/stat at open time. */
+struct inj_procinfo {
+	pid_t pid;
+	char comm[32];
+	char state;		/* R S D T Z ... */
+	uid_t uid, euid;
+	gid_t gid, egid;
+	pid_t tracer;		/* TracerPid, 0 when none */
+	char tracer_comm[32];
+	uint64_t start_time;	/* field 22 of stat, clock ticks */
+	uint64_t sig_caught;	/* SigCgt mask: bit (sig-1) */
+	uint64_t sig_blocked;	/* SigBlk of the main thread */
+	uint64_t sig_ignored;	/* SigIgn */
+	int threads;
+};
+
+/*
+ * Open a target by pid: validate it (exists, not ourselves, not a zombie,
+ * not traced by someone else) and index the ELF files it maps.  Does not
+ * stop anything.  Returns NULL with err filled (LP_ENOPROC, LP_ESELF,
+ * LP_EZOMBIE, LP_ETRACED, LP_EPERM).  Caller frees with inj_close().
+ */
+struct inj_target *inj_open(pid_t pid, struct lp_err *err);
+/* Detach (restoring the thread) if attached, and free.  NULL is a no-op. */
+void inj_close(struct inj_target *t);
+
+const struct inj_procinfo *inj_info(const struct inj_target *t);
+/* Re-read /proc/PID/status (signal masks, state, thread count). */
+int inj_refresh_info(struct inj_target *t, struct lp_err *err);
+/* Re-read /proc/PID/maps and index newly mapped ELF files. */
+int inj_refresh_maps(struct inj_target *t, struct lp_err *err);
+
+/*
+ * Address of a symbol by name in any mapped ELF (.dynsym first, then
+ * .symtab).  When `module` is non-NULL only files whose basename starts
+ * with it are searched ("libc.so", "libruby").  0 or -LP_ENOSYM.
+ */
+int inj_lookup(struct inj_target *t, const char *module, const char *name,
+	       uint64_t *addr, struct lp_err *err);
+bool inj_has_symbol(struct inj_target *t, const char *name);
+/* Path (as mapped) of the module defining `name`, or NULL. */
+const char *inj_symbol_module(struct inj_target *t, const char *name);
+
+/*
+ * Name an address: "func+0x12 (libfoo.so.1)" when it lies within a
+ * symbol's st_size (.symtab, including a build-id debug file, else
+ * .dynsym), otherwise "libfoo.so.1+0x1234", or "0x7f..." when unmapped.
+ */
+void inj_symbolize(struct inj_target *t, uint64_t addr, char *buf,
+		   size_t len);
+/* True when addr lies inside the named function (by st_size). */
+bool inj_addr_in_symbol(struct inj_target *t, uint64_t addr,
+			const char *name);
+/* Basename of the module mapping addr, or NULL. */
+const char *inj_addr_module(struct inj_target *t, uint64_t addr);
+
+/*
+ * Seize and interrupt the main thread only (tid == pid) and save its
+ * general and legacy FP registers.  Other threads keep running.  A signal
+ * that arrives for the thread while we hold it is queued and re-delivered
+ * by inj_detach().  Returns 0, -LP_EPERM, -LP_ENOPROC, -LP_EINTR...
+ */
+int inj_attach(struct inj_target *t, struct lp_err *err);
+bool inj_attached(const struct inj_target *t);
+/* Instruction pointer the thread was stopped at (valid when attached). */
+uint64_t inj_stopped_ip(const struct inj_target *t);
+/* Syscall the thread was in when stopped, or -1. */
+long inj_stopped_syscall(const struct inj_target *t);
+
+/*
+ * Run a syscall in the stopped main thread through a `syscall` instruction
+ * found in libc's text (nothing is written into code).  *ret receives the
+ * raw return value (-errno on failure).
+ */
+int inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
+		int64_t *ret, struct lp_err *err);
+/*
+ * Call a function in the stopped main thread with up to 6 integer args,
+ * on an aligned stack below the red zone, returning to a trapping address.
+ * Only for audited async-signal-safe functions: xstate is not touched.
+ * timeout_ms bounds the call.
+ */
+int inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args,
+	     int nargs, uint64_t *ret, int timeout_ms, struct lp_err *err);
+
+/* Remote mmap/munmap of private anonymous memory (convenience). */
+int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
+	     struct lp_err *err);
+int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
+	       struct lp_err *err);
+
+/*
+ * Memory of the target: process_vm_readv/writev, falling back to
+ * /proc/PID/mem.  Does not require inj_attach().
+ */
+int inj_read(struct inj_target *t, uint64_t addr, void *buf, size_t len,
+	     struct lp_err *err);
+int inj_write(struct inj_target *t, uint64_t addr, const void *buf,
+	      size_t len, struct lp_err *err);
+/* Read a NUL-terminated string (at most len-1 bytes). */
+int inj_read_string(struct inj_target *t, uint64_t addr, char *buf,
+		    size_t len, struct lp_err *err);
+
+/*
+ * Native stack of the stopped main thread (libunwind-ptrace), symbolized.
+ * Writes up to max frames' addresses to ips; returns the count or < 0.
+ */
+int inj_unwind(struct inj_target *t, uint64_t *ips, int max,
+	       struct lp_err *err);
+
+/*
+ * Restore registers exactly as captured (including orig_rax, so an
+ * interrupted syscall restarts), re-deliver any queued signal and detach.
+ * Safe to call when not attached, and when the target died (returns 0).
+ */
+int inj_detach(struct inj_target *t, struct lp_err *err);
+
+/* Nanoseconds the main thread spent stopped during the last attach. */
+uint64_t inj_last_stop_ns(const struct inj_target *t);
+
+/* Read /proc/PID/status etc. without opening a target (for `watch`). */
+int inj_read_procinfo(pid_t pid, struct inj_procinfo *out,
+		      struct lp_err *err);
+
+#endif

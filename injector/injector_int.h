@@ -1,0 +1,123 @@
+#ifndef LP_INJECTOR_INT_H
+#define LP_INJECTOR_INT_H
+
+#include "injector/injector.h"
+
+#include <sys/user.h>
+
+/* ---- elfsym.c --------------------------------------------------------
+ * Symbol tables of one ELF file, loaded with libelf.
+ */
+struct elf_sym {
+	uint64_t value;		/* st_value (link-time address) */
+	uint64_t size;
+	uint32_t name;		/* offset into strtab */
+	uint8_t type;		/* STT_FUNC, STT_OBJECT, ... */
+	uint8_t from_symtab;	/* 1 from .symtab/debug file, 0 .dynsym */
+};
+
+struct elf_load_seg {		/* one PT_LOAD */
+	uint64_t vaddr, memsz, offset, filesz;
+	uint32_t flags;		/* PF_R | PF_W | PF_X */
+};
+
+struct elf_file {
+	char *path;		/* path opened (may be via /proc/PID/root) */
+	uint16_t e_type;	/* ET_EXEC or ET_DYN */
+	struct elf_load_seg *segs;
+	size_t nsegs;
+	/* by-name lookup: .dynsym entries first, then .symtab */
+	struct elf_sym *dyn, *tab;
+	size_t ndyn, ntab;
+	char *dynstr, *tabstr;	/* owned copies */
+	size_t dynstr_len, tabstr_len;
+	/* by-address: both tables merged, sorted by value (functions and
+	 * objects with size > 0) */
+	struct elf_sym **by_addr;
+	size_t nby_addr;
+	char build_id[41];	/* hex, "" when none */
+	uint64_t text_vaddr, text_size, text_offset;	/* .text */
+};
+
+/* Load an ELF file.  NULL with err filled when it is not a usable ELF. */
+struct elf_file *elf__open(const char *path, struct lp_err *err);
+void elf__free(struct elf_file *f);
+/* Look up by name: .dynsym then .symtab.  0 or -LP_ENOSYM. */
+int elf__lookup(const struct elf_file *f, const char *name,
+		const struct elf_sym **out);
+/* Symbol whose [value, value+size) holds vaddr, or NULL. */
+const struct elf_sym *elf__find_addr(const struct elf_file *f,
+				     uint64_t vaddr);
+const char *elf__sym_name(const struct elf_file *f, const struct elf_sym *s);
+/*
+ * Load bias of a mapping of this file: the PT_LOAD holding file offset
+ * `map_off` gives bias = map_start - (seg.vaddr + (map_off - seg.offset)).
+ * Returns 0 or -LP_EINVAL when no PT_LOAD holds the offset.
+ */
+int elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
+	      uint64_t *bias);
+/* Attach debug symbols from /usr/lib/debug/.build-id or .gnu_debuglink
+ * when installed (merged into .symtab); quietly does nothing otherwise. */
+void elf__load_debug(struct elf_file *f, const char *root);
+
+/* ---- maps.c ----------------------------------------------------------
+ * /proc/PID/maps and the modules (mapped ELF files) of a target.
+ */
+struct inj_map {
+	uint64_t start, end, offset, inode;
+	char perms[5];
+	char *path;		/* NULL for anonymous */
+};
+
+struct inj_module {
+	char *path;		/* as shown in maps */
+	const char *base;	/* basename of path */
+	uint64_t lo, hi;	/* lowest/highest address of its mappings */
+	uint64_t bias;		/* load bias */
+	uint64_t dev, inode;
+	struct elf_file *elf;	/* NULL when it could not be loaded */
+};
+
+int inj__parse_maps(const char *text, struct inj_map **out, size_t *n,
+		    struct lp_err *err);
+void inj__free_maps(struct inj_map *m, size_t n);
+
+/* ---- gadget.c --------------------------------------------------------
+ * Find a `syscall` instruction at a real instruction boundary with
+ * capstone, walking the instructions of a known function.
+ */
+/*
+ * code is the bytes of a function (len bytes, runtime address addr).
+ * Returns the offset of a `syscall` instruction (preferably followed by
+ * `ret`), or -1.
+ */
+long inj__find_syscall_insn(const uint8_t *code, size_t len, uint64_t addr);
+
+/* ---- ptrace.c -------------------------------------------------------- */
+struct inj_target {
+	pid_t pid;
+	struct inj_procinfo info;
+	struct inj_map *maps;
+	size_t nmaps;
+	struct inj_module *mods;
+	size_t nmods;
+	char root[64];		/* "/proc/PID/root" */
+	int memfd;		/* /proc/PID/mem, -1 until needed */
+	bool attached;		/* seized */
+	bool regs_saved;
+	bool regs_dirty;	/* registers differ from the saved ones */
+	struct user_regs_struct saved;
+	struct user_fpregs_struct saved_fp;
+	uint64_t syscall_insn;	/* address of a `syscall` in libc */
+	int pending_sig[8];	/* signals to re-deliver on detach */
+	int npending;
+	uint64_t stop_start_ns, last_stop_ns;
+	bool gone;		/* target exited under us */
+};
+
+int inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
+		   struct lp_err *err);
+int inj__find_syscall(struct inj_target *t, struct lp_err *err);
+struct inj_module *inj__module_at(struct inj_target *t, uint64_t addr);
+
+#endif
