@@ -198,6 +198,34 @@ struct ana_growth_summary {
 	bool exited;
 };
 
+/*
+ * Growth of one process from its first to its last sample.  heap is
+ * heap_rss + arena_rss + anon_rss; rates are bytes per hour (0 when the
+ * samples are less than 1 ms apart).
+ */
+void ana_growth_from(const struct ana_sample *first,
+		     const struct ana_sample *last, bool exited,
+		     struct ana_growth_summary *out);
+/*
+ * One summary per process of a loaded series, in order of first
+ * appearance.  An "exit" row ends a process, so a reused pid starts a new
+ * summary.  *out is malloc'd (caller frees, NULL when 0); returns count.
+ */
+size_t ana_series_growth(const struct ana_series *s,
+			 struct ana_growth_summary **out);
+/*
+ * Recognise the first line of an existing watch file (without newline):
+ * the CSV header, or a JSONL row.  Sets *fmt; returns 0 or -LP_EPARSE.
+ */
+int ana_series_detect(const char *line, size_t len, enum ana_format *fmt);
+/*
+ * Parse a time: ISO-8601 as watch writes it (2026-11-21T12:00:00.123+0100;
+ * ms, offset and seconds optional, 'T' or ' '; no offset = local time),
+ * a date alone (local midnight), or "HH:MM[:SS]" meaning that local time
+ * on the local day of ref_ns.  Returns 0 or -LP_EINVAL.
+ */
+int ana_parse_time(const char *s, uint64_t ref_ns, uint64_t *out_ns);
+
 /* ---- growth.c: statistics and verdict ------------------------------ */
 
 /*
@@ -237,6 +265,11 @@ struct ana_verdict {
 					 * control when controls exist) */
 	struct ana_estimate heap, arena, anon;	/* where it went */
 	struct ana_estimate slots;	/* live slots/call */
+	struct ana_estimate mem_mean;	/* untrimmed mean (sum of net deltas /
+					 * sum of calls): cross-check of mem */
+	size_t controls;		/* control batches used (0: none) */
+	double mem_floor;		/* bytes/call: no leak needs mem.hi
+					 * below it */
 	double total_growth;		/* bytes over measured batches */
 	uint64_t measured_calls;
 	double slot_margin;		/* |slots/call| below this is "flat" */
@@ -244,10 +277,16 @@ struct ana_verdict {
 	char summary[256];		/* one-line human verdict */
 };
 
+/* Verdict thresholds (see growth.c for the reasoning). */
+#define ANA_VERDICT_MEM_FLOOR	16.0	/* bytes/call */
+#define ANA_VERDICT_SLOT_MARGIN	0.01	/* live slots/call */
+#define ANA_VERDICT_MIN_BATCHES	5	/* per group, to decide at all */
+
 /*
  * Fit per-batch deltas of the measured (non-warm-up) batches and decide.
- * Deterministic (fixed bootstrap seed).  Returns 0 or -LP_EINVAL when
- * there are not even two measured batches (kind is then INCONCLUSIVE).
+ * Deterministic (fixed bootstrap seed).  Returns 0, -LP_ENOMEM, or
+ * -LP_EINVAL when there are not even two measured batches (kind is then
+ * INCONCLUSIVE and summary says why).
  */
 int ana_verdict_compute(const struct ana_batch *b, size_t n,
 			struct ana_verdict *out);

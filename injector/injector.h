@@ -137,6 +137,14 @@ int inj_detach(struct inj_target *t, struct lp_err *err);
 /* Nanoseconds the main thread spent stopped during the last attach. */
 uint64_t inj_last_stop_ns(const struct inj_target *t);
 
+/*
+ * Start addresses of anonymous mappings of exactly `size` bytes with the
+ * given permissions ("rw-p"), from the last maps refresh.  Returns the
+ * count (at most max).
+ */
+size_t inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
+		     uint64_t *starts, size_t max);
+
 /* Read /proc/PID/status etc. without opening a target (for `watch`). */
 int inj_read_procinfo(pid_t pid, struct inj_procinfo *out,
 		      struct lp_err *err);

@@ -14,6 +14,8 @@ struct elf_sym {
 	uint32_t name;		/* offset into strtab */
 	uint8_t type;		/* STT_FUNC, STT_OBJECT, ... */
 	uint8_t from_symtab;	/* 1 from .symtab/debug file, 0 .dynsym */
+	uint8_t bind;		/* STB_LOCAL, STB_GLOBAL, STB_WEAK */
+	uint8_t hidden;		/* non-default symbol version (foo@VER) */
 };
 
 struct elf_load_seg {		/* one PT_LOAD */
@@ -37,6 +39,13 @@ struct elf_file {
 	size_t nby_addr;
 	char build_id[41];	/* hex, "" when none */
 	uint64_t text_vaddr, text_size, text_offset;	/* .text */
+	uint64_t lo_vaddr, hi_vaddr;	/* span of the PT_LOADs */
+	/* .eh_frame_hdr binary search table (PT_GNU_EH_FRAME), for the
+	 * unwinder; eh_fde_count is 0 when absent or not understood */
+	uint64_t eh_hdr_vaddr, eh_table_vaddr, eh_fde_count;
+	char *debuglink;	/* .gnu_debuglink file name, or NULL */
+	uint32_t debuglink_crc;
+	bool has_debug;		/* a separate debug file was merged */
 };
 
 /* Load an ELF file.  NULL with err filled when it is not a usable ELF. */
@@ -59,12 +68,24 @@ int elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
 /* Attach debug symbols from /usr/lib/debug/.build-id or .gnu_debuglink
  * when installed (merged into .symtab); quietly does nothing otherwise. */
 void elf__load_debug(struct elf_file *f, const char *root);
+/* Look up by name in one table only (.symtab when symtab, else .dynsym);
+ * prefers the default version of a versioned name.  0 or -LP_ENOSYM. */
+int elf__lookup_table(const struct elf_file *f, const char *name,
+		      bool symtab, const struct elf_sym **out);
+/* Read len bytes at link-time address vaddr from the file (through its
+ * PT_LOAD), e.g. code to disassemble.  0 or -LP_EFAULT/-LP_EIO. */
+int elf__read(const struct elf_file *f, uint64_t vaddr, void *buf,
+	      size_t len, struct lp_err *err);
+/* Same as elf__bias, using the segment table only (unit tests). */
+int elf__bias_segs(const struct elf_load_seg *segs, size_t nsegs,
+		   uint64_t map_start, uint64_t map_off, uint64_t *bias);
 
-/* ---- maps.c ----------------------------------------------------------
+/* ---- symbols.c -------------------------------------------------------
  * /proc/PID/maps and the modules (mapped ELF files) of a target.
  */
 struct inj_map {
 	uint64_t start, end, offset, inode;
+	uint64_t dev;		/* makedev(major, minor) */
 	char perms[5];
 	char *path;		/* NULL for anonymous */
 };
@@ -76,6 +97,8 @@ struct inj_module {
 	uint64_t bias;		/* load bias */
 	uint64_t dev, inode;
 	struct elf_file *elf;	/* NULL when it could not be loaded */
+	bool main_exe;		/* the file of /proc/PID/exe */
+	bool deleted;		/* path ends in " (deleted)" */
 };
 
 int inj__parse_maps(const char *text, struct inj_map **out, size_t *n,

@@ -14,6 +14,7 @@
 
 #include "analysis/analysis.h"
 #include "common/err.h"
+#include "injector/injector.h"
 
 /* ---- sampler.c ----------------------------------------------------- */
 
@@ -26,4 +27,146 @@ int probe_smaps_read(pid_t pid, bool rollup, struct ana_smaps *s,
 /* Command name of pid (from /proc/PID/comm), "" when unreadable. */
 void probe_comm(pid_t pid, char *buf, size_t len);
 
+/* What /proc/PID/stat says about a process (watch --all bookkeeping). */
+struct probe_proc {
+	pid_t pid, ppid;
+	char state;		/* R S D Z X ... */
+	unsigned long flags;	/* PF_* */
+	uint64_t starttime;	/* clock ticks after boot; pid + starttime
+				 * identify a process across pid reuse */
+	char comm[32];
+};
+
+/* Read /proc/PID/stat.  Returns 0, or -LP_ENOPROC when pid is gone. */
+int probe_proc_stat(pid_t pid, struct probe_proc *out, struct lp_err *err);
+/* Kernel thread: PF_KTHREAD, kthreadd (pid 2) or one of its children. */
+bool probe_is_kthread(const struct probe_proc *p);
+/*
+ * Every pid under /proc, ascending, into *pids (grown as needed; *cap is
+ * its capacity; caller frees).  Returns the count or a negative LP_E*.
+ */
+ssize_t probe_list_pids(pid_t **pids, size_t *cap, struct lp_err *err);
+
+/*
+ * Cheap sample for many processes (watch --all): whole-process totals
+ * from smaps_rollup, [heap]/arena/anon ranges from /proc/PID/maps, and
+ * their resident and swapped pages from /proc/PID/pagemap.  Fills
+ * out->rss/pss/uss/swap and cls[HEAP/ARENA/ANON].size/rss/swap.  The
+ * handle keeps buffers between calls.  Same returns as probe_smaps_read.
+ */
+struct probe_fast;
+struct probe_fast *probe_fast_new(void);
+void probe_fast_free(struct probe_fast *f);
+int probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
+		      struct lp_err *err);
+
 #endif
+
+/* ---- ruby.c: what kind of Ruby the target is ------------------------ */
+
+struct probe_ruby {
+	char description[256];	/* ruby_description from target memory */
+	char libruby[256];	/* module defining rb_eval_string */
+	uint64_t eval_string;	/* rb_eval_string */
+	uint64_t register_one;	/* rb_postponed_job_register_one, or 0 */
+	uint64_t preregister;	/* rb_postponed_job_preregister, or 0 */
+	uint64_t trigger;	/* rb_postponed_job_trigger, or 0 */
+	const char *api;	/* "register_one" or "preregister+trigger" */
+	bool wake_vtalrm;	/* SIGVTALRM caught: Ruby's unblock signal */
+	bool wake_chld;		/* SIGCHLD caught and 3.3+ scheduler */
+};
+
+/*
+ * Detect Ruby by symbols and facts, never by a version table.  Returns 0,
+ * or -LP_ENOTRUBY with a message naming what is missing.
+ */
+int probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
+		      struct lp_err *err);
+
+/* ---- wrapper.c: text that runs inside the target -------------------- */
+
+/*
+ * Ruby source of the safe-point job: start one helper thread that loads
+ * `path` in a fresh, wrapped top-level scope.  The path is escaped as a
+ * Ruby double-quoted literal.  Returns the length written (excluding the
+ * NUL) or -LP_EINVAL when it does not fit.
+ */
+int probe__bootstrap(char *buf, size_t len, const char *path);
+/* Escape s as a Ruby double-quoted string literal (with the quotes). */
+int probe__ruby_quote(char *buf, size_t len, const char *s, size_t n);
+/* The helper program (loaded by the bootstrap), NUL-terminated. */
+extern const char probe__helper_rb[];
+
+/* ---- eval.c: the safe-point eval session ---------------------------- */
+
+struct probe_session;
+
+struct probe_snippet {
+	const char *code;	/* may contain any bytes */
+	size_t len;
+};
+
+struct probe_opts {
+	const struct probe_snippet *snippets;
+	size_t nsnippets;
+	double timeout;		/* seconds, per wait (job start, batch) */
+};
+
+/* Result of one batch, or of the hello (calls == 0). */
+struct probe_gc {
+	int64_t live_slots, pages, allocated, freed, malloc_increase, count,
+		major;
+};
+
+struct probe_result {
+	uint64_t calls;
+	double seconds;
+	struct probe_gc gc;
+	bool raised;
+	char err_class[128];
+	char err_message[1024];
+	char err_backtrace[2048];	/* lines joined by '\n' */
+};
+
+struct probe_hello {
+	char ruby[256];
+	int nsnippets;
+	int compile_errors;	/* snippets that failed to compile */
+	int first_bad;		/* index of the first one, or -1 */
+	struct probe_result err;	/* its error, when compile_errors */
+	struct probe_gc gc;
+};
+
+/*
+ * Open the target, take the per-target lock, prepare the private result
+ * channel, register the safe-point job through the injector, wake the
+ * main thread if needed and wait for the helper thread's hello.  The main
+ * thread is stopped only for the registration (about 0.1 ms).
+ *
+ * On any failure everything is undone (registers, memory, mappings,
+ * files, lock) and NULL is returned with err filled; a job that could not
+ * be cancelled is made harmless.  When the job does not start in time,
+ * *stack (malloc'd, caller frees) receives the main thread's native
+ * stack, one frame per line.
+ */
+struct probe_session *probe_session_start(pid_t pid,
+					  const struct probe_opts *opts,
+					  struct probe_hello *hello,
+					  char **stack, struct lp_err *err);
+/*
+ * Run one batch in the helper thread: `n` calls of the snippets listed
+ * in idx (count nidx; 0 = a no-op control batch), then a full GC.start
+ * when gc.  Blocks until the helper reports (bounded by the timeout).
+ */
+int probe_session_run(struct probe_session *s, const int *idx, int nidx,
+		      uint64_t n, bool gc, struct probe_result *out,
+		      struct lp_err *err);
+/* Tell the helper to finish, close the channel, release everything. */
+void probe_session_end(struct probe_session *s);
+pid_t probe_session_pid(const struct probe_session *s);
+const struct probe_ruby *probe_session_ruby(const struct probe_session *s);
+const struct inj_procinfo *probe_session_info(const struct probe_session *s);
+/* Main-thread stop time of the registration, ns. */
+uint64_t probe_session_stop_ns(const struct probe_session *s);
+/* Time from registration to the helper's hello, ns. */
+uint64_t probe_session_start_ns(const struct probe_session *s);

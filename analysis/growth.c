@@ -1,0 +1,744 @@
+#include "analysis/analysis.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+/*
+ * Growth statistics and the leak verdict of `leakprobe attach`.
+ *
+ * Input: the batches in execution order, each holding the state after its
+ * GC.start.  The delta of batch i is state[i] - state[i-1]; batch 0 has no
+ * delta (warm-ups exist to provide the baseline), warm-up deltas are
+ * dropped, and measured batches with calls == 0 cannot give a per-call
+ * rate and are dropped too.
+ *
+ * Estimator.  For every metric k (memory = heap+arena+anon rss, each part,
+ * live slots) and every measured batch i with delta a_i and c_i calls, the
+ * per-call rate is r_i = a_i / c_i.  A control batch j runs a no-op; its
+ * delta d_j is the worker's own drift *per batch*.  Since
+ * a_i = slope * c_i + drift + noise, the net slope is
+ *
+ *	slope = T(r) - T(d) * mean(1 / c_i)
+ *
+ * where T is the 20 % trimmed mean (exact for equal batch sizes, and
+ * close to it otherwise).  Why trimmed: memory deltas are page-granular
+ * and heavy-tailed -- arenas trimmed, Ruby heap pages freed, a cache that
+ * still fills during the first measured batch, another thread of the
+ * target allocating a few MiB -- and a few such batches must not decide
+ * the verdict.  20 % is the usual choice (Wilcox) and keeps 60 % of the
+ * batches.
+ *
+ * Interval.  Page-granular series make least-squares intervals far too
+ * narrow, so the interval is a percentile bootstrap: NBOOT resamples of
+ * the measured and the control batches, each group resampled on its own
+ * (they are independent samples), with a fixed-seed splitmix64 generator
+ * so results are reproducible.  The percentile interval of a bootstrap
+ * under-covers with few batches; it is "expanded" (Hesterberg 2015): the
+ * quantiles used are Phi(-+sqrt(n/(n-1)) * t(0.975, n-1)) instead of
+ * 2.5/97.5 %, n being the smaller group.  Memory intervals are at least
+ * +-1 page over the measured calls: nothing finer can be seen in rss.
+ *
+ * Cross-check.  The plain mean (sum of net deltas / sum of calls, no
+ * trimming) is bootstrapped alongside.  It is what the run really grew,
+ * but it is noisy.  When its interval and the trimmed one do not even
+ * overlap, the growth comes in a few large steps (or typical growth is
+ * handed back in a few large drops): the trimmed figure cannot be trusted
+ * either way and the verdict is inconclusive.
+ */
+
+#define PAGE		4096.0
+#define TRIM		0.2
+#define NBOOT		2000
+#define SEED		0x6c65616b70726f62ULL	/* "leakprob" */
+#define MIN_LEAK_PAGES	2	/* a leak grows at least this many pages */
+#define MAX_MORE	100	/* cap on more_calls_needed, in runs */
+
+enum { M_MEM, M_HEAP, M_ARENA, M_ANON, M_SLOTS, NMETRIC };
+#define M_MEAN NMETRIC		/* untrimmed memory slope, in estimates */
+#define NEST (NMETRIC + 1)
+
+/* One group of batches (measured or control). */
+struct group {
+	size_t n;
+	double *v[NMETRIC];	/* per-call rate (measured), delta (control) */
+	uint32_t *perm[NMETRIC];	/* indices sorted by v[k] */
+	double *mem;		/* raw memory delta, for the mean */
+	double *calls;		/* calls of each batch (measured only) */
+	uint32_t *cnt;		/* bootstrap multiplicities */
+};
+
+static uint64_t
+splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n) without modulo bias worth mentioning (Lemire). */
+static size_t
+rand_below(uint64_t *s, size_t n)
+{
+	return (size_t)(((unsigned __int128)splitmix64(s) * n) >> 64);
+}
+
+/* Signed difference of two unsigned byte counts. */
+static double
+udelta(uint64_t now, uint64_t before)
+{
+	return (double)(int64_t)(now - before);
+}
+
+static uint64_t
+mem_of(const struct ana_batch *b)
+{
+	return b->heap_rss + b->arena_rss + b->anon_rss;
+}
+
+static void
+batch_deltas(const struct ana_batch *b, double d[NMETRIC])
+{
+	d[M_MEM] = udelta(mem_of(b), mem_of(b - 1));
+	d[M_HEAP] = udelta(b->heap_rss, b[-1].heap_rss);
+	d[M_ARENA] = udelta(b->arena_rss, b[-1].arena_rss);
+	d[M_ANON] = udelta(b->anon_rss, b[-1].anon_rss);
+	d[M_SLOTS] = (double)(b->live_slots - b[-1].live_slots);
+}
+
+static void
+group_free(struct group *g)
+{
+	int k;
+
+	for (k = 0; k < NMETRIC; k++) {
+		free(g->v[k]);
+		free(g->perm[k]);
+	}
+	free(g->mem);
+	free(g->calls);
+	free(g->cnt);
+	memset(g, 0, sizeof(*g));
+}
+
+static int
+group_alloc(struct group *g, size_t n)
+{
+	size_t m = n ? n : 1;
+	int k;
+
+	memset(g, 0, sizeof(*g));
+	for (k = 0; k < NMETRIC; k++) {
+		g->v[k] = calloc(m, sizeof(double));
+		g->perm[k] = calloc(m, sizeof(uint32_t));
+		if (!g->v[k] || !g->perm[k])
+			goto fail;
+	}
+	g->mem = calloc(m, sizeof(double));
+	g->calls = calloc(m, sizeof(double));
+	g->cnt = calloc(m, sizeof(uint32_t));
+	if (!g->mem || !g->calls || !g->cnt)
+		goto fail;
+	return 0;
+fail:
+	group_free(g);
+	return -LP_ENOMEM;
+}
+
+/* qsort has no context argument: the values being sorted. */
+static const double *sort_keys;
+
+static int
+cmp_index(const void *pa, const void *pb)
+{
+	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+
+	if (sort_keys[a] < sort_keys[b])
+		return -1;
+	if (sort_keys[a] > sort_keys[b])
+		return 1;
+	return a < b ? -1 : a > b;
+}
+
+static int
+cmp_double(const void *pa, const void *pb)
+{
+	double a = *(const double *)pa, b = *(const double *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+static void
+group_sort(struct group *g)
+{
+	size_t i;
+	int k;
+
+	for (k = 0; k < NMETRIC; k++) {
+		for (i = 0; i < g->n; i++)
+			g->perm[k][i] = (uint32_t)i;
+		sort_keys = g->v[k];
+		qsort(g->perm[k], g->n, sizeof(uint32_t), cmp_index);
+	}
+	sort_keys = NULL;
+}
+
+/*
+ * Trimmed mean of a resample given as multiplicities cnt[] over values
+ * v[] sorted through perm[]; the resample has n elements.  O(n): the
+ * sort is done once for all resamples.
+ */
+static double
+trimmed_mean(const double *v, const uint32_t *perm, const uint32_t *cnt,
+	     size_t n)
+{
+	size_t g = (size_t)(TRIM * (double)n);
+	size_t skip = g, take = n - 2 * g, keep = take, r, u, c;
+	double s = 0;
+
+	for (r = 0; r < n && take; r++) {
+		c = cnt[perm[r]];
+		u = c < skip ? c : skip;
+		skip -= u;
+		c -= u;
+		u = c < take ? c : take;
+		s += (double)u * v[perm[r]];
+		take -= u;
+	}
+	return s / (double)keep;
+}
+
+/* All estimates for the multiplicities currently in A->cnt and C->cnt. */
+static void
+estimate(const struct group *A, const struct group *C, double est[NEST])
+{
+	double inv = 0, sum_mem = 0, sum_calls = 0, ctl_mem = 0, h, tc;
+	size_t i;
+	int k;
+
+	for (i = 0; i < A->n; i++) {
+		inv += A->cnt[i] / A->calls[i];
+		sum_mem += A->cnt[i] * A->mem[i];
+		sum_calls += A->cnt[i] * A->calls[i];
+	}
+	h = inv / (double)A->n;		/* mean of 1/calls */
+	for (i = 0; i < C->n; i++)
+		ctl_mem += C->cnt[i] * C->mem[i];
+	if (C->n)
+		ctl_mem /= (double)C->n;	/* mean drift per batch */
+
+	for (k = 0; k < NMETRIC; k++) {
+		tc = C->n ? trimmed_mean(C->v[k], C->perm[k], C->cnt, C->n)
+			  : 0;
+		est[k] = trimmed_mean(A->v[k], A->perm[k], A->cnt, A->n) -
+			 tc * h;
+	}
+	est[M_MEAN] = (sum_mem - (double)A->n * ctl_mem) / sum_calls;
+}
+
+static void
+resample(struct group *g, uint64_t *rng)
+{
+	size_t i;
+
+	memset(g->cnt, 0, g->n * sizeof(*g->cnt));
+	for (i = 0; i < g->n; i++)
+		g->cnt[rand_below(rng, g->n)]++;
+}
+
+/* Two-sided 97.5 % quantile of Student's t with df degrees of freedom. */
+static double
+t975(size_t df)
+{
+	static const double tab[] = {
+		12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306,
+		2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120,
+		2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+		2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+	};
+	const double z = 1.959964;
+	double d = (double)df;
+
+	if (df >= 1 && df <= sizeof(tab) / sizeof(tab[0]))
+		return tab[df - 1];
+	/* Cornish-Fisher expansion; error < 1e-4 beyond 30 df. */
+	return z + (z * z * z + z) / (4 * d) +
+	       (5 * pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * d * d);
+}
+
+/* Lower tail probability of the expanded percentile interval. */
+static double
+expanded_alpha(size_t n)
+{
+	double x;
+
+	if (n < 2)
+		return 0;
+	x = sqrt((double)n / (double)(n - 1)) * t975(n - 1);
+	return 0.5 * erfc(x / sqrt(2.0));
+}
+
+/* Quantile p of sorted x[0..n) with linear interpolation. */
+static double
+quantile(const double *x, size_t n, double p)
+{
+	double h = p * (double)(n - 1), f = floor(h);
+	size_t i = (size_t)f;
+
+	if (i + 1 >= n)
+		return x[n - 1];
+	return x[i] + (h - f) * (x[i + 1] - x[i]);
+}
+
+/* ---- summary ------------------------------------------------------- */
+
+/* Append to a fixed buffer; output is cut at the end, never overflows. */
+static void
+sappend(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+sappend(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t used = strlen(buf);
+	va_list ap;
+
+	if (used + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+/* A byte figure without unit when below 1 KiB ("64", "0.31", "-2.1"). */
+static void
+fmt_num(double x, int want_sign, char *buf, size_t len)
+{
+	double a = fabs(x);
+	int prec = a >= 10 ? 0 : a >= 1 ? 1 : 2;
+
+	if (a < 0.005)
+		x = 0;
+	snprintf(buf, len, want_sign ? "%+.*f" : "%.*f", prec, x);
+}
+
+/* "+64 B" or "+1.50 KiB". */
+static void
+fmt_bytes(double x, int want_sign, char *buf, size_t len)
+{
+	char n[24];
+
+	if (fabs(x) >= 1024) {
+		lp_human_bytes(x, want_sign, buf, len);
+		return;
+	}
+	fmt_num(x, want_sign, n, sizeof(n));
+	snprintf(buf, len, "%s B", n);
+}
+
+/* "61 to 67 B" (or with a unit on each bound when one is >= 1 KiB). */
+static void
+fmt_bytes_ci(const struct ana_estimate *e, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	if (fabs(e->lo) >= 1024 || fabs(e->hi) >= 1024) {
+		fmt_bytes(e->lo, 0, lo, sizeof(lo));
+		fmt_bytes(e->hi, 0, hi, sizeof(hi));
+		snprintf(buf, len, "%s to %s", lo, hi);
+		return;
+	}
+	fmt_num(e->lo, 0, lo, sizeof(lo));
+	fmt_num(e->hi, 0, hi, sizeof(hi));
+	snprintf(buf, len, "%s to %s B", lo, hi);
+}
+
+static void
+fmt_slots(double x, int want_sign, char *buf, size_t len)
+{
+	double a = fabs(x);
+	int prec = a >= 10 ? 1 : a >= 0.1 ? 2 : 3;
+
+	if (a < 0.0005)
+		x = 0;
+	snprintf(buf, len, want_sign ? "%+.*f" : "%.*f", prec, x);
+}
+
+/* 20000 -> "20,000". */
+static void
+fmt_count(uint64_t v, char *buf, size_t len)
+{
+	char tmp[32];
+	size_t n, i, o = 0;
+
+	n = (size_t)snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
+	for (i = 0; i < n && o + 2 < len; i++) {
+		if (i && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = tmp[i];
+	}
+	buf[o] = '\0';
+}
+
+/* "memory +20 B per call (95 % CI -30 to 70 B)" */
+static void
+say_mem(char *buf, size_t len, const char *what, const struct ana_estimate *e)
+{
+	char s[32], ci[80];
+
+	fmt_bytes(e->slope, 1, s, sizeof(s));
+	fmt_bytes_ci(e, ci, sizeof(ci));
+	sappend(buf, len, "%s%s per call (95 %% CI %s)", what, s, ci);
+}
+
+/* What the live-slot estimate says, for the tail of a summary. */
+static void
+say_slots(char *buf, size_t len, const struct ana_verdict *v)
+{
+	const struct ana_estimate *e = &v->slots;
+	char s[32], lo[32], hi[32];
+
+	fmt_slots(e->slope, 1, s, sizeof(s));
+	fmt_slots(e->lo, 0, lo, sizeof(lo));
+	fmt_slots(e->hi, 0, hi, sizeof(hi));
+	if (e->lo > 0)
+		sappend(buf, len, "Ruby live objects %s per call (below the "
+			"%.2f margin)", s, v->slot_margin);
+	else if (e->hi <= v->slot_margin)
+		sappend(buf, len, "Ruby live objects flat");
+	else
+		sappend(buf, len, "Ruby live objects %s per call (95 %% CI "
+			"%s to %s, not significant)", s, lo, hi);
+}
+
+/* "[heap]/malloc arenas" -- the parts holding >= 20 % of the growth. */
+static void
+say_where(char *buf, size_t len, const struct ana_verdict *v)
+{
+	static const char *const name[] = {
+		"[heap]", "malloc arenas", "other anonymous memory"
+	};
+	double g[3] = { v->heap.slope, v->arena.slope, v->anon.slope };
+	double pos = 0;
+	int i, said = 0;
+
+	for (i = 0; i < 3; i++)
+		pos += g[i] > 0 ? g[i] : 0;
+	for (i = 0; i < 3 && pos > 0; i++) {
+		if (g[i] < 0.2 * pos)
+			continue;
+		sappend(buf, len, "%s%s", said ? "/" : "", name[i]);
+		said = 1;
+	}
+	if (!said)
+		sappend(buf, len, "memory");
+}
+
+/* ---- decision ------------------------------------------------------ */
+
+/*
+ * Calls (in total) that would decide the memory question if the point
+ * estimate held and the interval shrank as 1/sqrt(calls): either the
+ * lower bound clears 0 (with MIN_LEAK_PAGES of growth), or the upper
+ * bound drops under the floor, whichever comes first.
+ */
+static double
+calls_to_decide(const struct ana_estimate *e, double floor_bpc, double N)
+{
+	double s = e->slope, best = INFINITY, need;
+
+	if (s > 0) {
+		need = e->lo > 0 ? N : N * pow((s - e->lo) / s, 2);
+		need = fmax(need, MIN_LEAK_PAGES * PAGE / s);
+		best = fmin(best, need);
+	}
+	if (s < floor_bpc && e->hi >= floor_bpc) {
+		need = N * pow((e->hi - s) / (floor_bpc - s), 2);
+		best = fmin(best, need);
+	}
+	return best;
+}
+
+/* Extra calls, in whole batches of `per_batch`, at least one batch. */
+static uint64_t
+more_calls(double total_needed, double N, double per_batch)
+{
+	double more = total_needed - N;
+	double cap;
+
+	if (per_batch < 1)
+		per_batch = 1;
+	cap = MAX_MORE * fmax(N, ANA_VERDICT_MIN_BATCHES * per_batch);
+	if (!(more <= cap))	/* also catches inf and nan */
+		more = cap;
+	if (more < per_batch)
+		more = per_batch;
+	return (uint64_t)(ceil(more / per_batch) * per_batch);
+}
+
+static void
+decide(struct ana_verdict *v, size_t nctl, double per_batch)
+{
+	const struct ana_estimate *m = &v->mem, *mm = &v->mem_mean;
+	double N = (double)v->measured_calls;
+	char *sum = v->summary;
+	size_t len = sizeof(v->summary);
+	char calls[32], grew[32];
+	bool mem_leak, slot_leak, disagree;
+	size_t fewest;
+
+	fmt_count(v->measured_calls, calls, sizeof(calls));
+	fewest = nctl && nctl < m->n ? nctl : m->n;
+	if (fewest < ANA_VERDICT_MIN_BATCHES) {
+		v->kind = ANA_INCONCLUSIVE;
+		v->more_calls_needed = more_calls(N + (double)
+			(ANA_VERDICT_MIN_BATCHES - fewest) * per_batch,
+			N, per_batch);
+		sappend(sum, len, "inconclusive: %zu measured batch%s",
+			m->n, m->n == 1 ? "" : "es");
+		if (nctl)
+			sappend(sum, len, " and %zu control batch%s", nctl,
+				nctl == 1 ? "" : "es");
+		sappend(sum, len, ", need at least %d%s",
+			ANA_VERDICT_MIN_BATCHES, nctl ? " of each" : "");
+		goto more;
+	}
+
+	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
+	slot_leak = v->slots.lo > v->slot_margin;
+	disagree = mm->lo > m->hi || mm->hi < m->lo;
+
+	if (slot_leak) {
+		/*
+		 * Live slots are exact counts after a full GC, so sustained
+		 * growth is retained objects even when rss is still flat:
+		 * Ruby fills free slots of its heap pages before it maps
+		 * new ones.
+		 */
+		v->kind = ANA_RUBY_LEAK;
+		fmt_slots(v->slots.slope, 1, grew, sizeof(grew));
+		sappend(sum, len, "ruby-object leak: %s live objects per call "
+			"(95 %% CI ", grew);
+		fmt_slots(v->slots.lo, 0, grew, sizeof(grew));
+		sappend(sum, len, "%s to ", grew);
+		fmt_slots(v->slots.hi, 0, grew, sizeof(grew));
+		sappend(sum, len, "%s); ", grew);
+		say_mem(sum, len, "memory ", m);
+		sappend(sum, len, " over %s calls", calls);
+		return;
+	}
+	if (disagree) {
+		v->kind = ANA_INCONCLUSIVE;
+		/* More data dilutes one-off steps; assume twice the run. */
+		v->more_calls_needed = more_calls(2 * N, N, per_batch);
+		say_mem(sum, len, "inconclusive: typical batches give ", m);
+		say_mem(sum, len, " but the total gives ", mm);
+		sappend(sum, len, " over %s calls: memory moves in a few "
+			"large steps", calls);
+		goto more;
+	}
+	if (mem_leak) {
+		v->kind = ANA_NATIVE_LEAK;
+		say_mem(sum, len, "native leak: ", m);
+		sappend(sum, len, "; ");
+		say_where(sum, len, v);
+		fmt_bytes(m->slope * N, 0, grew, sizeof(grew));
+		sappend(sum, len, " grew %s over %s calls; ", grew, calls);
+		say_slots(sum, len, v);
+		return;
+	}
+	if (m->hi < v->mem_floor) {
+		v->kind = ANA_NO_LEAK;
+		say_mem(sum, len, "no leak: memory ", m);
+		sappend(sum, len, " over %s calls, below the %.0f B floor; ",
+			calls, v->mem_floor);
+		say_slots(sum, len, v);
+		return;
+	}
+	v->kind = ANA_INCONCLUSIVE;
+	v->more_calls_needed = more_calls(calls_to_decide(m, v->mem_floor, N),
+					  N, per_batch);
+	say_mem(sum, len, "inconclusive: memory ", m);
+	sappend(sum, len, " over %s calls, neither above 0 nor below the "
+		"%.0f B floor", calls, v->mem_floor);
+more:
+	fmt_count(v->more_calls_needed, calls, sizeof(calls));
+	if (v->more_calls_needed)
+		sappend(sum, len, "; run about %s more calls", calls);
+}
+
+/* ---- entry point --------------------------------------------------- */
+
+int
+ana_verdict_compute(const struct ana_batch *b, size_t n,
+		    struct ana_verdict *out)
+{
+	struct group A, C;
+	struct ana_estimate *dst[NEST];
+	double *boot = NULL, d[NMETRIC], est[NEST], N = 0, q, alpha, per;
+	uint64_t rng = SEED, any_calls = 0, nany = 0;
+	size_t i, r, na = 0, nc = 0, ng;
+	int k, rc = 0;
+
+	if (!out)
+		return -LP_EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->kind = ANA_INCONCLUSIVE;
+	out->slot_margin = ANA_VERDICT_SLOT_MARGIN;
+	out->mem_floor = ANA_VERDICT_MEM_FLOOR;
+	if (!b)
+		n = 0;
+
+	for (i = 1; i < n; i++) {
+		if (b[i].warmup)
+			continue;
+		if (b[i].control)
+			nc++;
+		else if (b[i].calls)
+			na++;
+	}
+	for (i = 0; i < n; i++) {
+		any_calls += b[i].calls;
+		nany += b[i].calls != 0;
+	}
+	if (group_alloc(&A, na) < 0)
+		return -LP_ENOMEM;
+	if (group_alloc(&C, nc) < 0) {
+		group_free(&A);
+		return -LP_ENOMEM;
+	}
+
+	for (i = 1; i < n; i++) {
+		struct group *g;
+
+		if (b[i].warmup || (!b[i].control && !b[i].calls))
+			continue;
+		g = b[i].control ? &C : &A;
+		batch_deltas(&b[i], d);
+		for (k = 0; k < NMETRIC; k++)
+			g->v[k][g->n] = b[i].control ? d[k]
+				       : d[k] / (double)b[i].calls;
+		g->mem[g->n] = d[M_MEM];
+		g->calls[g->n] = (double)b[i].calls;
+		if (!b[i].control) {
+			out->measured_calls += b[i].calls;
+			out->total_growth += d[M_MEM];
+		}
+		g->n++;
+	}
+	N = (double)out->measured_calls;
+	out->controls = C.n;
+	dst[M_MEM] = &out->mem;
+	dst[M_HEAP] = &out->heap;
+	dst[M_ARENA] = &out->arena;
+	dst[M_ANON] = &out->anon;
+	dst[M_SLOTS] = &out->slots;
+	dst[M_MEAN] = &out->mem_mean;
+	for (k = 0; k < NEST; k++)
+		dst[k]->n = A.n;
+
+	/* Net observed growth: measured deltas minus the control drift. */
+	if (C.n) {
+		double drift = 0;
+
+		for (i = 0; i < C.n; i++)
+			drift += C.mem[i];
+		out->total_growth -= drift / (double)C.n * (double)A.n;
+	}
+
+	/* Batch size for "more calls": the measured one, else any. */
+	per = A.n ? N / (double)A.n
+		  : nany ? (double)any_calls / (double)nany : 0;
+
+	if (A.n < 2) {
+		/* Nothing to fit: say what is missing and stop. */
+		out->more_calls_needed = per > 0 ? more_calls(
+			N + (double)(ANA_VERDICT_MIN_BATCHES - A.n) * per,
+			N, per) : 0;
+		if (!nany)
+			snprintf(out->summary, sizeof(out->summary),
+				 "inconclusive: no batch ran any call");
+		else
+			snprintf(out->summary, sizeof(out->summary),
+				 "inconclusive: %zu measured batch%s after "
+				 "warm-up, need at least %d", A.n,
+				 A.n == 1 ? "" : "es",
+				 ANA_VERDICT_MIN_BATCHES);
+		if (out->more_calls_needed) {
+			char c[32];
+
+			fmt_count(out->more_calls_needed, c, sizeof(c));
+			sappend(out->summary, sizeof(out->summary),
+				"; run about %s more calls", c);
+		}
+		rc = -LP_EINVAL;
+		goto out;
+	}
+
+	group_sort(&A);
+	group_sort(&C);
+	for (i = 0; i < A.n; i++)
+		A.cnt[i] = 1;
+	for (i = 0; i < C.n; i++)
+		C.cnt[i] = 1;
+	estimate(&A, &C, est);
+	for (k = 0; k < NEST; k++)
+		dst[k]->slope = est[k];
+
+	boot = calloc((size_t)NBOOT * NEST, sizeof(double));
+	if (!boot) {
+		rc = -LP_ENOMEM;
+		goto out;
+	}
+	for (r = 0; r < NBOOT; r++) {
+		resample(&A, &rng);
+		if (C.n)
+			resample(&C, &rng);
+		estimate(&A, &C, est);
+		for (k = 0; k < NEST; k++)
+			boot[(size_t)k * NBOOT + r] = est[k];
+	}
+	ng = C.n && C.n < A.n ? C.n : A.n;
+	alpha = expanded_alpha(ng);
+	q = PAGE / N;	/* rss cannot resolve less than a page per run */
+	for (k = 0; k < NEST; k++) {
+		double *x = boot + (size_t)k * NBOOT;
+		struct ana_estimate *e = dst[k];
+
+		qsort(x, NBOOT, sizeof(double), cmp_double);
+		e->lo = fmin(quantile(x, NBOOT, alpha), e->slope);
+		e->hi = fmax(quantile(x, NBOOT, 1 - alpha), e->slope);
+		if (k != M_SLOTS) {
+			e->lo = fmin(e->lo, e->slope - q);
+			e->hi = fmax(e->hi, e->slope + q);
+		}
+	}
+	decide(out, C.n, per);
+out:
+	free(boot);
+	group_free(&A);
+	group_free(&C);
+	return rc;
+}
+
+const char *
+ana_verdict_name(enum ana_verdict_kind k)
+{
+	switch (k) {
+	case ANA_NO_LEAK:
+		return "no leak";
+	case ANA_NATIVE_LEAK:
+		return "native leak";
+	case ANA_RUBY_LEAK:
+		return "ruby-object leak";
+	case ANA_INCONCLUSIVE:
+		return "inconclusive";
+	}
+	return "unknown";
+}

@@ -1,0 +1,311 @@
+/*
+ * Benchmark: cost of one smaps sample of a process with many mappings.
+ *
+ * A helper child creates N anonymous mappings (one page each, alternating
+ * rw-/r-- so the kernel cannot merge them, the writable ones touched so
+ * they have Rss).  For each N it measures, as the median over many
+ * samples:
+ *   full      probe_smaps_read(pid, false): read + parse /proc/PID/smaps
+ *   rollup    probe_smaps_read(pid, true):  read + parse smaps_rollup
+ *   read      plain read of /proc/PID/smaps, no parsing (the kernel's cost)
+ *   parse     ana_smaps_parse_buf() on text already in memory
+ *   pmap -X   fork + exec of "pmap -X PID" (the baseline), fewer runs
+ *
+ *   smaps [--samples N] [--pmap-runs N] [--maps N[,N...]]
+ *   smaps --hold N      create N mappings, print the pid, wait for a
+ *                       signal (used to capture test fixtures)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "analysis/analysis.h"
+#include "common/util.h"
+#include "probes/probes.h"
+
+static void
+make_mappings(size_t n)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	char *base;
+	size_t i;
+
+	base = mmap(NULL, n * (size_t)pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED) {
+		perror("smaps bench: mmap");
+		_exit(1);
+	}
+	for (i = 0; i < n; i++) {
+		if (i % 2 == 0) {
+			base[i * (size_t)pg] = 1;
+		} else if (mprotect(base + i * (size_t)pg, (size_t)pg,
+				    PROT_READ) < 0) {
+			perror("smaps bench: mprotect");
+			_exit(1);
+		}
+	}
+}
+
+/* Fork a child holding n extra mappings; returns its pid once ready. */
+static pid_t
+start_holder(size_t n)
+{
+	int fd[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(fd) < 0) {
+		perror("smaps bench: pipe");
+		exit(1);
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("smaps bench: fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		make_mappings(n);
+		if (write(fd[1], "r", 1) != 1)
+			_exit(1);
+		close(fd[1]);
+		for (;;)
+			pause();
+	}
+	close(fd[1]);
+	if (read(fd[0], &c, 1) != 1) {
+		fprintf(stderr, "smaps bench: helper died before ready\n");
+		exit(1);
+	}
+	close(fd[0]);
+	return pid;
+}
+
+static void
+stop_holder(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median_us(uint64_t *ns, int n)
+{
+	qsort(ns, (size_t)n, sizeof(*ns), cmp_u64);
+	if (n % 2)
+		return (double)ns[n / 2] / 1e3;
+	return ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2e3;
+}
+
+enum what { W_FULL, W_ROLLUP, W_READ, W_PARSE };
+
+static double
+measure(enum what w, pid_t pid, int samples, size_t *nmaps)
+{
+	struct ana_smaps s;
+	struct lp_err err = { 0 };
+	char path[64];
+	uint64_t *ns = calloc((size_t)samples, sizeof(*ns));
+	double med;
+	int i;
+
+	ana_smaps_init(&s);
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	/* Warm the buffers once: the sampler reuses them between samples. */
+	if (probe_smaps_read(pid, w == W_ROLLUP, &s, &err) < 0) {
+		fprintf(stderr, "smaps bench: %s\n", err.msg);
+		exit(1);
+	}
+	if (nmaps)
+		*nmaps = s.nmaps;
+	for (i = 0; i < samples; i++) {
+		uint64_t t0 = lp_mono_ns();
+		int rc = 0;
+
+		switch (w) {
+		case W_FULL:
+		case W_ROLLUP:
+			rc = probe_smaps_read(pid, w == W_ROLLUP, &s, &err);
+			break;
+		case W_READ:
+			rc = lp_read_file(path, &s.buf, &s.cap, &err) < 0;
+			break;
+		case W_PARSE:
+			rc = ana_smaps_parse_buf(&s, s.len, &err);
+			break;
+		}
+		ns[i] = lp_mono_ns() - t0;
+		if (rc) {
+			fprintf(stderr, "smaps bench: %s\n", err.msg);
+			exit(1);
+		}
+	}
+	med = median_us(ns, samples);
+	ana_smaps_release(&s);
+	free(ns);
+	return med;
+}
+
+/* pmap -X PID with its output thrown away; -1 when pmap cannot run. */
+static double
+measure_pmap(pid_t target, int runs)
+{
+	uint64_t *ns = calloc((size_t)runs, sizeof(*ns));
+	char arg[16];
+	double med;
+	int i, st;
+
+	snprintf(arg, sizeof(arg), "%d", (int)target);
+	for (i = 0; i < runs; i++) {
+		uint64_t t0 = lp_mono_ns();
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			free(ns);
+			return -1;
+		}
+		if (pid == 0) {
+			int fd = open("/dev/null", O_WRONLY);
+
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			execlp("pmap", "pmap", "-X", arg, (char *)NULL);
+			_exit(127);
+		}
+		if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0) {
+			free(ns);
+			return -1;
+		}
+		ns[i] = lp_mono_ns() - t0;
+	}
+	med = median_us(ns, runs);
+	free(ns);
+	return med;
+}
+
+static int
+run(size_t extra, int samples, int pmap_runs)
+{
+	double full, rollup, rd, parse, pmap;
+	size_t nmaps = 0;
+	pid_t pid;
+	int ok = 1;
+
+	pid = start_holder(extra);
+	full = measure(W_FULL, pid, samples, &nmaps);
+	rollup = measure(W_ROLLUP, pid, samples, NULL);
+	rd = measure(W_READ, pid, samples, NULL);
+	parse = measure(W_PARSE, pid, samples, NULL);
+	pmap = measure_pmap(pid, pmap_runs);
+	stop_holder(pid);
+
+	printf("\ntarget with %zu mappings (median of %d samples, pmap of %d runs)\n",
+	       nmaps, samples, pmap_runs);
+	printf("  %-34s %10.1f us\n", "leakprobe smaps read+parse", full);
+	printf("  %-34s %10.1f us\n", "leakprobe smaps_rollup read+parse",
+	       rollup);
+	printf("  %-34s %10.1f us\n", "plain read of smaps (kernel)", rd);
+	printf("  %-34s %10.1f us  (%.0f ns/mapping)\n",
+	       "parse only (text in memory)", parse,
+	       nmaps ? parse * 1e3 / (double)nmaps : 0.0);
+	if (pmap >= 0)
+		printf("  %-34s %10.1f us\n", "pmap -X (fork+exec)", pmap);
+	else
+		printf("  %-34s %10s\n", "pmap -X (fork+exec)", "n/a");
+	printf("  ratios: parse overhead over plain read %+.1f %%",
+	       rd > 0 ? (full - rd) / rd * 100 : 0.0);
+	if (pmap >= 0)
+		printf("; pmap -X / full %.1fx; pmap -X / rollup %.1fx",
+		       pmap / full, pmap / rollup);
+	printf("\n");
+	if (nmaps >= 1000 && nmaps < 2000) {
+		printf("  goal full sample <= 1000 us at ~1k mappings: %s\n",
+		       full <= 1000 ? "met" : "MISSED");
+		ok &= full <= 1000;
+	}
+	if (pmap >= 0) {
+		printf("  goal >= 5x faster than pmap -X: %s\n",
+		       pmap / full >= 5 ? "met" : "MISSED");
+		ok &= pmap / full >= 5;
+	}
+	return ok;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "samples", required_argument, NULL, 's' },
+		{ "pmap-runs", required_argument, NULL, 'p' },
+		{ "maps", required_argument, NULL, 'm' },
+		{ "hold", required_argument, NULL, 'H' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *maps = "1000,10000";
+	int samples = 200, pmap_runs = 20, c;
+	long hold = -1;
+	char *list, *tok, *save;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			samples = atoi(optarg);
+			break;
+		case 'p':
+			pmap_runs = atoi(optarg);
+			break;
+		case 'm':
+			maps = optarg;
+			break;
+		case 'H':
+			hold = atol(optarg);
+			break;
+		default:
+			fprintf(stderr,
+				"usage: smaps [--samples N] [--pmap-runs N] [--maps N,N] | --hold N\n");
+			return 2;
+		}
+	}
+	if (samples < 1 || pmap_runs < 1) {
+		fprintf(stderr, "smaps bench: --samples and --pmap-runs must be >= 1\n");
+		return 2;
+	}
+	if (hold >= 0) {
+		make_mappings((size_t)hold);
+		printf("%d\n", (int)getpid());
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	printf("smaps sampling cost (helper with N extra one-page mappings)\n");
+	list = strdup(maps);
+	c = 1;
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		/* The helper itself has a few dozen mappings of its own. */
+		long n = atol(tok);
+
+		c &= run(n > 30 ? (size_t)(n - 30) : 0, samples, pmap_runs);
+	}
+	free(list);
+	return 0;
+}

@@ -1,0 +1,859 @@
+/*
+ * The safe-point eval session: register a postponed job that starts a
+ * helper thread in the target, then drive that thread over two FIFOs.
+ *
+ *   leakprobe                                 target
+ *   ---------                                 ------
+ *   lock /run/leakprobe/PID-START.lock
+ *   mkdtemp TMP/leakprobe.XXXXXX (0700, target's uid)
+ *     helper.rb snippet.N.rb res(fifo) ack(fifo)
+ *   open res O_RDONLY|O_NONBLOCK
+ *   open ack O_RDWR|O_NONBLOCK  (we are its writer from the start, so the
+ *                                helper sees EOF whenever we go away)
+ *   stop main thread ~0.1 ms:
+ *     code page  <- header + bootstrap
+ *     rb_postponed_job_register_one(0, rb_eval_string, page+64)
+ *       or preregister + trigger
+ *   detach; wake with SIGVTALRM/SIGCHLD if it does not start
+ *                                             job (trap ctx): Thread.new
+ *                                             helper: load helper.rb
+ *                                             open res, ack; compile
+ *   <- {"hello":...}
+ *   unlink every file, rmdir; stop ~0.1 ms: munmap page
+ *   -> "run measure 0 100 1"                  100 calls, GC.start
+ *   <- {"kind":...,"calls":100,"gc":{...}}
+ *   ...
+ *   -> "stop" / close                         helper ends (EOF/EPIPE)
+ */
+#include "probes/probes.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+
+#define PAGE_SIZE_	4096
+#define HDR_SIZE	64
+#define PAGE_MAGIC	"LEAKPROBE-JOB-1"	/* 15 chars + NUL = 16 */
+#define STATE_ARMED	1
+#define STATE_HARMLESS	2
+
+/* Header at the start of our code page in the target. */
+struct page_hdr {
+	char magic[16];
+	uint64_t owner_pid;
+	uint64_t written_ns;
+	uint32_t state;
+	uint32_t pad;
+	char reserved[HDR_SIZE - 40];
+};
+
+struct probe_session {
+	struct inj_target *t;
+	struct probe_ruby ruby;
+	double timeout;
+	int lock_fd;
+	char lock_path[128];
+	char dir[256];		/* our path to the channel directory */
+	char tdir[256];		/* the same directory as the target sees it */
+	int nfiles;		/* snippet files written */
+	int res_fd, ack_fd;
+	uint64_t page;		/* code page in the target, 0 when none */
+	bool page_reused;
+	char *inbuf;
+	size_t inlen, incap;
+	uint64_t stop_ns, start_ns;
+};
+
+/* ---- lock ------------------------------------------------------------ */
+
+static int
+take_lock(struct probe_session *s, struct lp_err *err)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	const char *base = "/run/leakprobe";
+	struct stat a, b;
+	char buf[32];
+	int fd;
+
+	if (mkdir(base, 0755) < 0 && errno != EEXIST)
+		base = "/tmp";
+	snprintf(s->lock_path, sizeof(s->lock_path), "%s/%s%d-%" PRIu64
+		 ".lock", base, strcmp(base, "/tmp") ? "" : "leakprobe-",
+		 (int)pi->pid, pi->start_time);
+	for (int tries = 0; tries < 8; tries++) {
+		fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC |
+			  O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return lp_err_sys(err, LP_EIO, "lock '%s'",
+					  s->lock_path);
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+			buf[n > 0 ? n : 0] = '\0';
+			close(fd);
+			return lp_err_set(err, LP_EBUSY, "process %d is "
+					  "already being probed by leakprobe"
+					  " (pid %s); wait for it to finish",
+					  (int)pi->pid, buf[0] ? buf : "?");
+		}
+		/* The holder may have unlinked the file between our open
+		 * and flock: make sure we locked the file at the path. */
+		if (fstat(fd, &a) == 0 && stat(s->lock_path, &b) == 0 &&
+		    a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+			if (ftruncate(fd, 0) == 0) {
+				int n = snprintf(buf, sizeof(buf), "%d",
+						 (int)getpid());
+				if (write(fd, buf, (size_t)n) != n)
+					lp_debug("lock: short write");
+			}
+			s->lock_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return lp_err_set(err, LP_EBUSY, "lock '%s' keeps changing",
+			  s->lock_path);
+}
+
+static void
+drop_lock(struct probe_session *s)
+{
+	if (s->lock_fd < 0)
+		return;
+	unlink(s->lock_path);
+	close(s->lock_fd);
+	s->lock_fd = -1;
+}
+
+/* ---- channel directory ---------------------------------------------- */
+
+static int
+write_file(struct probe_session *s, const char *name, const char *data,
+	   size_t len, struct lp_err *err)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	char path[600];
+	size_t off = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		return lp_err_sys(err, LP_EIO, "create '%s'", path);
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			lp_err_sys(err, LP_EIO, "write '%s'", path);
+			close(fd);
+			return -LP_EIO;
+		}
+		off += (size_t)n;
+	}
+	if (geteuid() != pi->euid && fchown(fd, pi->euid, pi->egid) < 0) {
+		lp_err_sys(err, LP_EPERM, "chown '%s'", path);
+		close(fd);
+		return -LP_EPERM;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+make_fifo(struct probe_session *s, const char *name, struct lp_err *err)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	if (mkfifo(path, 0600) < 0)
+		return lp_err_sys(err, LP_EIO, "mkfifo '%s'", path);
+	if (geteuid() != pi->euid && chown(path, pi->euid, pi->egid) < 0)
+		return lp_err_sys(err, LP_EPERM, "chown '%s'", path);
+	return 0;
+}
+
+/* Remove every file we put in the directory, and the directory. */
+static void
+remove_dir(struct probe_session *s)
+{
+	char path[600];
+	DIR *d;
+	struct dirent *de;
+
+	if (!s->dir[0])
+		return;
+	d = opendir(s->dir);
+	if (d) {
+		while ((de = readdir(d))) {
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", s->dir,
+				 de->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(s->dir);
+	s->dir[0] = '\0';
+}
+
+/*
+ * The directory must be visible at the same path to us and to the target:
+ * we create it through /proc/PID/root, so a target in a container (own
+ * mount namespace or chroot) sees it as /tmp/leakprobe.XXXXXX.
+ */
+static int
+make_channel(struct probe_session *s, const struct probe_opts *o,
+	     struct lp_err *err)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	struct stat ours, theirs;
+	char name[32], root[64];
+	char *tail;
+	int rc;
+
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)pi->pid);
+	if (stat("/", &ours) == 0 && stat(root, &theirs) == 0 &&
+	    ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
+		root[0] = '\0';	/* same root: plain /tmp, shorter paths */
+	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.XXXXXX", root);
+	if (!mkdtemp(s->dir)) {
+		rc = lp_err_sys(err, errno == EACCES ? LP_EPERM : LP_EIO,
+				"create the result channel directory '%s'",
+				s->dir);
+		s->dir[0] = '\0';
+		return rc;
+	}
+	tail = strrchr(s->dir, '/');
+	snprintf(s->tdir, sizeof(s->tdir), "/tmp%s", tail);
+	if (geteuid() != pi->euid && chown(s->dir, pi->euid, pi->egid) < 0)
+		return lp_err_sys(err, LP_EPERM, "chown '%s'", s->dir);
+	if ((rc = make_fifo(s, "res", err)) < 0 ||
+	    (rc = make_fifo(s, "ack", err)) < 0)
+		return rc;
+	for (size_t i = 0; i < o->nsnippets; i++) {
+		snprintf(name, sizeof(name), "snippet.%zu.rb", i);
+		rc = write_file(s, name, o->snippets[i].code,
+				o->snippets[i].len, err);
+		if (rc < 0)
+			return rc;
+	}
+	rc = write_file(s, "helper.rb", probe__helper_rb,
+			strlen(probe__helper_rb), err);
+	if (rc < 0)
+		return rc;
+	{
+		char path[600];
+
+		snprintf(path, sizeof(path), "%s/res", s->dir);
+		s->res_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (s->res_fd < 0)
+			return lp_err_sys(err, LP_EIO, "open '%s'", path);
+		snprintf(path, sizeof(path), "%s/ack", s->dir);
+		s->ack_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (s->ack_fd < 0)
+			return lp_err_sys(err, LP_EIO, "open '%s'", path);
+	}
+	(void)name;
+	return 0;
+}
+
+/* ---- the code page --------------------------------------------------- */
+
+/*
+ * A page left by an earlier run that timed out (its job may still be
+ * pending, pointing at it): reuse it, so that the pending job, if it ever
+ * runs, runs *our* bootstrap, and so that pages never accumulate.
+ */
+static uint64_t
+find_stale_page(struct probe_session *s)
+{
+	uint64_t cand[64];
+	struct page_hdr h;
+	size_t n;
+
+	if (inj_refresh_maps(s->t, NULL) < 0)
+		return 0;
+	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-p", cand, 64);
+	for (size_t i = 0; i < n; i++) {
+		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
+			continue;
+		if (!memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)) &&
+		    h.state == STATE_HARMLESS)
+			return cand[i];
+	}
+	return 0;
+}
+
+static int
+write_page(struct probe_session *s, uint32_t state, const char *code,
+	   struct lp_err *err)
+{
+	char buf[PAGE_SIZE_];
+	struct page_hdr *h = (struct page_hdr *)buf;
+	size_t n = strlen(code);
+	int rc;
+
+	if (HDR_SIZE + n + 1 > sizeof(buf))
+		return lp_err_set(err, LP_EINVAL, "bootstrap too long");
+	memset(buf, 0, HDR_SIZE);
+	memcpy(h->magic, PAGE_MAGIC, sizeof(PAGE_MAGIC));
+	h->owner_pid = (uint64_t)getpid();
+	h->written_ns = lp_wall_ns();
+	h->state = state;
+	memcpy(buf + HDR_SIZE, code, n + 1);
+	/* Code first, header last: a reader never sees a header that
+	 * promises code not yet written. */
+	rc = inj_write(s->t, s->page + HDR_SIZE, buf + HDR_SIZE, n + 1, err);
+	if (rc == 0)
+		rc = inj_write(s->t, s->page, buf, HDR_SIZE, err);
+	return rc;
+}
+
+/* Turn a possibly still pending job into a no-op; the page stays mapped
+ * (the job still points at it) and is marked for reclaim by a later run.
+ * Needs no ptrace stop: process_vm_writev. */
+static void
+defuse_page(struct probe_session *s)
+{
+	if (!s->page)
+		return;
+	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
+		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
+	s->page = 0;
+}
+
+static const char *const unsafe_funcs[] = {
+	"malloc", "free", "calloc", "realloc", "memalign", "posix_memalign",
+	"aligned_alloc", "valloc", "pvalloc", "malloc_trim", "mallinfo",
+	"mallinfo2", "malloc_usable_size", "reallocarray", "__libc_malloc",
+	"__libc_free", "__libc_calloc", "__libc_realloc", NULL
+};
+
+/*
+ * Is the stopped main thread at a point where our call could deadlock?
+ * The registration itself takes no lock, but the TLS lookup behind
+ * GET_EC() may reach __tls_get_addr, which can malloc: refuse while the
+ * thread is inside the allocator or the dynamic linker.
+ */
+static bool
+unsafe_point(struct probe_session *s)
+{
+	uint64_t ip = inj_stopped_ip(s->t);
+	const char *mod = inj_addr_module(s->t, ip);
+
+	if (mod && !strncmp(mod, "ld-", 3))
+		return true;
+	for (int i = 0; unsafe_funcs[i]; i++)
+		if (inj_addr_in_symbol(s->t, ip, unsafe_funcs[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Stop the main thread at a safe point, write the page, register the job,
+ * restore and detach.  The main thread is stopped only here.
+ */
+static int
+register_job(struct probe_session *s, struct lp_err *err)
+{
+	struct inj_target *t = s->t;
+	char boot[1024];
+	uint64_t ret = 0, args[3];
+	int rc, tries;
+
+	if (probe__bootstrap(boot, sizeof(boot), s->tdir) < 0)
+		return lp_err_set(err, LP_EINVAL, "channel path too long");
+	s->page = find_stale_page(s);
+	s->page_reused = s->page != 0;
+	for (tries = 0;; tries++) {
+		if (lp_stop_signal)
+			return lp_err_set(err, LP_EINTR, "interrupted");
+		rc = inj_attach(t, err);
+		if (rc < 0)
+			return rc;
+		if (!unsafe_point(s))
+			break;
+		inj_detach(t, NULL);
+		if (tries >= 500)
+			return lp_err_set(err, LP_EINJECT, "the main thread of "
+					  "%d stays inside the allocator or "
+					  "the dynamic linker; try again",
+					  (int)inj_info(t)->pid);
+		{
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (!s->page) {
+		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
+			      err);
+		if (rc < 0)
+			goto out;
+	}
+	rc = write_page(s, STATE_ARMED, boot, err);
+	if (rc < 0)
+		goto out;
+	args[0] = 0;
+	args[1] = s->ruby.eval_string;
+	args[2] = s->page + HDR_SIZE;
+	if (s->ruby.preregister) {
+		rc = inj_call(t, s->ruby.preregister, args, 3, &ret, 1000, err);
+		if (rc < 0)
+			goto out;
+		if ((uint32_t)ret == UINT32_MAX) {
+			rc = lp_err_set(err, LP_EINJECT, "the target's "
+					"postponed-job table is full");
+			goto out;
+		}
+		args[0] = (uint32_t)ret;
+		rc = inj_call(t, s->ruby.trigger, args, 1, &ret, 1000, err);
+		if (rc < 0)
+			goto out;
+	} else {
+		rc = inj_call(t, s->ruby.register_one, args, 3, &ret, 1000,
+			      err);
+		if (rc < 0)
+			goto out;
+		/* 1 registered; 2 a job for rb_eval_string is already
+		 * pending and our data was dropped; 0 table full. */
+		if ((int)ret == 2 && !s->page_reused) {
+			rc = lp_err_set(err, LP_EBUSY, "another rb_eval_string "
+					"job is already pending in process %d;"
+					" try again later", (int)inj_info(t)->pid);
+			goto out;
+		}
+		if ((int)ret == 0) {
+			rc = lp_err_set(err, LP_EINJECT, "the target's "
+					"postponed-job buffer is full");
+			goto out;
+		}
+		/* ret 2 with a reused page: the pending job is the stale
+		 * one, which now points at our fresh bootstrap. */
+	}
+out:
+	if (rc < 0 && s->page) {
+		/* Nothing registered (or registration unknown): a fresh page
+		 * can go; a reused one may still be referenced. */
+		if (!s->page_reused && inj_attached(t) &&
+		    inj_munmap(t, s->page, PAGE_SIZE_, NULL) == 0)
+			s->page = 0;
+		else
+			defuse_page(s);
+	}
+	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
+	     rc;
+	s->stop_ns = inj_last_stop_ns(t);
+	return rc;
+}
+
+/* Once the helper said hello, the job has run: the page can go. */
+static void
+unmap_page(struct probe_session *s)
+{
+	if (!s->page)
+		return;
+	if (inj_attach(s->t, NULL) == 0) {
+		if (inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
+			s->page = 0;
+		inj_detach(s->t, NULL);
+	}
+	if (s->page)
+		defuse_page(s);
+}
+
+/* ---- reading lines from the helper ---------------------------------- */
+
+static bool
+target_alive(pid_t pid)
+{
+	char path[64];
+	char st = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	if (fscanf(fp, "%*d (%*[^)]) %c", &st) != 1)
+		st = 0;
+	fclose(fp);
+	return st && st != 'Z' && st != 'X';
+}
+
+static void
+wake(struct probe_session *s, int round)
+{
+	pid_t pid = probe_session_pid(s);
+
+	/* Thread-directed to the main thread, which runs the job. */
+	if (s->ruby.wake_vtalrm)
+		syscall(SYS_tgkill, pid, pid, SIGVTALRM);
+	if (s->ruby.wake_chld && round > 0)
+		syscall(SYS_tgkill, pid, pid, SIGCHLD);
+	lp_debug("wake round %d", round);
+}
+
+/*
+ * Read one line from the helper into *line (NUL-terminated, valid until
+ * the next call).  `waking` sends wake signals while waiting for the
+ * job to start.
+ */
+static int
+read_line(struct probe_session *s, char **line, bool waking,
+	  struct lp_err *err)
+{
+	uint64_t start = lp_mono_ns();
+	uint64_t deadline = start + (uint64_t)(s->timeout * 1e9);
+	uint64_t next_wake = start + 3000000;	/* 3 ms */
+	int round = 0;
+	char *nl;
+
+	for (;;) {
+		nl = s->inlen ? memchr(s->inbuf, '\n', s->inlen) : NULL;
+		if (nl) {
+			size_t l = (size_t)(nl - s->inbuf);
+			static char *out;
+			static size_t outcap;
+
+			out = xgrow(out, &outcap, l + 1, 1);
+			memcpy(out, s->inbuf, l);
+			out[l] = '\0';
+			memmove(s->inbuf, nl + 1, s->inlen - l - 1);
+			s->inlen -= l + 1;
+			*line = out;
+			return 0;
+		}
+		uint64_t now = lp_mono_ns();
+		if (lp_stop_signal)
+			return lp_err_set(err, LP_EINTR, "interrupted by signal"
+					  " %d", (int)lp_stop_signal);
+		if (now >= deadline)
+			return lp_err_set(err, LP_ETIMEDOUT, "timed out after "
+					  "%.1f s", s->timeout);
+		if (waking && now >= next_wake) {
+			wake(s, round++);
+			next_wake = now + (round < 2 ? 30000000ull :
+					   1000000000ull);
+		}
+		uint64_t until = deadline;
+		if (waking && next_wake < until)
+			until = next_wake;
+		int ms = (int)((until - now) / 1000000) + 1;
+		if (ms > 100)
+			ms = 100;	/* look at the target now and then */
+		struct pollfd p = { s->res_fd, POLLIN, 0 };
+		int r = poll(&p, 1, ms);
+
+		if (r < 0 && errno != EINTR)
+			return lp_err_sys(err, LP_EIO, "poll");
+		if (r <= 0) {
+			if (!target_alive(probe_session_pid(s)))
+				return lp_err_set(err, LP_EEXITED, "process "
+						  "%d exited",
+						  (int)probe_session_pid(s));
+			continue;
+		}
+		s->inbuf = xgrow(s->inbuf, &s->incap, s->inlen + 65536, 1);
+		ssize_t n = read(s->res_fd, s->inbuf + s->inlen,
+				 s->incap - s->inlen);
+		if (n > 0) {
+			s->inlen += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return lp_err_sys(err, LP_EIO, "read result channel");
+		/* EOF: the helper closed its end */
+		if (!target_alive(probe_session_pid(s)))
+			return lp_err_set(err, LP_EEXITED, "process %d exited",
+					  (int)probe_session_pid(s));
+		return lp_err_set(err, LP_EINJECT, "the helper thread in "
+				  "process %d ended unexpectedly (did the "
+				  "snippet kill its thread?)",
+				  (int)probe_session_pid(s));
+	}
+}
+
+static int64_t
+jint(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_real(v))
+		return (int64_t)json_real_value(v);
+	return -1;
+}
+
+static void
+parse_gc(json_t *g, struct probe_gc *out)
+{
+	out->live_slots = jint(g, "live_slots");
+	out->pages = jint(g, "pages");
+	out->allocated = jint(g, "allocated");
+	out->freed = jint(g, "freed");
+	out->malloc_increase = jint(g, "malloc_increase");
+	out->count = jint(g, "count");
+	out->major = jint(g, "major");
+}
+
+static void
+parse_error(json_t *e, struct probe_result *out)
+{
+	json_t *bt = json_object_get(e, "backtrace"), *v;
+	size_t i, o = 0;
+
+	out->raised = true;
+	snprintf(out->err_class, sizeof(out->err_class), "%s",
+		 json_string_value(json_object_get(e, "class")) ?: "?");
+	snprintf(out->err_message, sizeof(out->err_message), "%s",
+		 json_string_value(json_object_get(e, "message")) ?: "");
+	out->err_backtrace[0] = '\0';
+	json_array_foreach(bt, i, v) {
+		const char *l = json_string_value(v);
+		int n;
+
+		if (!l)
+			continue;
+		n = snprintf(out->err_backtrace + o,
+			     sizeof(out->err_backtrace) - o, "%s%s",
+			     o ? "\n" : "", l);
+		if (n < 0 || (size_t)n >= sizeof(out->err_backtrace) - o)
+			break;
+		o += (size_t)n;
+	}
+}
+
+static int
+read_json(struct probe_session *s, json_t **out, bool waking,
+	  struct lp_err *err)
+{
+	json_error_t je;
+	char *line = NULL;
+	int rc;
+
+	rc = read_line(s, &line, waking, err);
+	if (rc < 0)
+		return rc;
+	*out = json_loads(line, 0, &je);
+	if (!*out || !json_is_object(*out)) {
+		json_decref(*out);
+		return lp_err_set(err, LP_EINJECT, "bad message from the "
+				  "helper thread: %s", je.text);
+	}
+	return 0;
+}
+
+/* ---- session --------------------------------------------------------- */
+
+static char *
+native_stack(struct probe_session *s)
+{
+	uint64_t ips[32];
+	char *out = NULL, sym[256];
+	size_t len = 0, cap = 0;
+	int n;
+
+	if (inj_attach(s->t, NULL) < 0)
+		return NULL;
+	n = inj_unwind(s->t, ips, 32, NULL);
+	for (int i = 0; i < n; i++) {
+		inj_symbolize(s->t, ips[i], sym, sizeof(sym));
+		out = xgrow(out, &cap, len + strlen(sym) + 32, 1);
+		len += (size_t)sprintf(out + len, "  #%-2d 0x%016" PRIx64
+				       " %s\n", i, ips[i], sym);
+	}
+	inj_detach(s->t, NULL);
+	return out;
+}
+
+static void
+session_free(struct probe_session *s)
+{
+	if (!s)
+		return;
+	if (s->res_fd >= 0)
+		close(s->res_fd);
+	if (s->ack_fd >= 0)
+		close(s->ack_fd);
+	remove_dir(s);
+	inj_close(s->t);	/* detaches if still attached */
+	drop_lock(s);
+	free(s->inbuf);
+	free(s);
+}
+
+struct probe_session *
+probe_session_start(pid_t pid, const struct probe_opts *o,
+		    struct probe_hello *hello, char **stack,
+		    struct lp_err *err)
+{
+	struct probe_session *s;
+	json_t *msg = NULL, *errs, *e;
+	uint64_t t0;
+	int rc;
+
+	if (stack)
+		*stack = NULL;
+	memset(hello, 0, sizeof(*hello));
+	hello->first_bad = -1;
+	s = xcalloc(1, sizeof(*s));
+	s->lock_fd = s->res_fd = s->ack_fd = -1;
+	s->timeout = o->timeout > 0 ? o->timeout : 30;
+	s->t = inj_open(pid, err);
+	if (!s->t)
+		goto fail;
+	if (probe_ruby_detect(s->t, &s->ruby, err) < 0)
+		goto fail;
+	if (take_lock(s, err) < 0)
+		goto fail;
+	if (make_channel(s, o, err) < 0)
+		goto fail;
+	if (register_job(s, err) < 0)
+		goto fail;
+	t0 = lp_mono_ns();
+	rc = read_json(s, &msg, true, err);
+	if (rc < 0) {
+		if (rc == -LP_ETIMEDOUT) {
+			if (stack)
+				*stack = native_stack(s);
+			lp_err_clear(err);
+			lp_err_set(err, LP_ETIMEDOUT, "the snippet did not start "
+				   "within %.1f s: the main thread of %d does "
+				   "not reach a safe point (a long C call that "
+				   "never checks interrupts?)", s->timeout,
+				   (int)pid);
+		}
+		/* The job may still be pending: defuse it, and remove the
+		 * channel so that even a late start finds nothing. */
+		defuse_page(s);
+		goto fail;
+	}
+	s->start_ns = lp_mono_ns() - t0;
+	/* Both ends are open: the names are no longer needed. */
+	remove_dir(s);
+	unmap_page(s);
+	if (jint(msg, "hello") != 1) {
+		lp_err_set(err, LP_EINJECT, "unexpected first message from "
+			   "the helper thread");
+		goto fail;
+	}
+	snprintf(hello->ruby, sizeof(hello->ruby), "%s",
+		 json_string_value(json_object_get(msg, "ruby")) ?: "?");
+	hello->nsnippets = (int)jint(msg, "snippets");
+	parse_gc(json_object_get(msg, "gc"), &hello->gc);
+	errs = json_object_get(msg, "errors");
+	hello->compile_errors = (int)json_array_size(errs);
+	if (hello->compile_errors) {
+		e = json_array_get(errs, 0);
+		hello->first_bad = (int)jint(e, "snippet");
+		parse_error(e, &hello->err);
+	}
+	json_decref(msg);
+	return s;
+fail:
+	json_decref(msg);
+	session_free(s);
+	return NULL;
+}
+
+int
+probe_session_run(struct probe_session *s, const int *idx, int nidx,
+		  uint64_t n, bool gc, struct probe_result *out,
+		  struct lp_err *err)
+{
+	char cmd[512];
+	size_t o;
+	json_t *msg = NULL, *e;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	o = (size_t)snprintf(cmd, sizeof(cmd), "run %s ",
+			     nidx ? "measure" : "control");
+	if (!nidx)
+		o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "-");
+	for (int i = 0; i < nidx && o < sizeof(cmd) - 64; i++)
+		o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "%s%d",
+				      i ? "," : "", idx[i]);
+	o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, " %" PRIu64 " %d\n",
+			      n, gc ? 1 : 0);
+	if (write(s->ack_fd, cmd, o) != (ssize_t)o)
+		return lp_err_sys(err, LP_EINJECT, "write to the helper "
+				  "thread");
+	rc = read_json(s, &msg, false, err);
+	if (rc < 0)
+		return rc;
+	out->calls = (uint64_t)jint(msg, "calls");
+	e = json_object_get(msg, "secs");
+	out->seconds = json_is_number(e) ? json_number_value(e) : 0;
+	parse_gc(json_object_get(msg, "gc"), &out->gc);
+	e = json_object_get(msg, "error");
+	if (json_is_object(e))
+		parse_error(e, out);
+	json_decref(msg);
+	return 0;
+}
+
+void
+probe_session_end(struct probe_session *s)
+{
+	if (!s)
+		return;
+	if (s->ack_fd >= 0 && write(s->ack_fd, "stop\n", 5) != 5)
+		lp_debug("helper already gone");
+	session_free(s);
+}
+
+pid_t
+probe_session_pid(const struct probe_session *s)
+{
+	return inj_info(s->t)->pid;
+}
+
+const struct probe_ruby *
+probe_session_ruby(const struct probe_session *s)
+{
+	return &s->ruby;
+}
+
+const struct inj_procinfo *
+probe_session_info(const struct probe_session *s)
+{
+	return inj_info(s->t);
+}
+
+uint64_t
+probe_session_stop_ns(const struct probe_session *s)
+{
+	return s->stop_ns;
+}
+
+uint64_t
+probe_session_start_ns(const struct probe_session *s)
+{
+	return s->start_ns;
+}

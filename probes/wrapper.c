@@ -1,0 +1,183 @@
+/*
+ * Ruby text that runs inside the target.
+ *
+ * The safe-point job runs in trap context (POSTPONED_JOB|TRAP mask):
+ * Mutex, Monitor, Logger and `require` of new files raise there, errors
+ * are swallowed, and rb_eval_string evaluates in the *interrupted frame's*
+ * local scope, so `x = 1` would overwrite a local of the target.  The job
+ * therefore assigns nothing and only starts one thread; that thread loads
+ * the helper program with Kernel.load(path, true), which gives it a fresh
+ * top-level scope wrapped in an anonymous module.  Snippets reach the
+ * helper as files it reads itself, so no snippet byte is ever spliced into
+ * Ruby source.
+ */
+#include "probes/probes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int
+probe__ruby_quote(char *buf, size_t len, const char *s, size_t n)
+{
+	size_t o = 0;
+
+	if (len < 3)
+		return -LP_EINVAL;
+	buf[o++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char tmp[8];
+		size_t k;
+
+		/* Escape everything that is not plain printable ASCII, and
+		 * the characters that are special inside "...": \ " # */
+		if (c == '\\' || c == '"' || c == '#')
+			k = (size_t)snprintf(tmp, sizeof(tmp), "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			k = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+		else {
+			tmp[0] = (char)c;
+			k = 1;
+		}
+		if (o + k + 2 > len)
+			return -LP_EINVAL;
+		memcpy(buf + o, tmp, k);
+		o += k;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return (int)o;
+}
+
+int
+probe__bootstrap(char *buf, size_t len, const char *path)
+{
+	static const char head[] = "::Thread.new { begin; ::Kernel.load(";
+	static const char tail[] = ", true); rescue ::Exception; end }";
+	size_t hl = sizeof(head) - 1, tl = sizeof(tail) - 1;
+	int q;
+
+	if (len < hl + tl + 3)
+		return -LP_EINVAL;
+	memcpy(buf, head, hl);
+	q = probe__ruby_quote(buf + hl, len - hl - tl, path, strlen(path));
+	if (q < 0)
+		return q;
+	memcpy(buf + hl + (size_t)q, tail, tl + 1);
+	return (int)(hl + (size_t)q + tl);
+}
+
+/*
+ * The helper thread's program.  Protocol (one line each way):
+ *   helper -> tool: {"hello":1,...}            after opening the channel
+ *   tool -> helper: "run KIND IDX[,IDX..]|- N GC"   or "stop"
+ *   helper -> tool: {"kind":..,"calls":..,"secs":..,"gc":{..},"error":..}
+ * The helper opens the FIFOs write-only/read-only and non-blocking,
+ * never with O_CREAT; when leakprobe goes away it sees EOF or EPIPE and
+ * ends.  It works on Ruby 2.3 to 3.4.
+ */
+const char probe__helper_rb[] =
+"th = Thread.current\n"
+"th.name = 'leakprobe' if th.respond_to?(:name=)\n"
+"th.report_on_exception = false if th.respond_to?(:report_on_exception=)\n"
+"dir = File.dirname(__FILE__)\n"
+"res = ack = nil\n"
+"begin\n"
+"  res = File.open(File.join(dir, 'res'), File::WRONLY | File::NONBLOCK)\n"
+"  ack = File.open(File.join(dir, 'ack'), File::RDONLY | File::NONBLOCK)\n"
+"  esc = lambda do |s|\n"
+"    s = s.to_s.dup.force_encoding(Encoding::UTF_8).scrub('?')\n"
+"    '\"' + s.gsub(/[\"\\\\\\x00-\\x1f\\x7f]/) { |c| format('\\\\u%04x', c.ord) } + '\"'\n"
+"  end\n"
+"  json = lambda do |v|\n"
+"    case v\n"
+"    when Hash then '{' + v.map { |k, x| esc.(k) + ':' + json.(x) }.join(',') + '}'\n"
+"    when Array then '[' + v.map { |x| json.(x) }.join(',') + ']'\n"
+"    when Integer, true, false then v.to_s\n"
+"    when Float then v.finite? ? v.to_s : 'null'\n"
+"    when nil then 'null'\n"
+"    else esc.(v)\n"
+"    end\n"
+"  end\n"
+"  put = lambda do |h|\n"
+"    line = json.(h) + \"\\n\"\n"
+"    until line.empty?\n"
+"      begin\n"
+"        n = res.write_nonblock(line)\n"
+"        line = line.byteslice(n, line.bytesize - n)\n"
+"      rescue IO::WaitWritable, Errno::EINTR\n"
+"        IO.select(nil, [res], nil, 30) or raise IOError, 'channel stalled'\n"
+"      end\n"
+"    end\n"
+"  end\n"
+"  inbuf = ''.b\n"
+"  get = lambda do\n"
+"    until inbuf.include?(\"\\n\")\n"
+"      IO.select([ack])\n"
+"      begin\n"
+"        inbuf << ack.read_nonblock(4096)\n"
+"      rescue IO::WaitReadable, Errno::EINTR\n"
+"      end\n"
+"    end\n"
+"    line, rest = inbuf.split(\"\\n\", 2)\n"
+"    inbuf.replace(rest || ''.b)\n"
+"    line\n"
+"  end\n"
+"  gcstat = lambda do\n"
+"    s = GC.stat\n"
+"    { 'live_slots' => s[:heap_live_slots], 'pages' => s[:heap_allocated_pages],\n"
+"      'allocated' => s[:total_allocated_objects], 'freed' => s[:total_freed_objects],\n"
+"      'malloc_increase' => s[:malloc_increase_bytes], 'count' => s[:count],\n"
+"      'major' => s[:major_gc_count] }\n"
+"  end\n"
+"  errh = lambda do |e|\n"
+"    { 'class' => e.class.name, 'message' => (e.message rescue '?'),\n"
+"      'backtrace' => (e.backtrace || []).first(20) }\n"
+"  end\n"
+"  snippets = []\n"
+"  errors = []\n"
+"  i = 0\n"
+"  while File.exist?(path = File.join(dir, \"snippet.#{i}.rb\"))\n"
+"    begin\n"
+"      src = File.binread(path).force_encoding(Encoding::UTF_8)\n"
+"      snippets << RubyVM::InstructionSequence.compile(src, \"(leakprobe snippet #{i})\", '(leakprobe)', 1)\n"
+"    rescue Exception => e\n"
+"      snippets << nil\n"
+"      errors << errh.(e).merge('snippet' => i)\n"
+"    end\n"
+"    i += 1\n"
+"  end\n"
+"  GC.start(full_mark: true, immediate_sweep: true)\n"
+"  put.({ 'hello' => 1, 'ruby' => RUBY_DESCRIPTION, 'pid' => Process.pid,\n"
+"         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
+"  loop do\n"
+"    cmd = get.().split(' ')\n"
+"    break if cmd.empty? || cmd[0] != 'run'\n"
+"    list = cmd[2] == '-' ? [] : cmd[2].split(',').map { |k| snippets[k.to_i] }\n"
+"    n = cmd[3].to_i\n"
+"    done = 0\n"
+"    err = nil\n"
+"    t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)\n"
+"    begin\n"
+"      raise ArgumentError, 'snippet did not compile' if list.include?(nil)\n"
+"      if list.empty?\n"
+"        n.times { done += 1 }\n"
+"      elsif list.size == 1\n"
+"        q = list[0]\n"
+"        n.times { q.eval; done += 1 }\n"
+"      else\n"
+"        n.times { list.each { |x| x.eval }; done += 1 }\n"
+"      end\n"
+"    rescue Exception => e\n"
+"      err = errh.(e)\n"
+"    end\n"
+"    secs = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0\n"
+"    GC.start(full_mark: true, immediate_sweep: true) if cmd[4] == '1'\n"
+"    put.({ 'kind' => cmd[1], 'calls' => done, 'secs' => secs, 'gc' => gcstat.(), 'error' => err })\n"
+"  end\n"
+"rescue Exception\n"
+"  nil # channel closed or broken: leakprobe is gone; leave quietly\n"
+"ensure\n"
+"  (res.close rescue nil) if res\n"
+"  (ack.close rescue nil) if ack\n"
+"end\n";
