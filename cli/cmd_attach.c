@@ -138,7 +138,7 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	o->max_growth = 64ull << 20;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+e:f:n:b:w:t:qvh", lo, NULL)) !=
+	while ((c = getopt_long(argc, argv, "e:f:n:b:w:t:qvh", lo, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'e':

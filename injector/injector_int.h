@@ -104,6 +104,10 @@ struct inj_module {
 int inj__parse_maps(const char *text, struct inj_map **out, size_t *n,
 		    struct lp_err *err);
 void inj__free_maps(struct inj_map *m, size_t n);
+/* Replace t->maps by maps (ownership taken) and rebuild t->mods, keeping
+ * the ELF files already loaded (inj_refresh_maps without the read). */
+void inj__index_maps(struct inj_target *t, struct inj_map *maps,
+		     size_t nmaps);
 
 /* ---- gadget.c --------------------------------------------------------
  * Find a `syscall` instruction at a real instruction boundary with

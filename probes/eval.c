@@ -383,7 +383,10 @@ register_job(struct probe_session *s, struct lp_err *err)
 	uint64_t ret = 0, args[3];
 	int rc, tries;
 
-	if (probe__bootstrap(boot, sizeof(boot), s->tdir) < 0)
+	char helper[300];
+
+	snprintf(helper, sizeof(helper), "%s/helper.rb", s->tdir);
+	if (probe__bootstrap(boot, sizeof(boot), helper) < 0)
 		return lp_err_set(err, LP_EINVAL, "channel path too long");
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;

@@ -53,3 +53,41 @@ alive() { kill -0 "$1" 2>/dev/null; }
 # our code page is anonymous rwx-less and marked; compare maps of the
 # target before/after ignoring glibc arenas and thread stacks reuse.
 maps_count() { wc -l <"/proc/$1/maps"; }
+
+# Pages of ours left in the target: anonymous 4 KiB rw-p mappings whose
+# first bytes carry leakprobe's job-page magic.  Prints their count.
+our_pages() {
+	local pid=$1 n=0 start end perms rest
+	while read -r range perms _ _ inode rest; do
+		[ "$perms" = rw-p ] && [ "$inode" = 0 ] && [ -z "$rest" ] || continue
+		start=${range%-*}; end=${range#*-}
+		[ $((16#$end - 16#$start)) -eq 4096 ] || continue
+		if dd if="/proc/$pid/mem" iflag=skip_bytes,count_bytes \
+			skip=$((16#$start)) count=15 status=none 2>/dev/null |
+			grep -q LEAKPROBE-JOB; then
+			n=$((n + 1))
+		fi
+	done <"/proc/$pid/maps"
+	echo $n
+}
+
+# Stray files of ours: channel directories in /tmp and lock files.
+stray_files() {
+	ls -d /tmp/leakprobe.* /run/leakprobe/*.lock /tmp/leakprobe-*.lock 2>/dev/null | wc -l
+}
+
+tracer_of() { awk '/^TracerPid:/ {print $2}' "/proc/$1/status"; }
+state_of() { awk '/^State:/ {print $2}' "/proc/$1/status"; }
+
+# assert the target is alive, untraced, and carries no page of ours
+target_ok() {
+	local pid=$1
+	alive "$pid" || fail "target $pid died"
+	[ "$(tracer_of "$pid")" = 0 ] || fail "target $pid still traced"
+	[ "$(our_pages "$pid")" = 0 ] || fail "target $pid still maps a leakprobe page"
+}
+
+# json_get JSON EXPR: evaluate a Ruby expression on parsed JSON `j`.
+json_get() {
+	"$RUBY" -rjson -e 'j = JSON.parse(STDIN.read); puts(eval(ARGV[0]))' "$2" <<<"$1"
+}

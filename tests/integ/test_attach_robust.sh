@@ -1,0 +1,52 @@
+# Robustness: 200 back-to-back runs; SIGINT/SIGTERM at 50 random instants;
+# a second leakprobe on a target being probed.
+. "$(dirname "$0")/lib.sh"
+
+start_target leaks.rb
+pid=$TARGET_PID
+
+# Warm once: glibc keeps an arena and a thread stack cache after the first
+# helper thread; later runs must reuse them, not grow the maps.
+"$LP" attach "$pid" --eval nil --times 1 >/dev/null || fail "first run"
+before=$(wc -l <"/proc/$pid/maps")
+for i in $(seq 200); do
+	"$LP" attach "$pid" --eval nil --times 1 -q >/dev/null 2>"$T/err" ||
+		fail "run $i failed: $(cat "$T/err")"
+done
+after=$(wc -l <"/proc/$pid/maps")
+echo "maps: $before mappings after the first run, $after after 200 more"
+[ "$after" -le "$before" ] || fail "maps grew from $before to $after"
+target_ok "$pid"
+
+# Signals at random instants of a run.  Allowed outcomes: finished (0) or
+# interrupted (4); the target is alive, untraced and unchanged each time.
+for i in $(seq 50); do
+	if [ $((i % 2)) = 0 ]; then sig=INT; else sig=TERM; fi
+	"$LP" attach "$pid" --eval '"x" * 64' --times 3000 --batch 100 \
+		--warmup 1 >/dev/null 2>"$T/err" & lp=$!
+	sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+	kill -s "$sig" "$lp" 2>/dev/null
+	wait "$lp"; rc=$?
+	case $rc in 0|4) ;; *) fail "trial $i ($sig): exit $rc: $(cat "$T/err")";; esac
+	alive "$pid" || fail "trial $i: target died"
+	[ "$(tracer_of "$pid")" = 0 ] || fail "trial $i: target left traced"
+	[ "$(state_of "$pid")" = S ] || fail "trial $i: target state $(state_of "$pid")"
+	[ "$(stray_files)" = 0 ] || fail "trial $i: files left behind"
+done
+# A page defused by an interrupted run is reclaimed by the next run.
+expect_exit 0 "$LP" attach "$pid" --eval nil --times 1
+target_ok "$pid"
+
+# A second leakprobe on a target being probed is refused.
+mkfifo "$T/lp.out"
+"$LP" attach "$pid" --eval 'sleep 0.01' --times 200 --batch 10 \
+	--no-control >"$T/lp.out" 2>&1 & first=$!
+exec 6<"$T/lp.out"
+read -r line <&6	# "attached to ...": the first one holds the target
+expect_exit 3 "$LP" attach "$pid" --eval nil
+grep -q 'already being probed by leakprobe' <<<"$ERR" || fail "$ERR"
+cat <&6 >/dev/null
+wait "$first" || fail "first run failed"
+exec 6<&-
+target_ok "$pid"
+echo ok

@@ -1,0 +1,768 @@
+/*
+ * Unit tests for analysis/growth.c: per-batch growth statistics and the
+ * leak verdict of `attach`, on synthetic batch series.  Each series is
+ * generated here with a fixed-seed PRNG: a true level per memory part
+ * (leak + drift + jumps) plus level noise, rounded up to 4 KiB pages as
+ * rss is, and live slots with their own noise.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analysis/analysis.h"
+
+#define PAGE 4096.0
+#define MiB (1024.0 * 1024.0)
+
+struct scenario {
+	uint64_t seed;
+	size_t warmups, measured;	/* batch counts */
+	uint64_t batch;			/* calls per batch */
+	uint64_t last_batch;		/* calls of the last measured, or 0 */
+	bool controls;			/* interleave A C A C ... */
+	double leak;			/* bytes per call of the snippet */
+	double to_heap, to_arena;	/* shares of the leak; rest is anon */
+	double slots;			/* live slots per call */
+	double drift, slot_drift;	/* per batch of any kind */
+	double warm_growth;		/* extra bytes per warm-up batch */
+	double first_growth;		/* extra in the first measured batch */
+	double jitter;			/* +- bytes on each part's level */
+	double slot_jitter;		/* +- slots on the level */
+	double jump_p, jump_lo, jump_hi;	/* persistent +- anon jumps */
+	size_t step_every;		/* a measured step every k batches */
+	double step;			/* ... of this many bytes */
+	double rand_walk;		/* +- bytes per batch, uniform */
+};
+
+static uint64_t
+rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [-1, 1). */
+static double
+rng_sym(uint64_t *s)
+{
+	return (double)(rng_next(s) >> 11) / 9007199254740992.0 * 2 - 1;
+}
+
+static uint64_t
+page_up(double bytes)
+{
+	if (bytes < 0)
+		bytes = 0;
+	return (uint64_t)(ceil(bytes / PAGE) * PAGE);
+}
+
+/* Build the batch series of a scenario; caller frees *out. */
+static size_t
+generate(const struct scenario *sc, struct ana_batch **out)
+{
+	size_t n = sc->warmups + sc->measured * (sc->controls ? 2 : 1);
+	struct ana_batch *b = calloc(n ? n : 1, sizeof(*b));
+	double heap = 8 * MiB, arena = 32 * MiB, anon = 256 * MiB;
+	double slots = 100000, grow;
+	uint64_t rng = sc->seed;
+	size_t i = 0, w, m, pass;
+
+	assert_non_null(b);
+	for (w = 0; w < sc->warmups + sc->measured; w++) {
+		bool warm = w < sc->warmups;
+
+		m = w - sc->warmups;	/* measured index when !warm */
+		for (pass = 0; pass < (!warm && sc->controls ? 2u : 1u);
+		     pass++) {
+			struct ana_batch *x = &b[i++];
+
+			x->warmup = warm;
+			x->control = pass == 1;
+			x->calls = sc->batch;
+			if (!warm && !x->control && m == sc->measured - 1 &&
+			    sc->last_batch)
+				x->calls = sc->last_batch;
+			anon += sc->drift + sc->rand_walk * rng_sym(&rng);
+			slots += sc->slot_drift;
+			if (!x->control) {
+				grow = sc->leak * (double)x->calls;
+				heap += grow * sc->to_heap;
+				arena += grow * sc->to_arena;
+				anon += grow * (1 - sc->to_heap - sc->to_arena);
+				slots += sc->slots * (double)x->calls;
+			}
+			if (warm)
+				heap += sc->warm_growth;
+			if (!warm && !x->control && m == 0)
+				heap += sc->first_growth;
+			if (!warm && !x->control && sc->step_every &&
+			    m % sc->step_every == sc->step_every - 1)
+				anon += sc->step;
+			if (sc->jump_p > 0 &&
+			    (rng_sym(&rng) + 1) / 2 < sc->jump_p) {
+				double j = sc->jump_lo + (sc->jump_hi -
+					sc->jump_lo) * (rng_sym(&rng) + 1) / 2;
+
+				anon += rng_sym(&rng) < 0 ? -j : j;
+			}
+			x->heap_rss = page_up(heap + sc->jitter *
+					      rng_sym(&rng));
+			x->arena_rss = page_up(arena + sc->jitter *
+					       rng_sym(&rng));
+			x->anon_rss = page_up(anon + sc->jitter *
+					      rng_sym(&rng));
+			x->rss = x->heap_rss + x->arena_rss + x->anon_rss;
+			x->live_slots = llround(slots + sc->slot_jitter *
+						rng_sym(&rng));
+		}
+	}
+	*out = b;
+	return n;
+}
+
+/* A quiet target: page jitter only; 20 batches of 1000 after 3 warm-ups. */
+static struct scenario
+base(uint64_t seed)
+{
+	struct scenario sc = {
+		.seed = seed,
+		.warmups = 3,
+		.measured = 20,
+		.batch = 1000,
+		.controls = true,
+		.to_heap = 0.5,
+		.to_arena = 0.5,
+		.jitter = 8192,
+		.slot_jitter = 3,
+	};
+	return sc;
+}
+
+static int
+run(const struct scenario *sc, struct ana_verdict *v)
+{
+	struct ana_batch *b;
+	size_t n = generate(sc, &b);
+	int rc = ana_verdict_compute(b, n, v);
+
+	print_message("    %s\n", v->summary);
+	free(b);
+	return rc;
+}
+
+static void
+assert_kind(const struct ana_verdict *v, enum ana_verdict_kind k)
+{
+	if (v->kind != k)
+		print_message("expected '%s', got '%s': %s\n",
+			      ana_verdict_name(k), ana_verdict_name(v->kind),
+			      v->summary);
+	assert_int_equal(v->kind, k);
+}
+
+/* slope within +-25 % of truth and the interval contains the truth. */
+static void
+assert_slope(const struct ana_estimate *e, double truth)
+{
+	if (fabs(e->slope - truth) > 0.25 * fabs(truth) ||
+	    e->lo > truth || e->hi < truth)
+		print_message("slope %g (%g .. %g), truth %g\n", e->slope,
+			      e->lo, e->hi, truth);
+	assert_true(fabs(e->slope - truth) <= 0.25 * fabs(truth));
+	assert_true(e->lo <= truth && truth <= e->hi);
+}
+
+static void
+assert_no_trailing_period(const struct ana_verdict *v)
+{
+	size_t len = strlen(v->summary);
+
+	assert_true(len > 0);
+	assert_true(len < sizeof(v->summary) - 1);
+	assert_true(v->summary[len - 1] != '.');
+	assert_null(strchr(v->summary, '\n'));
+}
+
+/* ---- leaks ---------------------------------------------------------- */
+
+static void
+test_verdict_native_leak(void **state)
+{
+	struct scenario sc = base(1);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = 256;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 256);
+	assert_int_equal(v.measured_calls, 20000);
+	assert_int_equal(v.mem.n, 20);
+	assert_int_equal(v.controls, 20);
+	assert_true(fabs(v.total_growth - 256 * 20000.0) < 0.1 * 256 * 20000);
+	/* Live slots flat within the stated margin. */
+	assert_true(v.slots.lo >= -v.slot_margin);
+	assert_true(v.slots.hi <= v.slot_margin);
+	assert_true(v.slot_margin > 0);
+	/* Where it went: half [heap], half arenas, no anon. */
+	assert_true(fabs(v.heap.slope - 128) < 32);
+	assert_true(fabs(v.arena.slope - 128) < 32);
+	assert_true(fabs(v.anon.slope) < 32);
+	assert_int_equal(v.more_calls_needed, 0);
+	assert_non_null(strstr(v.summary, "native leak: +"));
+	assert_non_null(strstr(v.summary, "[heap]/malloc arenas grew"));
+	assert_non_null(strstr(v.summary, "20,000 calls"));
+	assert_non_null(strstr(v.summary, "Ruby live objects flat"));
+	assert_no_trailing_period(&v);
+}
+
+/* The leaks DESIGN §9 asks for: 32-64 B per call, quiet. */
+static void
+test_verdict_quiet_native_leak(void **state)
+{
+	static const double rates[] = { 48, 32, 64 };
+	struct ana_verdict v;
+	size_t i;
+	uint64_t seed;
+
+	(void)state;
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		for (seed = 10; seed < 15; seed++) {
+			struct scenario sc = base(seed);
+
+			sc.leak = rates[i];
+			sc.to_heap = 0;
+			sc.to_arena = 1;	/* helper-thread arena */
+			assert_int_equal(run(&sc, &v), 0);
+			assert_kind(&v, ANA_NATIVE_LEAK);
+			assert_slope(&v.mem, rates[i]);
+			assert_true(v.arena.slope > 0.75 * rates[i]);
+			assert_non_null(strstr(v.summary,
+					       "; malloc arenas grew"));
+		}
+	}
+}
+
+/*
+ * Batches smaller than a page of growth (48 B x 50 calls = 2400 B): most
+ * deltas are 0 or 1 page; the estimate must still find the rate.
+ */
+static void
+test_verdict_quiet_leak_small_batches(void **state)
+{
+	struct scenario sc = base(20);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = 48;
+	sc.batch = 50;
+	sc.measured = 400;
+	sc.jitter = 4096;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 48);
+
+	sc.jitter = 0;		/* bare page quantisation */
+	sc.seed = 21;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 48);
+}
+
+/* A quiet leak inside a target that is noisy on its own. */
+static void
+test_verdict_native_leak_in_noisy_target(void **state)
+{
+	struct scenario sc = base(30);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = 48;
+	sc.batch = 500;
+	sc.measured = 80;
+	sc.jump_p = 0.1;
+	sc.jump_lo = 1 * MiB;
+	sc.jump_hi = 4 * MiB;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 48);
+}
+
+/* Retained strings: one live object and ~40 B of memory per call. */
+static void
+test_verdict_ruby_leak(void **state)
+{
+	struct scenario sc = base(40);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = 40;
+	sc.to_heap = 0;
+	sc.to_arena = 0;	/* Ruby heap pages are anonymous mappings */
+	sc.slots = 1;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_RUBY_LEAK);
+	assert_slope(&v.slots, 1);
+	assert_slope(&v.mem, 40);
+	assert_true(v.slots.lo > v.slot_margin);
+	assert_non_null(strstr(v.summary, "ruby-object leak: +1.00 live "
+			       "objects per call"));
+	assert_no_trailing_period(&v);
+}
+
+/* Live objects grow while rss stays flat (free slots reused first). */
+static void
+test_verdict_ruby_leak_memory_flat(void **state)
+{
+	struct scenario sc = base(41);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.slots = 0.2;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_RUBY_LEAK);
+	assert_true(v.mem.lo <= 0);
+	assert_slope(&v.slots, 0.2);
+}
+
+/* ---- no leak -------------------------------------------------------- */
+
+static void
+test_verdict_no_leak_quiet(void **state)
+{
+	struct ana_verdict v;
+	uint64_t seed;
+
+	(void)state;
+	for (seed = 50; seed < 60; seed++) {
+		struct scenario sc = base(seed);
+
+		assert_int_equal(run(&sc, &v), 0);
+		assert_kind(&v, ANA_NO_LEAK);
+		assert_true(v.mem.lo <= 0 && v.mem.hi >= 0);
+		assert_true(v.mem.hi < v.mem_floor);
+		assert_int_equal(v.more_calls_needed, 0);
+		assert_non_null(strstr(v.summary, "no leak: memory "));
+		assert_no_trailing_period(&v);
+	}
+}
+
+/*
+ * Noisy on its own: other threads move anon memory by 1-4 MiB in 10 % of
+ * all batches (both directions, never given back in step), in measured
+ * and control batches alike.
+ */
+static void
+test_verdict_no_leak_noisy_target(void **state)
+{
+	struct ana_verdict v;
+	uint64_t seed;
+
+	(void)state;
+	for (seed = 60; seed < 65; seed++) {
+		struct scenario sc = base(seed);
+
+		sc.batch = 500;
+		sc.measured = 80;
+		sc.jump_p = 0.1;
+		sc.jump_lo = 1 * MiB;
+		sc.jump_hi = 4 * MiB;
+		sc.slot_jitter = 200;
+		assert_int_equal(run(&sc, &v), 0);
+		assert_kind(&v, ANA_NO_LEAK);
+		/* The untrimmed mean is far wider: the jumps are real. */
+		assert_true(v.mem_mean.hi - v.mem_mean.lo >
+			    2 * (v.mem.hi - v.mem.lo));
+	}
+}
+
+/*
+ * The worker drifts by itself (+256 KiB and +300 live objects per batch,
+ * measured or not): the controls cancel it.  Without them, the same
+ * drift reads as a leak, which shows that the controls are what count.
+ */
+static void
+test_verdict_no_leak_drifting_worker(void **state)
+{
+	struct scenario sc = base(70);
+	struct ana_batch *b;
+	struct ana_verdict v;
+	size_t n;
+
+	(void)state;
+	sc.drift = 256 * 1024;
+	sc.slot_drift = 300;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NO_LEAK);
+	assert_true(fabs(v.total_growth) < 64 * 1024);
+
+	/* Same process, no control batches: drift is all there is. */
+	sc.controls = false;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_RUBY_LEAK);
+	assert_slope(&v.mem, 256 * 1024 / 1000.0);
+	assert_slope(&v.slots, 0.3);
+	assert_int_equal(v.controls, 0);
+
+	/* Drift plus a real leak: the net is the leak. */
+	sc.controls = true;
+	sc.leak = 64;
+	n = generate(&sc, &b);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 64);
+	assert_int_equal(v.controls, 20);
+	free(b);
+}
+
+/* A cache that fills during warm-up, then stays. */
+static void
+test_verdict_no_leak_cache_warmup(void **state)
+{
+	struct scenario sc = base(80);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.warm_growth = 4 * MiB;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NO_LEAK);
+
+	/* ... and still grows a little in the first measured batch. */
+	sc.seed = 81;
+	sc.first_growth = 512 * 1024;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NO_LEAK);
+	assert_true(v.total_growth > 256 * 1024);	/* it is in there */
+}
+
+/* Memory handed back steadily (free lists trimmed): no leak. */
+static void
+test_verdict_negative_deltas(void **state)
+{
+	struct scenario sc = base(90);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = -100;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_NO_LEAK);
+	assert_slope(&v.mem, -100);
+	assert_true(v.total_growth < 0);
+	assert_non_null(strstr(v.summary, "memory -"));
+}
+
+/* ---- inconclusive --------------------------------------------------- */
+
+/* Growth that arrives as a 1 MiB step every 5th batch, nothing between:
+ * the trimmed estimate sees flat batches, the total does not. */
+static void
+test_verdict_lumpy_growth_inconclusive(void **state)
+{
+	struct scenario sc = base(100);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.step_every = 5;
+	sc.step = 1 * MiB;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_true(v.mem_mean.lo > v.mem.hi);
+	assert_true(v.more_calls_needed > 0);
+	assert_non_null(strstr(v.summary, "few large steps"));
+}
+
+static void
+test_verdict_inconclusive_few_batches(void **state)
+{
+	struct scenario sc = base(110);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.leak = 256;
+	sc.measured = 3;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.more_calls_needed, 2000);
+	assert_int_equal(v.mem.n, 3);
+	assert_non_null(strstr(v.summary, "need at least 5"));
+	assert_non_null(strstr(v.summary, "run about 2,000 more calls"));
+	assert_no_trailing_period(&v);
+
+	/* One measured batch: nothing to fit. */
+	sc.measured = 1;
+	assert_int_equal(run(&sc, &v), -LP_EINVAL);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.more_calls_needed, 4000);
+}
+
+/* Several MiB of level noise on every batch: cannot tell 0 from 256. */
+static void
+test_verdict_inconclusive_huge_noise(void **state)
+{
+	struct scenario sc = base(120);
+	struct ana_verdict v, v2;
+
+	(void)state;
+	sc.measured = 10;
+	sc.rand_walk = 4 * MiB;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_true(v.mem.lo < 0 && v.mem.hi > v.mem_floor);
+	assert_true(v.more_calls_needed > 0);
+	assert_int_equal(v.more_calls_needed % 1000, 0);
+	assert_non_null(strstr(v.summary, "more calls"));
+
+	/* Milder noise needs fewer calls, and a finite number of them. */
+	sc.rand_walk = 256 * 1024;
+	assert_int_equal(run(&sc, &v2), 0);
+	assert_kind(&v2, ANA_INCONCLUSIVE);
+	assert_true(v2.more_calls_needed > 0);
+	assert_true(v2.more_calls_needed < v.more_calls_needed);
+	assert_true(v2.more_calls_needed < 100 * v2.measured_calls);
+}
+
+/* ---- properties and edges ------------------------------------------ */
+
+static void
+assert_same_estimate(const struct ana_estimate *a,
+		     const struct ana_estimate *b)
+{
+	assert_true(a->slope == b->slope);
+	assert_true(a->lo == b->lo);
+	assert_true(a->hi == b->hi);
+	assert_int_equal(a->n, b->n);
+}
+
+static void
+test_verdict_deterministic(void **state)
+{
+	struct scenario sc = base(130);
+	struct ana_batch *b;
+	struct ana_verdict v1, v2;
+	size_t n;
+
+	(void)state;
+	sc.leak = 48;
+	sc.jump_p = 0.1;
+	sc.jump_lo = 1 * MiB;
+	sc.jump_hi = 2 * MiB;
+	n = generate(&sc, &b);
+	assert_int_equal(ana_verdict_compute(b, n, &v1), 0);
+	assert_int_equal(ana_verdict_compute(b, n, &v2), 0);
+	assert_int_equal(v1.kind, v2.kind);
+	assert_same_estimate(&v1.mem, &v2.mem);
+	assert_same_estimate(&v1.mem_mean, &v2.mem_mean);
+	assert_same_estimate(&v1.heap, &v2.heap);
+	assert_same_estimate(&v1.arena, &v2.arena);
+	assert_same_estimate(&v1.anon, &v2.anon);
+	assert_same_estimate(&v1.slots, &v2.slots);
+	assert_true(v1.total_growth == v2.total_growth);
+	assert_int_equal(v1.more_calls_needed, v2.more_calls_needed);
+	assert_string_equal(v1.summary, v2.summary);
+	free(b);
+}
+
+/* Batches of different sizes (the last one short, some doubled). */
+static void
+test_verdict_unequal_batches(void **state)
+{
+	struct scenario sc = base(140);
+	struct ana_batch *b;
+	struct ana_verdict v;
+	size_t n, i;
+
+	(void)state;
+	sc.leak = 128;
+	sc.controls = false;
+	sc.last_batch = 300;
+	n = generate(&sc, &b);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_int_equal(v.measured_calls, 19 * 1000 + 300);
+	assert_slope(&v.mem, 128);
+	free(b);
+
+	/* Rebuild with alternating 500/1500 calls, controls kept. */
+	sc.controls = true;
+	sc.last_batch = 0;
+	sc.seed = 141;
+	n = generate(&sc, &b);
+	{
+		double heap = (double)b[sc.warmups - 1].heap_rss;
+		double arena = (double)b[sc.warmups - 1].arena_rss;
+
+		for (i = sc.warmups; i < n; i++) {
+			uint64_t calls = (i / 2) % 2 ? 1500 : 500;
+
+			if (!b[i].control) {
+				b[i].calls = calls;
+				heap += 64.0 * (double)calls;
+				arena += 64.0 * (double)calls;
+			}
+			b[i].heap_rss = page_up(heap);
+			b[i].arena_rss = page_up(arena);
+		}
+	}
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.mem, 128);
+	free(b);
+}
+
+static void
+test_verdict_edge_empty(void **state)
+{
+	struct ana_verdict v;
+	struct ana_batch one = { .calls = 10 };
+
+	(void)state;
+	assert_int_equal(ana_verdict_compute(NULL, 0, &v), -LP_EINVAL);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.measured_calls, 0);
+	assert_int_equal(v.more_calls_needed, 0);
+	assert_true(strlen(v.summary) > 0);
+	assert_no_trailing_period(&v);
+
+	/* One batch: no delta to take at all. */
+	assert_int_equal(ana_verdict_compute(&one, 1, &v), -LP_EINVAL);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.more_calls_needed, 50);
+
+	assert_int_equal(ana_verdict_compute(&one, 1, NULL), -LP_EINVAL);
+}
+
+static void
+test_verdict_edge_all_warmup(void **state)
+{
+	struct scenario sc = base(150);
+	struct ana_batch *b;
+	struct ana_verdict v;
+	size_t n;
+
+	(void)state;
+	sc.warmups = 10;
+	sc.measured = 0;
+	sc.leak = 1024;
+	n = generate(&sc, &b);
+	assert_int_equal(n, 10);
+	assert_int_equal(ana_verdict_compute(b, n, &v), -LP_EINVAL);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.measured_calls, 0);
+	assert_int_equal(v.more_calls_needed, 5000);
+	assert_non_null(strstr(v.summary, "0 measured batches"));
+	free(b);
+}
+
+static void
+test_verdict_edge_zero_calls(void **state)
+{
+	struct scenario sc = base(160);
+	struct ana_batch *b;
+	struct ana_verdict v;
+	size_t n, i;
+
+	(void)state;
+	sc.leak = 256;
+	n = generate(&sc, &b);
+	for (i = 0; i < n; i++)
+		b[i].calls = 0;
+	assert_int_equal(ana_verdict_compute(b, n, &v), -LP_EINVAL);
+	assert_kind(&v, ANA_INCONCLUSIVE);
+	assert_int_equal(v.measured_calls, 0);
+	assert_int_equal(v.more_calls_needed, 0);
+	assert_non_null(strstr(v.summary, "no batch ran any call"));
+
+	/* Some measured batches empty: they are skipped, not divided by. */
+	free(b);
+	n = generate(&sc, &b);
+	for (i = sc.warmups; i < n; i += 4)
+		b[i].calls = 0;
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_int_equal(v.mem.n, 15);
+	assert_int_equal(v.measured_calls, 15000);
+	assert_true(isfinite(v.mem.slope) && isfinite(v.mem.lo) &&
+		    isfinite(v.mem.hi));
+	free(b);
+}
+
+/* Counters that go backwards (rss returned, u64 wrap in the delta). */
+static void
+test_verdict_edge_returned_memory(void **state)
+{
+	struct ana_batch b[12];
+	struct ana_verdict v;
+	size_t i;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	for (i = 0; i < 12; i++) {
+		b[i].calls = 1000;
+		b[i].warmup = i == 0;
+		/* 40 MiB handed back in the first measured batch, then flat */
+		b[i].heap_rss = i < 1 ? 48 << 20 : 8 << 20;
+		b[i].arena_rss = 1 << 20;
+		b[i].live_slots = 5000 - (int64_t)i;
+	}
+	assert_int_equal(ana_verdict_compute(b, 12, &v), 0);
+	assert_true(v.total_growth == -40.0 * MiB);
+	assert_true(v.mem_mean.slope < -3000);
+	assert_true(v.slots.slope == -0.001);
+	/* Trimmed: one batch of eleven does not make a trend. */
+	assert_true(fabs(v.mem.slope) < 1);
+	assert_true(v.kind == ANA_NO_LEAK || v.kind == ANA_INCONCLUSIVE);
+}
+
+static void
+test_verdict_names(void **state)
+{
+	(void)state;
+	assert_string_equal(ana_verdict_name(ANA_NO_LEAK), "no leak");
+	assert_string_equal(ana_verdict_name(ANA_NATIVE_LEAK), "native leak");
+	assert_string_equal(ana_verdict_name(ANA_RUBY_LEAK),
+			    "ruby-object leak");
+	assert_string_equal(ana_verdict_name(ANA_INCONCLUSIVE),
+			    "inconclusive");
+	assert_string_equal(ana_verdict_name((enum ana_verdict_kind)42),
+			    "unknown");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verdict_native_leak),
+		cmocka_unit_test(test_verdict_quiet_native_leak),
+		cmocka_unit_test(test_verdict_quiet_leak_small_batches),
+		cmocka_unit_test(test_verdict_native_leak_in_noisy_target),
+		cmocka_unit_test(test_verdict_ruby_leak),
+		cmocka_unit_test(test_verdict_ruby_leak_memory_flat),
+		cmocka_unit_test(test_verdict_no_leak_quiet),
+		cmocka_unit_test(test_verdict_no_leak_noisy_target),
+		cmocka_unit_test(test_verdict_no_leak_drifting_worker),
+		cmocka_unit_test(test_verdict_no_leak_cache_warmup),
+		cmocka_unit_test(test_verdict_negative_deltas),
+		cmocka_unit_test(test_verdict_lumpy_growth_inconclusive),
+		cmocka_unit_test(test_verdict_inconclusive_few_batches),
+		cmocka_unit_test(test_verdict_inconclusive_huge_noise),
+		cmocka_unit_test(test_verdict_deterministic),
+		cmocka_unit_test(test_verdict_unequal_batches),
+		cmocka_unit_test(test_verdict_edge_empty),
+		cmocka_unit_test(test_verdict_edge_all_warmup),
+		cmocka_unit_test(test_verdict_edge_zero_calls),
+		cmocka_unit_test(test_verdict_edge_returned_memory),
+		cmocka_unit_test(test_verdict_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
