@@ -87,6 +87,74 @@ $(BUILD)/bench/%: bench/%.c $(LIBLP)
 	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBLP) \
 		$(LP_LDLIBS) $(LDLIBS)
 
+# ---- ELF fixtures for the injector's symbol tests (test_elfsym, test_gadget)
+# One program (tests/fixtures/elf/fixture.c) linked as PIE, non-PIE, static,
+# static-pie and stripped (with a separate debug file), and a shared
+# library (libfix.c).  Each links section .lp_known (known.h) at
+# ELFFIX_KNOWN, so the tests know a symbol's exact address and size.  The
+# tests find these files in $(BUILD)/fixtures/elf, next to their own
+# binaries.  The user's CFLAGS are not applied: the tests rely on -O0
+# frames and calls.
+ELFFIX_SRC   := tests/fixtures/elf
+ELFFIX_DIR   := $(BUILD)/fixtures/elf
+ELFFIX_KNOWN := 0x800000
+ELFFIX_CC     = $(CC) -O0 -fno-omit-frame-pointer -I$(ELFFIX_SRC) \
+		-Wl,--section-start=.lp_known=$(ELFFIX_KNOWN)
+ELFFIX_DEPS  := $(ELFFIX_SRC)/fixture.c $(ELFFIX_SRC)/known.h
+ELFFIX       := $(addprefix $(ELFFIX_DIR)/,pie nopie static static-pie \
+		shared.so stripped stripped.debug)
+OBJCOPY      ?= objcopy
+STRIP        ?= strip
+
+$(ELFFIX_DIR)/pie: $(ELFFIX_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -fPIE -pie -rdynamic \
+		-Wl,--build-id=0x0123456789abcdef0123456789abcdef01234567 \
+		-o $@ $<
+
+$(ELFFIX_DIR)/nopie: $(ELFFIX_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -fno-pie -no-pie -o $@ $<
+
+$(ELFFIX_DIR)/static: $(ELFFIX_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -static -o $@ $<
+
+$(ELFFIX_DIR)/static-pie: $(ELFFIX_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -fPIE -static-pie -o $@ $<
+
+$(ELFFIX_DIR)/shared.so: $(ELFFIX_SRC)/libfix.c $(ELFFIX_SRC)/known.h
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -fPIC -shared -o $@ $<
+
+# stripped: .symtab removed, .dynsym kept (-rdynamic); its .symtab lives in
+# stripped.debug, reachable by build-id and by .gnu_debuglink
+$(ELFFIX_DIR)/stripped.full: $(ELFFIX_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  FIXTURE $@"
+	$(Q)$(ELFFIX_CC) -fPIE -pie -rdynamic \
+		-Wl,--build-id=0xfedcba9876543210fedcba9876543210fedcba98 \
+		-o $@ $<
+
+$(ELFFIX_DIR)/stripped.debug: $(ELFFIX_DIR)/stripped.full
+	@echo "  FIXTURE $@"
+	$(Q)$(OBJCOPY) --only-keep-debug $< $@
+
+$(ELFFIX_DIR)/stripped: $(ELFFIX_DIR)/stripped.full \
+			$(ELFFIX_DIR)/stripped.debug
+	@echo "  FIXTURE $@"
+	$(Q)$(STRIP) --strip-all -o $@ $<
+	$(Q)$(OBJCOPY) --add-gnu-debuglink=$(ELFFIX_DIR)/stripped.debug $@
+
+$(BUILD)/tests/test_elfsym $(BUILD)/tests/test_gadget: $(ELFFIX)
+# ---- end of ELF fixtures ---------------------------------------------------
+
 deps:
 	$(Q)scripts/install-deps
 

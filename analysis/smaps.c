@@ -31,6 +31,16 @@
  *                                       shm, anon_inode:... and /dev/zero.
  *     A named mapping is something the program mapped on purpose, not
  *     memory malloc handed out, so it never counts as heap growth.
+ *
+ * Tolerance: numeric fields the parser does not know go to s->extra,
+ * non-numeric ones are skipped; a missing field reads 0 with its present
+ * bit clear (and a missing Size counts as end - start in the totals);
+ * numbers beyond 64 bits saturate, as do all sums.  An unterminated last
+ * line is kept only when it is complete: a field with its "kB" unit, a
+ * whole header; a cut VmFlags loses its partial flag.  " (deleted)" is
+ * taken off the name into m->deleted, so a mapping whose file was unlinked
+ * keeps its identity in diffs.  The kernel's "\012" for a newline in a
+ * name stays as printed.
  */
 #include "analysis/analysis.h"
 
@@ -74,6 +84,8 @@ static const char *const class_names[ANA_MAP_NCLASS] = {
 	[ANA_MAP_SPECIAL] = "special",
 };
 
+/* Short lowercase class name ("heap", "arena", ...); "?" if unknown.
+ * Static storage. */
 const char *
 ana_map_class_name(enum ana_map_class c)
 {
@@ -82,6 +94,8 @@ ana_map_class_name(enum ana_map_class c)
 	return class_names[c];
 }
 
+/* The kernel's spelling of a known field ("Private_Dirty"); "?" if
+ * unknown.  Static storage. */
 const char *
 ana_field_name(enum ana_field_id f)
 {
@@ -90,12 +104,14 @@ ana_field_name(enum ana_field_id f)
 	return field_names[f];
 }
 
+/* Empty snapshot; owns nothing until the first parse. */
 void
 ana_smaps_init(struct ana_smaps *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
+/* Free the buffer and arrays; s may be NULL and is left empty. */
 void
 ana_smaps_release(struct ana_smaps *s)
 {
@@ -107,6 +123,8 @@ ana_smaps_release(struct ana_smaps *s)
 	ana_smaps_init(s);
 }
 
+/* Grow s->buf to hold need bytes plus the sentinel; s keeps owning it.
+ * Aborts on exhaustion like lp_read_file(), which grows the same buffer. */
 char *
 ana_smaps_reserve(struct ana_smaps *s, size_t need)
 {
@@ -285,11 +303,13 @@ name_has_prefix(const struct ana_mapping *m, const char *lit, size_t len)
 /*
  * Parse a mapping header line [p, eol) into m.  On failure returns false
  * and points *bad at the first byte that does not fit; *bad == eol means
- * the line simply stopped early (a cut-off last line).
+ * the line simply stopped early (a cut-off last line).  last marks an
+ * unterminated line: one that ends in the padding before the name column
+ * may have lost its name, so it counts as stopped early.
  */
 static bool
-parse_header(const char *p, const char *eol, struct ana_mapping *m,
-	     const char **bad)
+parse_header(const char *p, const char *eol, bool last,
+	     struct ana_mapping *m, const char **bad)
 {
 	static const char perm_ok[4][2] = {
 		{ 'r', '-' }, { 'w', '-' }, { 'x', '-' }, { 'p', 's' }
@@ -335,7 +355,14 @@ parse_header(const char *p, const char *eol, struct ana_mapping *m,
 		p = p0;		/* not a cut line: a wrong one */
 		goto bad;
 	}
-	/* The kernel pads with spaces up to the name column. */
+	/* The kernel pads with spaces up to the name column; an anonymous
+	 * mapping has just one space after the inode. */
+	if (last && p + 1 < eol && p[1] == ' ') {
+		while (p < eol && *p == ' ')
+			p++;
+		if (p == eol)
+			goto bad;
+	}
 	while (p < eol && *p == ' ')
 		p++;
 	m->name = p;
@@ -388,22 +415,46 @@ excerpt(const char *p, const char *eol, char *out)
 	out[n] = '\0';
 }
 
+/* Record a numeric field of m: known ones in kb[], the rest in extra. */
+static inline int
+store_field(struct ana_smaps *s, struct ana_mapping *m, int id,
+	    const char *name, size_t nlen, uint64_t val)
+{
+	struct ana_extra_field *x;
+
+	if (id >= 0) {
+		m->kb[id] = val;
+		m->present |= 1u << id;
+		return 0;
+	}
+	if (s->nextra == s->extra_cap &&
+	    !grow((void **)&s->extra, &s->extra_cap, s->nextra + 1,
+		  sizeof(*s->extra)))
+		return -LP_ENOMEM;
+	x = &s->extra[s->nextra++];
+	x->name = name;
+	x->name_len = (uint32_t)nlen;
+	x->value = val;
+	m->extra_count++;
+	return 0;
+}
+
 /*
  * One field line: name [p, colon), value after the colon.  last marks an
- * unterminated final line, which may have been cut anywhere.
+ * unterminated final line, which may have been cut anywhere.  *idp gets
+ * the field's id (FIELD_UNKNOWN for extras).
  */
 static int
 parse_field(struct ana_smaps *s, struct ana_mapping *m, const char *p,
-	    const char *colon, const char *eol, bool last)
+	    const char *colon, const char *eol, bool last, int *idp)
 {
 	size_t nlen = (size_t)(colon - p);
 	const char *v = colon + 1;
-	struct ana_extra_field *x;
 	uint64_t val;
 	bool unit;
 	int id;
 
-	id = field_lookup(p, nlen);
+	*idp = id = field_lookup(p, nlen);
 	while (*v == ' ' || *v == '\t')
 		v++;
 	if (id == FIELD_VMFLAGS) {
@@ -428,42 +479,104 @@ parse_field(struct ana_smaps *s, struct ana_mapping *m, const char *p,
 	/* Without its unit, a cut last line may have lost digits too. */
 	if (last && !unit)
 		return 0;
-	if (id >= 0) {
-		m->kb[id] = val;
-		m->present |= 1u << id;
-		return 0;
-	}
-	if (s->nextra == s->extra_cap &&
-	    !grow((void **)&s->extra, &s->extra_cap, s->nextra + 1,
-		  sizeof(*s->extra)))
-		return -LP_ENOMEM;
-	x = &s->extra[s->nextra++];
-	x->name = p;
-	x->name_len = (uint32_t)nlen;
-	x->value = val;
-	m->extra_count++;
-	return 0;
+	return store_field(s, m, id, p, nlen, val);
+}
+
+/*
+ * Fast path.  The kernel prints every field line as a fixed 16-byte
+ * literal ("Rss:            "), the value right-aligned in 8 columns and
+ * " kB\n", always in the same order.  So the n-th field line of a mapping
+ * is remembered by its first 16 bytes, and the n-th line of the next
+ * mapping that starts with the same 16 bytes skips the name scan, the
+ * lookup and the search for the end of line.  Anything unusual falls back
+ * to the general path, which gives the same result.
+ */
+#define LAYOUT_MAX	64
+
+struct layout {
+	uint64_t k0, k1;	/* first 16 bytes of the line */
+	int16_t id;		/* ana_field_id or FIELD_UNKNOWN */
+	uint8_t nlen;		/* name length */
+	bool valid;
+};
+
+static inline void
+layout_learn(struct layout *l, const char *p, const char *colon,
+	     const char *end, int id)
+{
+	const char *q;
+
+	l->valid = false;
+	if (id == FIELD_VMFLAGS || end - p < 16 || colon - p >= 16)
+		return;
+	for (q = colon + 1; q < p + 16; q++)
+		if (*q != ' ')
+			return;
+	memcpy(&l->k0, p, 8);
+	memcpy(&l->k1, p + 8, 8);
+	l->id = (int16_t)id;
+	l->nlen = (uint8_t)(colon - p);
+	l->valid = true;
+}
+
+/* Returns the end of line when the fast path handled the line, or NULL. */
+static inline const char *
+layout_try(struct ana_smaps *s, struct ana_mapping *m,
+	   const struct layout *l, const char *p, const char *end, int *rc)
+{
+	const char *v = p + 16, *eol;
+	uint64_t a, b, val;
+
+	if (!l->valid || end - p < 16)
+		return NULL;
+	memcpy(&a, p, 8);
+	memcpy(&b, p + 8, 8);
+	if (a != l->k0 || b != l->k1)
+		return NULL;
+	while (*v == ' ')
+		v++;
+	if (!scan_dec(&v, &val))
+		return NULL;
+	if (v[0] == ' ' && v[1] == 'k' && v[2] == 'B' && v[3] == '\n')
+		eol = v + 3;
+	else if (v[0] == '\n')
+		eol = v;
+	else
+		return NULL;
+	*rc = store_field(s, m, l->id, p, l->nlen, val);
+	return eol;
 }
 
 static int
 parse_lines(struct ana_smaps *s, struct lp_err *err)
 {
 	const char *p = s->buf, *end = s->buf + s->len;
+	struct layout layout[LAYOUT_MAX];
 	struct ana_mapping *m = NULL;
+	size_t lineno = 0, nlayout = 0, fi = 0;
 	char quote[64];
-	size_t lineno = 0;
-	int rc;
+	int rc = 0, id;
 
 	while (p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		const char *q = p, *bad;
+		const char *eol, *q = p, *bad;
 		bool last = false;
 
+		lineno++;
+		if (m && fi < nlayout) {
+			eol = layout_try(s, m, &layout[fi], p, end, &rc);
+			if (rc < 0)
+				goto nomem;
+			if (eol) {
+				fi++;
+				p = eol + 1;
+				continue;
+			}
+		}
+		eol = memchr(p, '\n', (size_t)(end - p));
 		if (!eol) {
 			eol = end;
 			last = true;
 		}
-		lineno++;
 		while (is_name_char((unsigned char)*q))
 			q++;
 		if (q > p && *q == ':' && q < eol) {
@@ -473,23 +586,22 @@ parse_lines(struct ana_smaps *s, struct lp_err *err)
 					"parse smaps: line %zu: field '%s' before any mapping header (is this a /proc/PID/smaps file?)",
 					lineno, quote);
 			}
-			rc = parse_field(s, m, p, q, eol, last);
+			rc = parse_field(s, m, p, q, eol, last, &id);
 			if (rc < 0)
-				return lp_err_set(err, -rc,
-					"parse smaps: out of memory at line %zu",
-					lineno);
+				goto nomem;
+			if (fi == nlayout && nlayout < LAYOUT_MAX)
+				layout_learn(&layout[nlayout++], p, q, end, id);
+			fi++;
 		} else if (p == eol) {
 			/* blank line: nothing the kernel prints, harmless */
 		} else {
 			if (s->nmaps == s->maps_cap &&
 			    !grow((void **)&s->maps, &s->maps_cap,
 				  s->nmaps + 1, sizeof(*s->maps)))
-				return lp_err_set(err, LP_ENOMEM,
-					"parse smaps: out of memory at line %zu",
-					lineno);
+				goto nomem;
 			m = &s->maps[s->nmaps];
 			memset(m, 0, sizeof(*m));
-			if (!parse_header(p, eol, m, &bad)) {
+			if (!parse_header(p, eol, last, m, &bad)) {
 				/* A last line cut short is not an error. */
 				if (last && bad == eol)
 					break;
@@ -500,12 +612,16 @@ parse_lines(struct ana_smaps *s, struct lp_err *err)
 			}
 			m->extra_first = (uint32_t)s->nextra;
 			s->nmaps++;
+			fi = 0;
 			if (NAME_IS(m, "[rollup]"))
 				s->rollup = true;
 		}
 		p = eol + 1;
 	}
 	return 0;
+nomem:
+	return lp_err_set(err, LP_ENOMEM,
+			  "parse smaps: out of memory at line %zu", lineno);
 }
 
 /* ---- classification and totals -------------------------------------- */
@@ -557,7 +673,9 @@ plain_anon(const struct ana_mapping *m)
  * thread stack, say), at the price of counting that neighbour as arena.
  * The ---p tail is ARENA as well (Size only, it has no Rss), as long as it
  * stays inside the 64 MiB reservation; a tail that merged with a guard
- * page above it stays ANON.
+ * page above it stays ANON.  glibc >= 2.39 with glibc.mem.decorate_maps
+ * names the rw-p part "[anon: glibc: malloc arena]" (ARENA by name) but
+ * not the tail, which is found the same way.
  */
 static void
 classify_arenas(struct ana_mapping *maps, size_t n)
@@ -568,9 +686,12 @@ classify_arenas(struct ana_mapping *maps, size_t n)
 		struct ana_mapping *m = &maps[i];
 		struct ana_mapping *t = i + 1 < n ? &maps[i + 1] : NULL;
 		uint64_t heap = UINT64_MAX;
-		bool tail;
+		bool named, tail;
 
-		if (!plain_anon(m) || !perms_are(m, "rw-p"))
+		if (!perms_are(m, "rw-p"))
+			continue;
+		named = m->cls == ANA_MAP_ARENA;
+		if (!named && !plain_anon(m))
 			continue;
 		tail = t && plain_anon(t) && perms_are(t, "---p") &&
 		       t->start == m->end;
@@ -630,6 +751,15 @@ compute_totals(struct ana_smaps *s)
 	}
 }
 
+/*
+ * Parse s->buf[0..len).  Everything from the previous parse is dropped,
+ * the arrays are reused.  Names, VmFlags and extra-field names point into
+ * s->buf and stay valid until the next parse or release.  A smaps_rollup
+ * file gives one mapping, "[rollup]", whose fields (Pss_Anon, ...) are
+ * reachable through ana_mapping_field(); its totals have no size and no
+ * per-class split.  Returns 0, -LP_EPARSE (line named in err), -LP_EINVAL
+ * (no spare byte after len) or -LP_ENOMEM; on error s holds no mappings.
+ */
 int
 ana_smaps_parse_buf(struct ana_smaps *s, size_t len, struct lp_err *err)
 {
@@ -664,6 +794,7 @@ ana_smaps_parse_buf(struct ana_smaps *s, size_t len, struct lp_err *err)
 	return 0;
 }
 
+/* Copy text (which must not point into s->buf) into s and parse it. */
 int
 ana_smaps_parse(struct ana_smaps *s, const char *text, size_t len,
 		struct lp_err *err)
@@ -674,6 +805,8 @@ ana_smaps_parse(struct ana_smaps *s, const char *text, size_t len,
 	return ana_smaps_parse_buf(s, len, err);
 }
 
+/* Field of m by its smaps name, in the units printed (kB for sizes),
+ * clamped to INT64_MAX; -1 when m has no such numeric field. */
 int64_t
 ana_mapping_field(const struct ana_smaps *s, const struct ana_mapping *m,
 		  const char *name)
@@ -753,6 +886,17 @@ cmp_change(const void *pa, const void *pb)
 	return (int)a->kind - (int)b->kind;
 }
 
+/* A known field of m in bytes as int64; 0 for no mapping. */
+static int64_t
+field_bytes(const struct ana_mapping *m, enum ana_field_id f)
+{
+	if (!m)
+		return 0;
+	if (f == ANA_F_SIZE)
+		return as_i64(map_size(m));
+	return as_i64(kb_to_bytes(m->kb[f]));
+}
+
 /* Append a change when it passes the min_bytes filter. */
 static void
 add_change(struct ana_map_change **out, size_t *n, size_t *cap,
@@ -764,15 +908,11 @@ add_change(struct ana_map_change **out, size_t *n, size_t *cap,
 	memset(&c, 0, sizeof(c));
 	c.old = o;
 	c.new = nw;
-	c.d_size = (nw ? as_i64(map_size(nw)) : 0) -
-		   (o ? as_i64(map_size(o)) : 0);
-	c.d_rss = (nw ? as_i64(kb_to_bytes(nw->kb[ANA_F_RSS])) : 0) -
-		  (o ? as_i64(kb_to_bytes(o->kb[ANA_F_RSS])) : 0);
-	c.d_private_dirty =
-		(nw ? as_i64(kb_to_bytes(nw->kb[ANA_F_PRIVATE_DIRTY])) : 0) -
-		(o ? as_i64(kb_to_bytes(o->kb[ANA_F_PRIVATE_DIRTY])) : 0);
-	c.d_swap = (nw ? as_i64(kb_to_bytes(nw->kb[ANA_F_SWAP])) : 0) -
-		   (o ? as_i64(kb_to_bytes(o->kb[ANA_F_SWAP])) : 0);
+	c.d_size = field_bytes(nw, ANA_F_SIZE) - field_bytes(o, ANA_F_SIZE);
+	c.d_rss = field_bytes(nw, ANA_F_RSS) - field_bytes(o, ANA_F_RSS);
+	c.d_private_dirty = field_bytes(nw, ANA_F_PRIVATE_DIRTY) -
+			    field_bytes(o, ANA_F_PRIVATE_DIRTY);
+	c.d_swap = field_bytes(nw, ANA_F_SWAP) - field_bytes(o, ANA_F_SWAP);
 	if (!o)
 		c.kind = ANA_APPEARED;
 	else if (!nw)
@@ -914,7 +1054,7 @@ ana_smaps_diff_print(FILE *fp, const struct ana_map_change *c, size_t n)
 
 		lp_human_bytes((double)x->d_rss, 1, rss, sizeof(rss));
 		lp_human_bytes((double)x->d_size, 1, size, sizeof(size));
-		fprintf(fp, "  %-8s %10s rss %10s size  ",
+		fprintf(fp, "  %-8s %11s rss %11s size  ",
 			k < 4 ? change_names[k] : "?", rss, size);
 		print_name(fp, m);
 		fprintf(fp, "  %" PRIx64 "-%" PRIx64 " %s\n", m->start, m->end,

@@ -39,20 +39,21 @@ struct strpool {
 	size_t len, cap;
 };
 
+/* Append the first n bytes of s and a NUL. */
 static int
-pool_add(struct strpool *p, const char *s, uint32_t *off)
+pool_add(struct strpool *p, const char *s, size_t n, uint32_t *off)
 {
-	size_t n = strlen(s) + 1;
-
-	if (p->len + n > UINT32_MAX)
+	if (p->len + n + 1 > UINT32_MAX)
 		return -1;
-	p->buf = xgrow(p->buf, &p->cap, p->len + n, 1);
+	p->buf = xgrow(p->buf, &p->cap, p->len + n + 1, 1);
 	memcpy(p->buf + p->len, s, n);
+	p->buf[p->len + n] = '\0';
 	*off = (uint32_t)p->len;
-	p->len += n;
+	p->len += n + 1;
 	return 0;
 }
 
+/* Name of a symbol of f (owned by f).  Never NULL. */
 const char *
 elf__sym_name(const struct elf_file *f, const struct elf_sym *s)
 {
@@ -86,7 +87,7 @@ load_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data *versym,
 	for (size_t i = 1; i < count; i++) {
 		GElf_Sym s;
 		GElf_Versym ver;
-		const char *name;
+		const char *name, *at;
 		int type, bind;
 		uint32_t off;
 
@@ -102,7 +103,13 @@ load_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data *versym,
 		    !(type == STT_NOTYPE && (s.st_size || bind != STB_LOCAL)))
 			continue;
 		name = elf_strptr(e, sh->sh_link, s.st_name);
-		if (!name || !*name || pool_add(&pool, name, &off) < 0)
+		if (!name || !*name)
+			continue;
+		/* .symtab spells versions into names: "foo@@V2" is the
+		 * default version of foo, "foo@V1" an older one */
+		at = symtab ? strchr(name, '@') : NULL;
+		if (pool_add(&pool, name, at ? (size_t)(at - name) :
+			     strlen(name), &off) < 0)
 			continue;
 		syms[n].value = s.st_value;
 		syms[n].size = s.st_size;
@@ -110,7 +117,9 @@ load_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data *versym,
 		syms[n].type = (uint8_t)type;
 		syms[n].bind = (uint8_t)bind;
 		syms[n].from_symtab = symtab;
-		if (i < nver && gelf_getversym(versym, (int)i, &ver))
+		if (at)
+			syms[n].hidden = at[1] != '@';
+		else if (i < nver && gelf_getversym(versym, (int)i, &ver))
 			syms[n].hidden = (ver & 0x8000) != 0;
 		n++;
 	}
@@ -127,9 +136,10 @@ load_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data *versym,
 
 /*
  * Rank of a symbol among those sharing an address: the name printed for
- * it.  .symtab first (DESIGN §9), functions, global over weak over local,
- * default versions, then names without a leading underscore (malloc over
- * __libc_malloc).
+ * it.  .symtab first (DESIGN §9), functions, non-local, then the public
+ * spelling: glibc defines getpid as a weak alias of the global __getpid,
+ * and malloc beside __libc_malloc, so a leading underscore costs more
+ * than weak binding.  Default versions before old ones.
  */
 static int
 sym_rank(const struct elf_file *f, const struct elf_sym *s)
@@ -137,17 +147,17 @@ sym_rank(const struct elf_file *f, const struct elf_sym *s)
 	int r = 0;
 
 	if (!s->from_symtab)
-		r += 32;
+		r += 64;
 	if (s->type != STT_FUNC && s->type != STT_GNU_IFUNC)
-		r += 16;
+		r += 32;
 	if (s->bind == STB_LOCAL)
+		r += 16;
+	if (elf__sym_name(f, s)[0] == '_')
 		r += 8;
-	else if (s->bind == STB_WEAK)
+	if (s->bind == STB_WEAK)
 		r += 4;
 	if (s->hidden)
 		r += 2;
-	if (elf__sym_name(f, s)[0] == '_')
-		r += 1;
 	return r;
 }
 
@@ -265,6 +275,224 @@ read_eh_frame_hdr(struct elf_file *f, int fd, const GElf_Phdr *ph)
 	f->eh_fde_count = count;
 }
 
+/* ---- .eh_frame without .eh_frame_hdr ---------------------------------- */
+
+#define DW_EH_PE_absptr	0x00
+#define DW_EH_PE_udata2	0x02
+#define DW_EH_PE_sdata2	0x0a
+#define DW_EH_PE_pcrel	0x10
+#define DW_EH_PE_omit	0xff
+
+static uint64_t
+rd_le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = n; i > 0; i--)
+		v = v << 8 | p[i - 1];
+	return v;
+}
+
+static int
+skip_leb(const uint8_t *d, size_t end, size_t *pos)
+{
+	while (*pos < end)
+		if (!(d[(*pos)++] & 0x80))
+			return 0;
+	return -1;
+}
+
+/* Size of a pointer in this encoding, or 0 when not fixed-size. */
+static size_t
+enc_size(int enc)
+{
+	switch (enc & 0x0f) {
+	case DW_EH_PE_absptr:
+	case DW_EH_PE_udata8:
+	case DW_EH_PE_sdata8:
+		return 8;
+	case DW_EH_PE_udata4:
+	case DW_EH_PE_sdata4:
+		return 4;
+	case DW_EH_PE_udata2:
+	case DW_EH_PE_sdata2:
+		return 2;
+	default:
+		return 0;
+	}
+}
+
+/* Read an absolute or pc-relative pointer at link-time address vaddr. */
+static int
+read_encoded(const uint8_t *p, size_t avail, int enc, uint64_t vaddr,
+	     uint64_t *out)
+{
+	size_t n = enc_size(enc);
+	uint64_t v;
+
+	if (enc == DW_EH_PE_omit || !n || n > avail ||
+	    (enc & 0x70) > DW_EH_PE_pcrel || (enc & 0x80))
+		return -1;
+	v = rd_le(p, n);
+	if ((enc & 0x08) && n < 8 && (v >> (n * 8 - 1)))	/* signed */
+		v |= ~0ULL << (n * 8);
+	if ((enc & 0x70) == DW_EH_PE_pcrel)
+		v += vaddr;
+	*out = v;
+	return 0;
+}
+
+/* The FDE pointer encoding ('R' augmentation) of the CIE at off. */
+static int
+cie_fde_encoding(const uint8_t *d, size_t size, size_t off)
+{
+	size_t pos, end, hdr = 4;
+	uint64_t len;
+	const char *aug;
+	int version;
+
+	if (off + 4 > size)
+		return -1;
+	len = rd_le(d + off, 4);
+	if (len == 0xffffffff) {
+		if (off + 12 > size)
+			return -1;
+		len = rd_le(d + off + 4, 8);
+		hdr = 12;
+	}
+	if (len < 5 || len > size - off - hdr)
+		return -1;
+	pos = off + hdr;
+	end = pos + len;
+	if (rd_le(d + pos, 4) != 0)
+		return -1;	/* not a CIE */
+	pos += 4;
+	version = d[pos++];
+	aug = (const char *)d + pos;
+	while (pos < end && d[pos])
+		pos++;
+	if (pos++ >= end || (version != 1 && version != 3 && version != 4))
+		return -1;
+	if (strstr(aug, "eh"))
+		pos += 8;
+	if (version == 4)
+		pos += 2;	/* address size, segment size */
+	if (skip_leb(d, end, &pos) < 0 || skip_leb(d, end, &pos) < 0)
+		return -1;	/* code and data alignment */
+	if (version == 1)
+		pos++;
+	else if (skip_leb(d, end, &pos) < 0)
+		return -1;	/* return address register */
+	if (aug[0] != 'z')
+		return DW_EH_PE_absptr;
+	if (skip_leb(d, end, &pos) < 0)
+		return -1;
+	for (const char *a = aug + 1; *a && pos < end; a++) {
+		switch (*a) {
+		case 'R':
+			return d[pos];
+		case 'P': {
+			int penc = d[pos++];
+			size_t n = enc_size(penc);
+
+			if (!n)
+				return -1;
+			pos += n;
+			break;
+		}
+		case 'L':
+			pos++;
+			break;
+		case 'S':
+		case 'B':
+			break;
+		default:
+			return -1;
+		}
+	}
+	return DW_EH_PE_absptr;
+}
+
+struct fde_ent {
+	uint64_t pc, fde;
+};
+
+static int
+fde_cmp(const void *a, const void *b)
+{
+	const struct fde_ent *x = a, *y = b;
+
+	return x->pc < y->pc ? -1 : x->pc > y->pc;
+}
+
+/*
+ * Walk .eh_frame (link-time address vaddr) and build the table that
+ * .eh_frame_hdr would hold: (initial location, FDE address) sorted by
+ * location, as int32 offsets from vaddr.
+ */
+static void
+build_fde_table(struct elf_file *f, const uint8_t *d, size_t size,
+		uint64_t vaddr)
+{
+	struct fde_ent *ents = NULL;
+	size_t n = 0, cap = 0, off = 0;
+	size_t last_cie = SIZE_MAX;
+	int last_enc = -1;
+
+	while (off + 4 <= size) {
+		uint64_t len = rd_le(d + off, 4), pc;
+		size_t hdr = 4, body, end;
+		uint32_t id;
+
+		if (!len)
+			break;		/* terminator */
+		if (len == 0xffffffff) {
+			if (off + 12 > size)
+				break;
+			len = rd_le(d + off + 4, 8);
+			hdr = 12;
+		}
+		if (len < 4 || len > size - off - hdr)
+			break;
+		body = off + hdr;
+		end = body + len;
+		id = (uint32_t)rd_le(d + body, 4);
+		if (id && id <= body) {		/* an FDE */
+			size_t cie = body - id;
+
+			if (cie != last_cie) {
+				last_cie = cie;
+				last_enc = cie_fde_encoding(d, size, cie);
+			}
+			if (last_enc >= 0 &&
+			    read_encoded(d + body + 4, end - body - 4, last_enc,
+					 vaddr + body + 4, &pc) == 0 && pc) {
+				ents = xgrow(ents, &cap, n + 1, sizeof(*ents));
+				ents[n].pc = pc;
+				ents[n++].fde = vaddr + off;
+			}
+		}
+		off = end;
+	}
+	if (!n)
+		goto out;
+	qsort(ents, n, sizeof(*ents), fde_cmp);
+	f->eh_local = xmalloc(n * 2 * sizeof(*f->eh_local));
+	for (size_t i = 0; i < n; i++) {
+		int64_t pc = (int64_t)(ents[i].pc - vaddr);
+		int64_t fde = (int64_t)(ents[i].fde - vaddr);
+
+		if (pc < INT32_MIN || pc > INT32_MAX)
+			continue;
+		f->eh_local[2 * f->eh_local_n] = (int32_t)pc;
+		f->eh_local[2 * f->eh_local_n + 1] = (int32_t)fde;
+		f->eh_local_n++;
+	}
+	f->eh_frame_vaddr = vaddr;
+out:
+	free(ents);
+}
+
 static int
 load_phdrs(struct elf_file *f, Elf *e, int fd, struct lp_err *err)
 {
@@ -327,8 +555,8 @@ read_debuglink(struct elf_file *f, Elf_Scn *scn)
 static int
 load_sections(struct elf_file *f, Elf *e)
 {
-	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL;
-	GElf_Shdr dyn_sh, tab_sh;
+	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL, *eh = NULL;
+	GElf_Shdr dyn_sh, tab_sh, eh_sh = { 0 };
 	Elf_Data *versym = NULL;
 	size_t shstrndx;
 
@@ -373,7 +601,18 @@ load_sections(struct elf_file *f, Elf *e)
 		} else if (!strcmp(name, ".gnu_debuglink") &&
 			   sh.sh_type == SHT_PROGBITS) {
 			read_debuglink(f, scn);
+		} else if (!strcmp(name, ".eh_frame") &&
+			   sh.sh_type != SHT_NOBITS) {
+			eh = scn;
+			eh_sh = sh;
 		}
+	}
+	if (eh && !f->eh_fde_count) {
+		Elf_Data *d = elf_rawdata(eh, NULL);
+
+		if (d && d->d_buf)
+			build_fde_table(f, d->d_buf, d->d_size,
+					eh_sh.sh_addr);
 	}
 	if (dynsym)
 		load_table(e, dynsym, &dyn_sh, versym, false, &f->dyn,
@@ -477,6 +716,7 @@ out:
 	return f;
 }
 
+/* Free f and everything it owns.  NULL is a no-op. */
 void
 elf__free(struct elf_file *f)
 {
@@ -490,27 +730,14 @@ elf__free(struct elf_file *f)
 	free(f->tabstr);
 	free(f->by_addr);
 	free(f->debuglink);
+	free(f->eh_local);
 	free(f);
 }
 
 /*
- * Does a table name match the wanted one?  .symtab names may carry a
- * version ("realpath@GLIBC_2.2.5", "foo@@V2"); *hidden says whether the
- * match is a non-default version.
+ * Defined symbol `name` in one table; *out points into f.  Among
+ * duplicates (versions, local copies), prefers a default-version global.
  */
-static bool
-name_match(const char *have, const char *want, size_t wlen, bool *hidden)
-{
-	if (strncmp(have, want, wlen))
-		return false;
-	if (!have[wlen])
-		return true;
-	if (have[wlen] != '@')
-		return false;
-	*hidden = have[wlen + 1] != '@';
-	return true;
-}
-
 int
 elf__lookup_table(const struct elf_file *f, const char *name, bool symtab,
 		  const struct elf_sym **out)
@@ -518,17 +745,15 @@ elf__lookup_table(const struct elf_file *f, const char *name, bool symtab,
 	const struct elf_sym *syms = symtab ? f->tab : f->dyn;
 	size_t n = symtab ? f->ntab : f->ndyn;
 	const struct elf_sym *best = NULL;
-	size_t wlen = strlen(name);
 	int best_rank = 99;
 
 	for (size_t i = 0; i < n; i++) {
-		bool hidden = syms[i].hidden;
 		int rank;
 
-		if (!name_match(elf__sym_name(f, &syms[i]), name, wlen,
-				&hidden))
+		if (strcmp(elf__sym_name(f, &syms[i]), name))
 			continue;
-		rank = (hidden ? 2 : 0) + (syms[i].bind == STB_LOCAL ? 1 : 0);
+		rank = (syms[i].hidden ? 2 : 0) +
+		       (syms[i].bind == STB_LOCAL ? 1 : 0);
 		if (rank < best_rank) {
 			best = &syms[i];
 			best_rank = rank;
@@ -542,6 +767,7 @@ elf__lookup_table(const struct elf_file *f, const char *name, bool symtab,
 	return 0;
 }
 
+/* .dynsym, then .symtab (including a merged debug file). */
 int
 elf__lookup(const struct elf_file *f, const char *name,
 	    const struct elf_sym **out)
@@ -555,6 +781,11 @@ elf__lookup(const struct elf_file *f, const char *name,
  * nearest one (nested objects, overlapping aliases of different sizes). */
 #define FIND_ADDR_BACKTRACK 8
 
+/*
+ * The symbol whose [st_value, st_value + st_size) holds link-time address
+ * vaddr, by binary search of by_addr; NULL when none does (never the
+ * nearest symbol below).  Points into f.
+ */
 const struct elf_sym *
 elf__find_addr(const struct elf_file *f, uint64_t vaddr)
 {
@@ -578,6 +809,10 @@ elf__find_addr(const struct elf_file *f, uint64_t vaddr)
 	return NULL;
 }
 
+/*
+ * Load bias of a mapping at map_start of file offset map_off, given the
+ * file's PT_LOADs: 0, or -LP_EINVAL when no PT_LOAD holds the offset.
+ */
 int
 elf__bias_segs(const struct elf_load_seg *segs, size_t nsegs,
 	       uint64_t map_start, uint64_t map_off, uint64_t *bias)
@@ -612,6 +847,7 @@ elf__bias_segs(const struct elf_load_seg *segs, size_t nsegs,
 	return -LP_EINVAL;
 }
 
+/* elf__bias_segs() on f's segments; see injector_int.h. */
 int
 elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
 	  uint64_t *bias)
@@ -619,6 +855,10 @@ elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
 	return elf__bias_segs(f->segs, f->nsegs, map_start, map_off, bias);
 }
 
+/*
+ * Read len file bytes at link-time address vaddr (inside one PT_LOAD's
+ * file part) into buf; the file is opened for the occasion.
+ */
 int
 elf__read(const struct elf_file *f, uint64_t vaddr, void *buf, size_t len,
 	  struct lp_err *err)
@@ -771,7 +1011,7 @@ elf__load_debug(struct elf_file *f, const char *root)
 	if (rlen && !strncmp(inner, root, rlen) && inner[rlen] == '/')
 		inner += rlen;
 	else if (rlen)
-		return;		/* reached through map_files: no directory */
+		return;	/* reached through map_files: no directory */
 	slash = strrchr(inner, '/');
 	if (!slash)
 		return;

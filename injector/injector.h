@@ -102,7 +102,8 @@ int inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 int inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args,
 	     int nargs, uint64_t *ret, int timeout_ms, struct lp_err *err);
 
-/* Remote mmap/munmap of private anonymous memory (convenience). */
+/* Remote mmap (shared anonymous: never merged with neighbours) and
+ * munmap. */
 int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
 int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
@@ -138,8 +139,8 @@ int inj_detach(struct inj_target *t, struct lp_err *err);
 uint64_t inj_last_stop_ns(const struct inj_target *t);
 
 /*
- * Start addresses of anonymous mappings of exactly `size` bytes with the
- * given permissions ("rw-p"), from the last maps refresh.  Returns the
+ * Start addresses of mappings of exactly `size` bytes with the given
+ * permissions ("rw-s"), from the last maps refresh.  Returns the
  * count (at most max).
  */
 size_t inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,

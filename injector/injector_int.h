@@ -43,6 +43,12 @@ struct elf_file {
 	/* .eh_frame_hdr binary search table (PT_GNU_EH_FRAME), for the
 	 * unwinder; eh_fde_count is 0 when absent or not understood */
 	uint64_t eh_hdr_vaddr, eh_table_vaddr, eh_fde_count;
+	/* without .eh_frame_hdr (static non-PIE executables): the same
+	 * table built from .eh_frame, pairs of int32 (initial location, FDE)
+	 * relative to eh_frame_vaddr, sorted; eh_local_n entries */
+	int32_t *eh_local;
+	size_t eh_local_n;
+	uint64_t eh_frame_vaddr;
 	char *debuglink;	/* .gnu_debuglink file name, or NULL */
 	uint32_t debuglink_crc;
 	bool has_debug;		/* a separate debug file was merged */

@@ -360,8 +360,13 @@ int
 inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	 struct lp_err *err)
 {
+	/*
+	 * Shared anonymous memory: a VMA of its own that the kernel never
+	 * merges with the target's private anonymous neighbours, so the
+	 * page stays findable (and removable) as exactly what we mapped.
+	 */
 	uint64_t a[6] = { 0, len, (uint64_t)prot,
-			  MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0 };
+			  MAP_SHARED | MAP_ANONYMOUS, (uint64_t)-1, 0 };
 	int64_t r;
 	int rc;
 

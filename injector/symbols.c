@@ -143,8 +143,8 @@ inj__parse_maps(const char *text, struct inj_map **out, size_t *n,
 		}
 		if (parse_line(p, eol, &m) < 0) {
 			inj__free_maps(maps, cnt);
-			return lp_err_set(err, LP_EPARSE, "maps: malformed line "
-					  "%zu: '%.*s'", line,
+			return lp_err_set(err, LP_EPARSE, "maps: malformed "
+					  "line %zu: '%.*s'", line,
 					  (int)(eol - p > 80 ? 80 : eol - p),
 					  p);
 		}
@@ -157,6 +157,7 @@ inj__parse_maps(const char *text, struct inj_map **out, size_t *n,
 	return 0;
 }
 
+/* Free an array from inj__parse_maps().  NULL is a no-op. */
 void
 inj__free_maps(struct inj_map *m, size_t n)
 {
@@ -224,16 +225,14 @@ free_modules(struct inj_module *mods, size_t n)
 /* Per-module bookkeeping while grouping mappings. */
 struct mod_build {
 	size_t low_map;		/* its first mapping */
-	uint64_t last_off;	/* offset of its last mapping so far */
 };
 
 /*
  * Replace t->maps with maps (taking ownership) and rebuild t->mods from
- * them.  Mappings of one file (same dev, inode and path, at ascending
- * addresses with non-decreasing offsets) form a module; a second load of
- * the same file starts a new one.  A module already indexed keeps its
- * loaded ELF (or its failure: a file that is not ELF is not opened
- * again); only new files are loaded.
+ * them.  Mappings of one file (same dev, inode and path) form a module;
+ * a second load of the same file starts a new one.  A module already
+ * indexed keeps its loaded ELF (or its failure: a file that is not ELF
+ * is not opened again); only new files are loaded.
  */
 void
 inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
@@ -259,17 +258,20 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
 		if (!m->path || m->path[0] != '/')
 			continue;	/* anonymous, [heap], [stack], ... */
 		/*
-		 * Continue the latest module of this file.  Offsets may
-		 * repeat: the RELRO part of a RW segment shares its first
-		 * file page with the end of the previous segment.
+		 * Continue the latest module of this file: adjacent
+		 * mappings always (offsets need not grow: the RELRO part of
+		 * a RW segment shares a file page with the segment before
+		 * it, and the loader's ---p filler between segments keeps
+		 * the offset of its initial reservation), later ones unless
+		 * they map the file's start again (a second load).
 		 */
 		for (k = nmods; k > 0; k--) {
 			struct inj_module *c = &mods[k - 1];
 
 			if (c->inode == m->inode && c->dev == m->dev &&
 			    !strcmp(c->path, m->path)) {
-				if (m->offset >= mb[k - 1].last_off &&
-				    m->start >= c->hi)
+				if (m->start == c->hi ||
+				    (m->start > c->hi && m->offset))
 					mod = c;
 				break;
 			}
@@ -277,7 +279,6 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
 		if (mod) {
 			k--;
 			mod->hi = m->end;
-			mb[k].last_off = m->offset;
 		} else {
 			mods = xgrow(mods, &ncap, nmods + 1, sizeof(*mods));
 			mb = xgrow(mb, &nmb_cap, nmods + 1, sizeof(*mb));
@@ -293,7 +294,6 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
 			mod->deleted = ends_with(m->path, DELETED_SUFFIX);
 			mod->main_exe = exe[0] && !strcmp(exe, m->path);
 			mb[k].low_map = i;
-			mb[k].last_off = m->offset;
 		}
 		owner[i] = k;
 	}
@@ -326,8 +326,8 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
 		 * page at a RW segment's p_offset often also holds the end
 		 * of the previous segment, and both are mapped read-only.
 		 */
-		if (!mod->elf ||
-		    elf__bias(mod->elf, low->start, low->offset, &mod->bias) < 0)
+		if (!mod->elf || elf__bias(mod->elf, low->start, low->offset,
+					   &mod->bias) < 0)
 			mod->bias = low->start - low->offset;
 	}
 
@@ -488,6 +488,7 @@ inj_lookup(struct inj_target *t, const char *module, const char *name,
 	return 0;
 }
 
+/* Whether any module defines name (IFUNC resolvers included). */
 bool
 inj_has_symbol(struct inj_target *t, const char *name)
 {
@@ -496,6 +497,8 @@ inj_has_symbol(struct inj_target *t, const char *name)
 	return find_symbol(t, NULL, name, &s) != NULL;
 }
 
+/* Path (owned by t, valid until the next refresh) of the module that
+ * inj_lookup() would take name from, or NULL. */
 const char *
 inj_symbol_module(struct inj_target *t, const char *name)
 {
@@ -537,6 +540,8 @@ inj_symbolize(struct inj_target *t, uint64_t addr, char *buf, size_t len)
 			 addr - mod->bias);
 }
 
+/* Whether addr lies within the st_size of a symbol `name` of the module
+ * mapping addr (any alias of the function counts). */
 bool
 inj_addr_in_symbol(struct inj_target *t, uint64_t addr, const char *name)
 {
@@ -552,6 +557,7 @@ inj_addr_in_symbol(struct inj_target *t, uint64_t addr, const char *name)
 	return false;
 }
 
+/* Basename (owned by t) of the module mapping addr, or NULL. */
 const char *
 inj_addr_module(struct inj_target *t, uint64_t addr)
 {

@@ -289,7 +289,7 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 	for (size_t i = 0; i < t->nmaps && n < max; i++) {
 		const struct inj_map *m = &t->maps[i];
 
-		if (!m->path && m->end - m->start == size &&
+		if (m->end - m->start == size &&
 		    !strcmp(m->perms, perms))
 			starts[n++] = m->start;
 	}

@@ -26,9 +26,20 @@ extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as,
 					      int need_unwind_info,
 					      void *arg);
 
+/*
+ * A file without .eh_frame_hdr (a static non-PIE executable) gets the
+ * search table built locally by elfsym.c.  libunwind reads the table
+ * through access_mem, so it is given an address no user-space mapping
+ * can have (non-canonical on x86-64, with 4- or 5-level paging), and
+ * access_mem serves those reads from our copy.
+ */
+#define LOCAL_TABLE_BASE 0x4000000000000000ULL
+
 struct unw_ctx {
 	struct inj_target *t;
 	void *upt;		/* _UPT_create() handle */
+	const int32_t *table;	/* local table being searched, or NULL */
+	size_t table_bytes;
 };
 
 static int
@@ -39,20 +50,38 @@ acc_find_proc_info(unw_addr_space_t as, unw_word_t ip, unw_proc_info_t *pi,
 	struct inj_module *mod = inj__module_at(c->t, ip);
 	unw_dyn_info_t di;
 
-	if (!mod || !mod->elf || !mod->elf->eh_fde_count)
+	const struct elf_file *f;
+	int ret;
+
+	if (!mod || !mod->elf)
 		return -UNW_ENOINFO;
+	f = mod->elf;
 	memset(&di, 0, sizeof(di));
 	di.format = UNW_INFO_FORMAT_REMOTE_TABLE;
-	di.start_ip = mod->bias + mod->elf->lo_vaddr;
-	di.end_ip = mod->bias + mod->elf->hi_vaddr;
+	di.start_ip = mod->bias + f->lo_vaddr;
+	di.end_ip = mod->bias + f->hi_vaddr;
 	if (ip < di.start_ip || ip >= di.end_ip)
 		return -UNW_ENOINFO;
-	di.u.rti.segbase = mod->bias + mod->elf->eh_hdr_vaddr;
-	di.u.rti.table_data = mod->bias + mod->elf->eh_table_vaddr;
 	/* entries are two int32 (initial location, FDE), in words */
-	di.u.rti.table_len = mod->elf->eh_fde_count * 8 / sizeof(unw_word_t);
-	return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi,
-						  need_unwind_info, arg);
+	if (f->eh_fde_count) {
+		di.u.rti.segbase = mod->bias + f->eh_hdr_vaddr;
+		di.u.rti.table_data = mod->bias + f->eh_table_vaddr;
+		di.u.rti.table_len = f->eh_fde_count * 8 / sizeof(unw_word_t);
+		return _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi,
+							  need_unwind_info,
+							  arg);
+	}
+	if (!f->eh_local_n)
+		return -UNW_ENOINFO;
+	di.u.rti.segbase = mod->bias + f->eh_frame_vaddr;
+	di.u.rti.table_data = LOCAL_TABLE_BASE;
+	di.u.rti.table_len = f->eh_local_n * 8 / sizeof(unw_word_t);
+	c->table = f->eh_local;
+	c->table_bytes = f->eh_local_n * 8;
+	ret = _Ux86_64_dwarf_search_unwind_table(as, ip, &di, pi,
+						 need_unwind_info, arg);
+	c->table = NULL;
+	return ret;
 }
 
 static void
@@ -75,8 +104,21 @@ static int
 acc_access_mem(unw_addr_space_t as, unw_word_t addr, unw_word_t *val,
 	       int write, void *arg)
 {
-	return _UPT_access_mem(as, addr, val, write,
-			       ((struct unw_ctx *)arg)->upt);
+	struct unw_ctx *c = arg;
+
+	if (c->table && addr >= LOCAL_TABLE_BASE &&
+	    addr - LOCAL_TABLE_BASE < c->table_bytes) {
+		size_t off = addr - LOCAL_TABLE_BASE;
+		size_t n = c->table_bytes - off;
+
+		if (write)
+			return -UNW_EINVAL;
+		*val = 0;
+		memcpy(val, (const char *)c->table + off,
+		       n < sizeof(*val) ? n : sizeof(*val));
+		return 0;
+	}
+	return _UPT_access_mem(as, addr, val, write, c->upt);
 }
 
 static int

@@ -295,7 +295,7 @@ find_stale_page(struct probe_session *s)
 
 	if (inj_refresh_maps(s->t, NULL) < 0)
 		return 0;
-	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-p", cand, 64);
+	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-s", cand, 64);
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
 			continue;
@@ -411,7 +411,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 	}
 	if (!s->page) {
 		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
-			      err);
+			      err);	/* MAP_SHARED: see inj_mmap() */
 		if (rc < 0)
 			goto out;
 	}

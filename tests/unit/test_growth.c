@@ -143,7 +143,7 @@ base(uint64_t seed)
 		.controls = true,
 		.to_heap = 0.5,
 		.to_arena = 0.5,
-		.jitter = 8192,
+		.jitter = 4096,
 		.slot_jitter = 3,
 	};
 	return sc;

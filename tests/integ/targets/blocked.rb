@@ -15,10 +15,10 @@ result =
     sleep 3
     format("slept %.3f", Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0)
   when "read"
-    File.open(fifo, "r") do |f|     # blocks until the test opens to write
-      lp_ready
-      "read #{f.read(5)}"
-    end
+    r, w = IO.pipe
+    Thread.new { File.open(fifo, "r") { |f| w.write(f.read(5)) } }
+    lp_ready
+    "read #{r.read(5)}"             # main thread blocked in read on a pipe
   when "select"
     r, w = IO.pipe
     Thread.new { File.open(fifo, "r") { |f| w.write(f.read(5)) } }
