@@ -579,7 +579,9 @@ calls_to_decide(const struct ana_estimate *e, double floor_bpc, double N)
 		best = fmin(best, need);
 	}
 	if (s < floor_bpc && e->hi >= floor_bpc) {
-		need = N * pow((e->hi - s) / (floor_bpc - s), 2);
+		/* A negative slope is noise as often as not: do not count
+		 * on it to pull the upper bound down. */
+		need = N * pow((e->hi - s) / (floor_bpc - fmax(s, 0)), 2);
 		best = fmin(best, need);
 	}
 	return best;

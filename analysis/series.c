@@ -855,7 +855,8 @@ ana_series_growth(const struct ana_series *s, struct ana_growth_summary **out)
 		i = j;
 	}
 	free(idx);
-	qsort(segs, nseg, sizeof(*segs), cmp_seg);
+	if (nseg > 1)
+		qsort(segs, nseg, sizeof(*segs), cmp_seg);
 	if (nseg) {
 		*out = xmalloc(nseg * sizeof(**out));
 		for (size_t i = 0; i < nseg; i++)

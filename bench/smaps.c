@@ -128,110 +128,122 @@ median_us(uint64_t *ns, int n)
 	return ((double)ns[n / 2 - 1] + (double)ns[n / 2]) / 2e3;
 }
 
-enum what { W_FULL, W_ROLLUP, W_READ, W_PARSE };
-
-static double
-measure(enum what w, pid_t pid, int samples, size_t *nmaps)
+/* One pmap -X PID, output thrown away; 0 when pmap cannot run. */
+static uint64_t
+time_pmap(pid_t target)
 {
-	struct ana_smaps s;
-	struct lp_err err = { 0 };
-	char path[64];
-	uint64_t *ns = calloc((size_t)samples, sizeof(*ns));
-	double med;
-	int i;
-
-	ana_smaps_init(&s);
-	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
-	/* Warm the buffers once: the sampler reuses them between samples. */
-	if (probe_smaps_read(pid, w == W_ROLLUP, &s, &err) < 0) {
-		fprintf(stderr, "smaps bench: %s\n", err.msg);
-		exit(1);
-	}
-	if (nmaps)
-		*nmaps = s.nmaps;
-	for (i = 0; i < samples; i++) {
-		uint64_t t0 = lp_mono_ns();
-		int rc = 0;
-
-		switch (w) {
-		case W_FULL:
-		case W_ROLLUP:
-			rc = probe_smaps_read(pid, w == W_ROLLUP, &s, &err);
-			break;
-		case W_READ:
-			rc = lp_read_file(path, &s.buf, &s.cap, &err) < 0;
-			break;
-		case W_PARSE:
-			rc = ana_smaps_parse_buf(&s, s.len, &err);
-			break;
-		}
-		ns[i] = lp_mono_ns() - t0;
-		if (rc) {
-			fprintf(stderr, "smaps bench: %s\n", err.msg);
-			exit(1);
-		}
-	}
-	med = median_us(ns, samples);
-	ana_smaps_release(&s);
-	free(ns);
-	return med;
-}
-
-/* pmap -X PID with its output thrown away; -1 when pmap cannot run. */
-static double
-measure_pmap(pid_t target, int runs)
-{
-	uint64_t *ns = calloc((size_t)runs, sizeof(*ns));
+	uint64_t t0 = lp_mono_ns();
 	char arg[16];
-	double med;
-	int i, st;
+	pid_t pid;
+	int st;
 
 	snprintf(arg, sizeof(arg), "%d", (int)target);
-	for (i = 0; i < runs; i++) {
-		uint64_t t0 = lp_mono_ns();
-		pid_t pid = fork();
+	pid = fork();
+	if (pid < 0)
+		return 0;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
 
-		if (pid < 0) {
-			free(ns);
-			return -1;
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
 		}
-		if (pid == 0) {
-			int fd = open("/dev/null", O_WRONLY);
-
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			execlp("pmap", "pmap", "-X", arg, (char *)NULL);
-			_exit(127);
-		}
-		if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
-		    WEXITSTATUS(st) != 0) {
-			free(ns);
-			return -1;
-		}
-		ns[i] = lp_mono_ns() - t0;
+		execlp("pmap", "pmap", "-X", arg, (char *)NULL);
+		_exit(127);
 	}
-	med = median_us(ns, runs);
-	free(ns);
-	return med;
+	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) ||
+	    WEXITSTATUS(st) != 0)
+		return 0;
+	return lp_mono_ns() - t0;
+}
+
+static void
+check(int rc, const struct lp_err *err)
+{
+	if (rc < 0) {
+		fprintf(stderr, "smaps bench: %s\n", err->msg);
+		exit(1);
+	}
+}
+
+enum { M_FULL, M_ROLLUP, M_READ, M_PARSE, M_PMAP, M_N };
+
+/*
+ * All measurements interleaved, one of each per round (pmap every few
+ * rounds), so that they share whatever else the machine is doing.
+ */
+static void
+measure(pid_t pid, int samples, int pmap_runs, double med[M_N],
+	size_t *nmaps)
+{
+	struct ana_smaps full, roll, raw;
+	struct lp_err err = { 0 };
+	uint64_t *ns[M_N], t0;
+	int i, k, np = 0, every;
+	char path[64];
+
+	ana_smaps_init(&full);
+	ana_smaps_init(&roll);
+	ana_smaps_init(&raw);
+	for (k = 0; k < M_N; k++)
+		ns[k] = calloc((size_t)samples, sizeof(uint64_t));
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	/* Warm the buffers once: the sampler reuses them between samples. */
+	check(probe_smaps_read(pid, false, &full, &err), &err);
+	check(probe_smaps_read(pid, true, &roll, &err), &err);
+	check((int)lp_read_file(path, &raw.buf, &raw.cap, &err), &err);
+	*nmaps = full.nmaps;
+	every = samples / pmap_runs > 0 ? samples / pmap_runs : 1;
+	for (i = 0; i < samples; i++) {
+		t0 = lp_mono_ns();
+		check(probe_smaps_read(pid, false, &full, &err), &err);
+		ns[M_FULL][i] = lp_mono_ns() - t0;
+
+		t0 = lp_mono_ns();
+		check(probe_smaps_read(pid, true, &roll, &err), &err);
+		ns[M_ROLLUP][i] = lp_mono_ns() - t0;
+
+		t0 = lp_mono_ns();
+		check((int)lp_read_file(path, &raw.buf, &raw.cap, &err), &err);
+		ns[M_READ][i] = lp_mono_ns() - t0;
+
+		/* the text of the last full sample, already in memory */
+		t0 = lp_mono_ns();
+		check(ana_smaps_parse_buf(&full, full.len, &err), &err);
+		ns[M_PARSE][i] = lp_mono_ns() - t0;
+
+		if (np < pmap_runs && i % every == 0) {
+			ns[M_PMAP][np] = time_pmap(pid);
+			np = ns[M_PMAP][np] ? np + 1 : pmap_runs + 1;
+		}
+	}
+	for (k = 0; k < M_PMAP; k++)
+		med[k] = median_us(ns[k], samples);
+	med[M_PMAP] = np > 0 && np <= pmap_runs ? median_us(ns[M_PMAP], np)
+						: -1;
+	for (k = 0; k < M_N; k++)
+		free(ns[k]);
+	ana_smaps_release(&full);
+	ana_smaps_release(&roll);
+	ana_smaps_release(&raw);
 }
 
 static int
 run(size_t extra, int samples, int pmap_runs)
 {
-	double full, rollup, rd, parse, pmap;
+	double med[M_N], full, rollup, rd, parse, pmap;
 	size_t nmaps = 0;
 	pid_t pid;
 	int ok = 1;
 
 	pid = start_holder(extra);
-	full = measure(W_FULL, pid, samples, &nmaps);
-	rollup = measure(W_ROLLUP, pid, samples, NULL);
-	rd = measure(W_READ, pid, samples, NULL);
-	parse = measure(W_PARSE, pid, samples, NULL);
-	pmap = measure_pmap(pid, pmap_runs);
+	measure(pid, samples, pmap_runs, med, &nmaps);
 	stop_holder(pid);
+	full = med[M_FULL];
+	rollup = med[M_ROLLUP];
+	rd = med[M_READ];
+	parse = med[M_PARSE];
+	pmap = med[M_PMAP];
 
 	printf("\ntarget with %zu mappings (median of %d samples, pmap of %d runs)\n",
 	       nmaps, samples, pmap_runs);

@@ -366,7 +366,7 @@ cmd_attach(int argc, char **argv)
 	json_t *doc = NULL, *jb = NULL;
 	int rc, idx0 = 0;
 	char comm[32] = "", api[32] = "", libruby[256] = "";
-	double stop_ms = 0, start_ms = 0;
+	double stop_ms = 0, held_ms = 0, unmap_ms = 0, start_ms = 0;
 
 	memset(&o, 0, sizeof(o));
 	lp_err_clear(&err);
@@ -398,6 +398,8 @@ cmd_attach(int argc, char **argv)
 	snprintf(libruby, sizeof(libruby), "%s",
 		 probe_session_ruby(s)->libruby);
 	stop_ms = probe_session_stop_ns(s) / 1e6;
+	held_ms = probe_session_held_ns(s) / 1e6;
+	unmap_ms = probe_session_unmap_stop_ns(s) / 1e6;
 	start_ms = probe_session_start_ns(s) / 1e6;
 	if (hello.compile_errors) {
 		print_raised(&hello.err, "the snippet");
@@ -407,8 +409,9 @@ cmd_attach(int argc, char **argv)
 	if (!o.quiet && !o.json) {
 		printf("attached to %d (%s): %s\n", (int)o.pid, comm,
 		       hello.ruby);
-		printf("job via %s; main thread stopped %.3f ms; helper "
-		       "started after %.1f ms\n", api, stop_ms, start_ms);
+		printf("job via %s; main thread stopped %.3f ms (+%.3f ms "
+		       "to unmap); helper started after %.1f ms\n", api,
+		       stop_ms, unmap_ms, start_ms);
 		fflush(stdout);
 	}
 	if (probe_smaps_read(o.pid, false, &sm, &err) < 0) {
@@ -503,7 +506,7 @@ cmd_attach(int argc, char **argv)
 		doc = json_pack("{s:{s:i,s:s,s:s,s:s,s:s},"
 				"s:{s:I,s:I,s:I,s:b,s:b},"
 				"s:o,s:{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,"
-				"s:f,s:I,s:b},s:{s:f,s:f}}",
+				"s:f,s:I,s:b},s:{s:f,s:f,s:f,s:f}}",
 				"target", "pid", (int)o.pid,
 				"command", comm, "ruby", hello.ruby,
 				"api", api, "libruby", libruby,
@@ -525,8 +528,9 @@ cmd_attach(int argc, char **argv)
 				"more_calls_needed",
 				(json_int_t)v.more_calls_needed,
 				"stopped_early", stopped,
-				"timing", "stop_ms", stop_ms, "start_ms",
-				start_ms);
+				"timing", "stop_ms", stop_ms,
+				"held_ms", held_ms, "unmap_stop_ms", unmap_ms,
+				"start_ms", start_ms);
 		if (doc) {
 			json_dumpf(doc, stdout, JSON_INDENT(2));
 			fputc('\n', stdout);

@@ -302,8 +302,9 @@ select_pids(struct plot *p)
 	}
 	if (p->nwant) {
 		for (size_t i = 0; i < p->nwant; i++) {
-			if (bsearch(&p->want_pids[i], p->pids, p->npids,
-				    sizeof(pid_t), cmp_pid))
+			if (p->npids && bsearch(&p->want_pids[i], p->pids,
+						p->npids, sizeof(pid_t),
+						cmp_pid))
 				continue;
 			{
 				char list[256] = "";
@@ -323,6 +324,8 @@ select_pids(struct plot *p)
 			}
 			return EXIT_USAGE;
 		}
+		p->pids = xgrow(p->pids, &p->pids_cap, p->nwant,
+				sizeof(*p->pids));
 		memcpy(p->pids, p->want_pids, p->nwant * sizeof(pid_t));
 		p->npids = p->nwant;
 		qsort(p->pids, p->npids, sizeof(pid_t), cmp_pid);

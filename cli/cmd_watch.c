@@ -156,8 +156,9 @@ progress_show(struct watch *w)
 		}
 	lp_human_bytes((double)rss, 0, hb, sizeof(hb));
 	lp_iso8601(w->last_ns, ts, sizeof(ts));
-	fprintf(stderr, "\r\033[Kwatch: %s sample %zu, %zu processes, rss %s "
-		"(Ctrl-C stops)", ts + 11, w->sweeps, live, hb);
+	fprintf(stderr, "\r\033[Kwatch: %.12s sample %zu, %zu process%s, "
+		"rss %s (Ctrl-C stops)", ts + 11, w->sweeps, live,
+		live == 1 ? "" : "es", hb);
 	fflush(stderr);
 	w->progress_shown = true;
 }
@@ -673,7 +674,7 @@ print_summary(struct watch *w)
 		w->sweeps == 1 ? "" : "s", secs, w->rows,
 		w->rows == 1 ? "" : "s",
 		w->all ? ", fastest growing first" : "");
-	if (w->all)
+	if (w->all && n > 1)
 		qsort(g, n, sizeof(*g), cmp_growth);
 	shown = w->all && n > SUMMARY_TOP ? SUMMARY_TOP : n;
 	for (size_t i = 0; i < shown; i++) {

@@ -74,6 +74,12 @@ bool inj_addr_in_symbol(struct inj_target *t, uint64_t addr,
 const char *inj_addr_module(struct inj_target *t, uint64_t addr);
 
 /*
+ * Do the slow preparation (find a `syscall` instruction in libc with
+ * capstone) before stopping anything, so the stop stays short.
+ */
+int inj_prepare(struct inj_target *t, struct lp_err *err);
+
+/*
  * Seize and interrupt the main thread only (tid == pid) and save its
  * general and legacy FP registers.  Other threads keep running.  A signal
  * that arrives for the thread while we hold it is queued and re-delivered
@@ -135,8 +141,14 @@ int inj_unwind(struct inj_target *t, uint64_t *ips, int max,
  */
 int inj_detach(struct inj_target *t, struct lp_err *err);
 
-/* Nanoseconds the main thread spent stopped during the last attach. */
+/*
+ * How long the main thread was held during the last attach: from
+ * PTRACE_INTERRUPT to detach (an upper bound: it includes the time the
+ * thread took to reach the stop), and from the moment we saw the stop to
+ * detach (what the injection itself cost).
+ */
 uint64_t inj_last_stop_ns(const struct inj_target *t);
+uint64_t inj_last_held_ns(const struct inj_target *t);
 
 /*
  * Start addresses of mappings of exactly `size` bytes with the given

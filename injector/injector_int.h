@@ -144,7 +144,8 @@ struct inj_target {
 	uint64_t syscall_insn;	/* address of a `syscall` in libc */
 	int pending_sig[8];	/* signals to re-deliver on detach */
 	int npending;
-	uint64_t stop_start_ns, last_stop_ns;
+	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
+	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
 	bool gone;		/* target exited under us */
 };
 

@@ -24,6 +24,7 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,8 +52,9 @@ int
 inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 	       struct lp_err *err)
 {
-	uint64_t deadline = lp_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-	unsigned spin = 0, delay = 5;
+	uint64_t start = lp_mono_ns();
+	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
+	unsigned delay = 20;
 	pid_t r;
 
 	for (;;) {
@@ -69,14 +71,21 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 			return lp_err_sys(err, LP_EINJECT, "waitpid(%d)",
 					  (int)t->pid);
 		}
-		if (lp_mono_ns() > deadline)
+		uint64_t now = lp_mono_ns();
+		if (now > deadline)
 			return lp_err_set(err, LP_ETIMEDOUT,
 					  "process %d did not stop within "
 					  "%d ms", (int)t->pid, timeout_ms);
-		if (spin++ < 50)
+		/* Every stop we wait for is tens of microseconds away while
+		 * the target's main thread is held: yield for the first
+		 * 300 us (the stop time is what the target pays), then back
+		 * off to at most 1 ms per poll. */
+		if (now - start < 300000) {
+			sched_yield();
 			continue;
+		}
 		pause_us(delay);
-		if (delay < 500)
+		if (delay < 1000)
 			delay *= 2;
 	}
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
@@ -159,10 +168,19 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	}
 	t->regs_saved = true;
 	t->regs_dirty = false;
+	t->held_start_ns = lp_mono_ns();
 	return 0;
 fail:
 	inj_detach(t, NULL);
 	return rc;
+}
+
+int
+inj_prepare(struct inj_target *t, struct lp_err *err)
+{
+	if (t->syscall_insn)
+		return 0;
+	return inj__find_syscall(t, err);
 }
 
 bool
@@ -187,6 +205,12 @@ uint64_t
 inj_last_stop_ns(const struct inj_target *t)
 {
 	return t->last_stop_ns;
+}
+
+uint64_t
+inj_last_held_ns(const struct inj_target *t)
+{
+	return t->last_held_ns;
 }
 
 /* Bring a running (injected) thread back to a ptrace stop. */
@@ -428,7 +452,13 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"
 				", %d)", (int)t->pid);
 	t->attached = false;
-	t->last_stop_ns = lp_mono_ns() - t->stop_start_ns;
+	{
+		uint64_t now = lp_mono_ns();
+
+		t->last_stop_ns = now - t->stop_start_ns;
+		t->last_held_ns = t->held_start_ns ? now - t->held_start_ns : 0;
+		t->held_start_ns = 0;
+	}
 	/* Signals that arrived for the thread while we held it. */
 	for (int i = 0; i < t->npending; i++)
 		syscall(SYS_tgkill, t->pid, t->pid, t->pending_sig[i]);

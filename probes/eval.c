@@ -78,7 +78,7 @@ struct probe_session {
 	bool page_reused;
 	char *inbuf;
 	size_t inlen, incap;
-	uint64_t stop_ns, start_ns;
+	uint64_t stop_ns, held_ns, unmap_stop_ns, start_ns;
 };
 
 /* ---- lock ------------------------------------------------------------ */
@@ -362,11 +362,18 @@ unsafe_point(struct probe_session *s)
 {
 	uint64_t ip = inj_stopped_ip(s->t);
 	const char *mod = inj_addr_module(s->t, ip);
+	char name[256];
+	size_t n;
 
 	if (mod && !strncmp(mod, "ld-", 3))
 		return true;
+	/* One by-address lookup (binary search), then compare names:
+	 * "malloc+0x12 (libc.so.6)" or "malloc@@GLIBC_2.2.5+0x12 ...". */
+	inj_symbolize(s->t, ip, name, sizeof(name));
+	n = strcspn(name, "+@ ");
 	for (int i = 0; unsafe_funcs[i]; i++)
-		if (inj_addr_in_symbol(s->t, ip, unsafe_funcs[i]))
+		if (strlen(unsafe_funcs[i]) == n &&
+		    !strncmp(name, unsafe_funcs[i], n))
 			return true;
 	return false;
 }
@@ -380,7 +387,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
 	char boot[1024];
-	uint64_t ret = 0, args[3];
+	uint64_t ret = 0, args[3], t0;
 	int rc, tries;
 
 	char helper[300];
@@ -388,14 +395,19 @@ register_job(struct probe_session *s, struct lp_err *err)
 	snprintf(helper, sizeof(helper), "%s/helper.rb", s->tdir);
 	if (probe__bootstrap(boot, sizeof(boot), helper) < 0)
 		return lp_err_set(err, LP_EINVAL, "channel path too long");
+	rc = inj_prepare(t, err);
+	if (rc < 0)
+		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
+	t0 = lp_mono_ns();
 	for (tries = 0;; tries++) {
 		if (lp_stop_signal)
 			return lp_err_set(err, LP_EINTR, "interrupted");
 		rc = inj_attach(t, err);
 		if (rc < 0)
 			return rc;
+		lp_debug("stopped after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 		if (!unsafe_point(s))
 			break;
 		inj_detach(t, NULL);
@@ -415,6 +427,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 		if (rc < 0)
 			goto out;
 	}
+	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	rc = write_page(s, STATE_ARMED, boot, err);
 	if (rc < 0)
 		goto out;
@@ -456,6 +469,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 		 * one, which now points at our fresh bootstrap. */
 	}
 out:
+	lp_debug("registered after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	if (rc < 0 && s->page) {
 		/* Nothing registered (or registration unknown): a fresh page
 		 * can go; a reused one may still be referenced. */
@@ -468,6 +482,7 @@ out:
 	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
 	     rc;
 	s->stop_ns = inj_last_stop_ns(t);
+	s->held_ns = inj_last_held_ns(t);
 	return rc;
 }
 
@@ -481,6 +496,7 @@ unmap_page(struct probe_session *s)
 		if (inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		inj_detach(s->t, NULL);
+		s->unmap_stop_ns = inj_last_stop_ns(s->t);
 	}
 	if (s->page)
 		defuse_page(s);
@@ -685,7 +701,9 @@ native_stack(struct probe_session *s)
 		return NULL;
 	n = inj_unwind(s->t, ips, 32, NULL);
 	for (int i = 0; i < n; i++) {
-		inj_symbolize(s->t, ips[i], sym, sizeof(sym));
+		/* frames after the first hold return addresses: name the
+		 * call instruction, not what follows it */
+		inj_symbolize(s->t, i ? ips[i] - 1 : ips[i], sym, sizeof(sym));
 		out = xgrow(out, &cap, len + strlen(sym) + 32, 1);
 		len += (size_t)sprintf(out + len, "  #%-2d 0x%016" PRIx64
 				       " %s\n", i, ips[i], sym);
@@ -853,6 +871,18 @@ uint64_t
 probe_session_stop_ns(const struct probe_session *s)
 {
 	return s->stop_ns;
+}
+
+uint64_t
+probe_session_held_ns(const struct probe_session *s)
+{
+	return s->held_ns;
+}
+
+uint64_t
+probe_session_unmap_stop_ns(const struct probe_session *s)
+{
+	return s->unmap_stop_ns;
 }
 
 uint64_t

@@ -166,7 +166,13 @@ void probe_session_end(struct probe_session *s);
 pid_t probe_session_pid(const struct probe_session *s);
 const struct probe_ruby *probe_session_ruby(const struct probe_session *s);
 const struct inj_procinfo *probe_session_info(const struct probe_session *s);
-/* Main-thread stop time of the registration, ns. */
+/*
+ * Main-thread stop of the registration, ns: from PTRACE_INTERRUPT to
+ * detach (stop), and from the observed stop to detach (held); and of the
+ * second, shorter stop that unmaps the code page.
+ */
 uint64_t probe_session_stop_ns(const struct probe_session *s);
+uint64_t probe_session_held_ns(const struct probe_session *s);
+uint64_t probe_session_unmap_stop_ns(const struct probe_session *s);
 /* Time from registration to the helper's hello, ns. */
 uint64_t probe_session_start_ns(const struct probe_session *s);

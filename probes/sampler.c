@@ -179,7 +179,8 @@ probe_list_pids(pid_t **pids, size_t *cap, struct lp_err *err)
 		(*pids)[n++] = pid;
 	}
 	closedir(d);
-	qsort(*pids, n, sizeof(**pids), cmp_pid);
+	if (n > 1)
+		qsort(*pids, n, sizeof(**pids), cmp_pid);
 	return (ssize_t)n;
 }
 

@@ -46,6 +46,10 @@ expect_exit 0 "$LP" plot "$T/d/mem.csv" -o "$T/d/mem.png" --metric heap_rss,aren
 [ "$(head -c 8 "$T/d/mem.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
 	fail "not a PNG"
 
+# The same pid twice is drawn once.
+expect_exit 0 "$LP" plot "$T/d/mem.csv" -o "$T/d/one.svg" --pid "$leaky,$leaky" --pid "$leaky"
+[ "$OUT" = "wrote $T/d/one.svg (4 series, 20 points)" ] || fail "stdout: $OUT"
+
 # A range: default name carries it; only the samples inside are drawn.
 # Lines 2k and 2k+1 hold sample k (leaky's row, then steady's).
 t2=$(sed -n 4p "$T/d/mem.csv" | cut -d, -f1)    # sample 2, first row

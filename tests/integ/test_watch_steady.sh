@@ -32,4 +32,25 @@ printf '%s\n' "$rows" | awk -F, '
 grep -q "first -> last" <<<"$ERR" || fail "no summary: $ERR"
 grep "heap+arena+anon" <<<"$ERR" | grep -q "[+-][0-9.]* MiB  " &&
 	fail "summary reports MiB growth for a steady process: $ERR"
+
+# --duration ends on its own too: samples at 0, 0.1, 0.2, 0.3 s (fewer
+# only if sampling overran the schedule on a loaded machine).
+expect_exit 0 "$LP" watch --duration 0.3 --interval 0.1 "$pid"
+n=$(printf '%s\n' "$OUT" | grep -c "^[^,]*,$pid,")
+[ "$n" -ge 1 ] && [ "$n" -le 4 ] || fail "--duration 0.3 --interval 0.1 gave $n rows"
+
+# SIGTERM ends an open-ended watch cleanly: exit 0, whole rows, summary.
+mkfifo "$T/rows"
+"$LP" watch --interval 0.05 "$pid" >"$T/rows" 2>"$T/err" &
+wpid=$!
+exec 4<"$T/rows"
+for i in 1 2 3; do read -r -t 60 -u 4 line || fail "no row $i"; done
+kill -TERM "$wpid"
+timeout 60 cat <&4 >"$T/rest"
+exec 4<&-
+wait "$wpid"; rc=$?
+[ "$rc" -eq 0 ] || fail "watch exited $rc on SIGTERM: $(cat "$T/err")"
+awk -F, 'NF != 12 { bad = 1 } END { exit bad }' "$T/rest" || fail "torn rows after SIGTERM"
+grep -q "first -> last" "$T/err" || fail "no summary after SIGTERM: $(cat "$T/err")"
+alive "$pid" || fail "target died"
 echo ok

@@ -279,6 +279,11 @@ test_elf_open_types(void **state)
 	assert_int_equal(fx->shared->e_type, ET_DYN);
 	/* a static executable has no .dynsym worth the name, but .symtab */
 	assert_true(fx->stat->ntab > 100);
+	/* ... and no .eh_frame_hdr: the search table is built locally */
+	assert_int_equal(fx->stat->eh_fde_count, 0);
+	assert_true(fx->stat->eh_local_n > 100);
+	assert_true(fx->static_pie->eh_fde_count > 100);
+	assert_int_equal(fx->static_pie->eh_local_n, 0);
 	assert_true(fx->nopie->segs[0].vaddr >= 0x400000);
 }
 
@@ -1269,7 +1274,7 @@ check_unwind(const char *fixture)
 			print_message("  #%d %s\n", i, frames[i]);
 		fail_msg("%s: frame %s missing", fixture, chain[next]);
 	}
-	/* frame 0 is in libc's pause (or the syscall it makes) */
+	/* below main: libc's start code */
 	assert_true(n >= 5);
 	assert_int_equal(ptrace(PTRACE_DETACH, c.pid, 0, 0), 0);
 	/* the bound on frames is respected */

@@ -524,7 +524,7 @@ test_verdict_inconclusive_huge_noise(void **state)
 	assert_non_null(strstr(v.summary, "more calls"));
 
 	/* Milder noise needs fewer calls, and a finite number of them. */
-	sc.rand_walk = 256 * 1024;
+	sc.rand_walk = 32 * 1024;
 	assert_int_equal(run(&sc, &v2), 0);
 	assert_kind(&v2, ANA_INCONCLUSIVE);
 	assert_true(v2.more_calls_needed > 0);
@@ -689,8 +689,8 @@ test_verdict_edge_zero_calls(void **state)
 	for (i = sc.warmups; i < n; i += 4)
 		b[i].calls = 0;
 	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
-	assert_int_equal(v.mem.n, 15);
-	assert_int_equal(v.measured_calls, 15000);
+	assert_int_equal(v.mem.n, 10);	/* every other measured batch */
+	assert_int_equal(v.measured_calls, 10000);
 	assert_true(isfinite(v.mem.slope) && isfinite(v.mem.lo) &&
 		    isfinite(v.mem.hi));
 	free(b);
@@ -717,7 +717,7 @@ test_verdict_edge_returned_memory(void **state)
 	assert_int_equal(ana_verdict_compute(b, 12, &v), 0);
 	assert_true(v.total_growth == -40.0 * MiB);
 	assert_true(v.mem_mean.slope < -3000);
-	assert_true(v.slots.slope == -0.001);
+	assert_true(fabs(v.slots.slope + 0.001) < 1e-12);
 	/* Trimmed: one batch of eleven does not make a trend. */
 	assert_true(fabs(v.mem.slope) < 1);
 	assert_true(v.kind == ANA_NO_LEAK || v.kind == ANA_INCONCLUSIVE);

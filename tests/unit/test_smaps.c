@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analysis/analysis.h"
 #include "common/err.h"
@@ -1087,6 +1088,19 @@ test_smaps_diff_print_readable(void **state)
 	ana_smaps_release(&b);
 }
 
+/* Fail the whole group early, with the reason, when run from elsewhere. */
+static int
+group_setup(void **state)
+{
+	(void)state;
+	if (access(FIXDIR "/expected", R_OK | X_OK) < 0) {
+		fprintf(stderr, "test_smaps: cannot read %s/expected: run from the repository root (or build with -DLP_SRCDIR=...)\n",
+			FIXDIR);
+		return -1;
+	}
+	return 0;
+}
+
 int
 main(void)
 {
@@ -1118,5 +1132,5 @@ main(void)
 		cmocka_unit_test(test_smaps_diff_print_readable),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, NULL);
 }
