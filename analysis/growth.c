@@ -530,8 +530,10 @@ say_slots(char *buf, size_t len, const struct ana_verdict *v)
 	if (e->lo > 0)
 		sappend(buf, len, "Ruby live objects %s per call (below the "
 			"%.2f margin)", s, v->slot_margin);
-	else if (e->hi <= v->slot_margin)
+	else if (e->hi <= v->slot_margin && e->lo >= -v->slot_margin)
 		sappend(buf, len, "Ruby live objects flat");
+	else if (e->hi < 0)
+		sappend(buf, len, "Ruby live objects %s per call (freed)", s);
 	else
 		sappend(buf, len, "Ruby live objects %s per call (95 %% CI "
 			"%s to %s, not significant)", s, lo, hi);
@@ -587,9 +589,13 @@ calls_to_decide(const struct ana_estimate *e, double floor_bpc, double N)
 	return best;
 }
 
-/* Extra calls, in whole batches of `per_batch`, at least one batch. */
+/*
+ * Extra calls, in whole batches of `per_batch`, at least one batch, at
+ * most MAX_MORE runs' worth (*capped is then set: the estimate only says
+ * "a lot more").
+ */
 static uint64_t
-more_calls(double total_needed, double N, double per_batch)
+more_calls(double total_needed, double N, double per_batch, bool *capped)
 {
 	double more = total_needed - N;
 	double cap;
@@ -597,7 +603,8 @@ more_calls(double total_needed, double N, double per_batch)
 	if (per_batch < 1)
 		per_batch = 1;
 	cap = MAX_MORE * fmax(N, ANA_VERDICT_MIN_BATCHES * per_batch);
-	if (!(more <= cap))	/* also catches inf and nan */
+	*capped = !(more < cap);	/* also catches inf and nan */
+	if (*capped)
 		more = cap;
 	if (more < per_batch)
 		more = per_batch;
@@ -612,7 +619,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 	char *sum = v->summary;
 	size_t len = sizeof(v->summary);
 	char calls[32], grew[32];
-	bool mem_leak, slot_leak, disagree;
+	bool mem_leak, slot_leak, capped = false;
 	size_t fewest;
 
 	fmt_count(v->measured_calls, calls, sizeof(calls));
@@ -621,7 +628,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 		v->kind = ANA_INCONCLUSIVE;
 		v->more_calls_needed = more_calls(N + (double)
 			(ANA_VERDICT_MIN_BATCHES - fewest) * per_batch,
-			N, per_batch);
+			N, per_batch, &capped);
 		sappend(sum, len, "inconclusive: %zu measured batch%s",
 			m->n, m->n == 1 ? "" : "es");
 		if (nctl)
@@ -634,7 +641,6 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 
 	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
 	slot_leak = v->slots.lo > v->slot_margin;
-	disagree = mm->lo > m->hi || mm->hi < m->lo;
 
 	if (slot_leak) {
 		/*
@@ -655,14 +661,22 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 		sappend(sum, len, " over %s calls", calls);
 		return;
 	}
-	if (disagree) {
+	/*
+	 * The robust and the plain mean disagree outright: either typical
+	 * batches grow and a few large drops hand it back (a sawtooth), or
+	 * typical batches are flat and a few large steps carry the growth.
+	 * Neither extrapolates; a longer run dilutes one-off steps, so ask
+	 * for twice the calls.  (Both showing growth, the mean more, is
+	 * still a leak: the robust figure is then the conservative one.)
+	 */
+	if ((mem_leak && mm->hi < m->lo) || (!mem_leak && mm->lo > m->hi)) {
 		v->kind = ANA_INCONCLUSIVE;
-		/* More data dilutes one-off steps; assume twice the run. */
-		v->more_calls_needed = more_calls(2 * N, N, per_batch);
-		say_mem(sum, len, "inconclusive: typical batches give ", m);
-		say_mem(sum, len, " but the total gives ", mm);
-		sappend(sum, len, " over %s calls: memory moves in a few "
-			"large steps", calls);
+		v->more_calls_needed = more_calls(2 * N, N, per_batch,
+						  &capped);
+		say_mem(sum, len, "inconclusive: typical batches ", m);
+		say_mem(sum, len, " but overall ", mm);
+		sappend(sum, len, " over %s calls (a few large %s)", calls,
+			mem_leak ? "drops" : "steps");
 		goto more;
 	}
 	if (mem_leak) {
@@ -685,14 +699,15 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 	}
 	v->kind = ANA_INCONCLUSIVE;
 	v->more_calls_needed = more_calls(calls_to_decide(m, v->mem_floor, N),
-					  N, per_batch);
+					  N, per_batch, &capped);
 	say_mem(sum, len, "inconclusive: memory ", m);
 	sappend(sum, len, " over %s calls, neither above 0 nor below the "
 		"%.0f B floor", calls, v->mem_floor);
 more:
 	fmt_count(v->more_calls_needed, calls, sizeof(calls));
 	if (v->more_calls_needed)
-		sappend(sum, len, "; run about %s more calls", calls);
+		sappend(sum, len, "; run %s %s more calls",
+			capped ? "over" : "about", calls);
 }
 
 /* ---- entry point --------------------------------------------------- */
@@ -784,10 +799,12 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 		  : nany ? (double)any_calls / (double)nany : 0;
 
 	if (A.n < 2) {
+		bool capped;
+
 		/* Nothing to fit: say what is missing and stop. */
 		out->more_calls_needed = per > 0 ? more_calls(
 			N + (double)(ANA_VERDICT_MIN_BATCHES - A.n) * per,
-			N, per) : 0;
+			N, per, &capped) : 0;
 		if (!nany)
 			snprintf(out->summary, sizeof(out->summary),
 				 "inconclusive: no batch ran any call");

@@ -703,9 +703,10 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 				}
 				if (nf <= 0 || !have_time || !have_pid) {
 					rc = lp_err_set(err, LP_EPARSE,
-						"'%s' is not a leakprobe watch "
-						"file (no 'time,pid,...' header "
-						"or JSON lines)", path);
+						"'%s' is not a leakprobe "
+						"watch file (no 'time,pid,"
+						"...' header or JSON lines)",
+						path);
 					goto out;
 				}
 				ncols = nf;

@@ -43,7 +43,7 @@ struct plot {
 	size_t nwant, want_cap;
 	uint64_t from_ns, to_ns;	/* 0 / UINT64_MAX when open */
 	struct ana_series s;
-	size_t *order;		/* row indices sorted by (pid, time, index) */
+	size_t *order;		/* row indices by (pid, time, index) */
 	pid_t *pids;		/* pids plotted */
 	size_t npids, pids_cap;
 	char gnuplot[PATH_MAX];
@@ -98,9 +98,9 @@ add_metrics(struct plot *p, const char *arg)
 		bool seen = false;
 
 		if (m < 0) {
-			cli_error(CMD, "unknown metric '%s'; valid: rss pss uss "
-				  "heap_rss heap_size arena_rss anon_rss swap",
-				  tok);
+			cli_error(CMD, "unknown metric '%s'; valid: rss pss "
+				  "uss heap_rss heap_size arena_rss anon_rss "
+				  "swap", tok);
 			rc = -1;
 			break;
 		}
@@ -210,18 +210,29 @@ in_range(const struct plot *p, const struct ana_sample *r)
 	return r->wall_ns >= p->from_ns && r->wall_ns <= p->to_ns;
 }
 
+/* First index of order[] whose pid is >= pid (order is sorted by pid). */
+static size_t
+lower_bound(const struct plot *p, pid_t pid)
+{
+	size_t lo = 0, hi = p->s.n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (p->s.rows[p->order[mid]].pid < pid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* [lo, hi) of order[] holding pid's rows. */
 static void
 pid_span(const struct plot *p, pid_t pid, size_t *lo, size_t *hi)
 {
-	size_t i = 0;
-
-	while (i < p->s.n && p->s.rows[p->order[i]].pid < pid)
-		i++;
-	*lo = i;
-	while (i < p->s.n && p->s.rows[p->order[i]].pid == pid)
-		i++;
-	*hi = i;
+	*lo = lower_bound(p, pid);
+	*hi = pid < INT_MAX ? lower_bound(p, pid + 1) : p->s.n;
 }
 
 /* Growth of metric m over the range, for choosing what to draw. */
@@ -315,8 +326,8 @@ select_pids(struct plot *p)
 					n += (size_t)snprintf(list + n,
 						sizeof(list) - n, " %d",
 						(int)p->pids[j]);
-				cli_error(CMD, "pid %d has no samples in '%s'%s;"
-					  " pids there:%s",
+				cli_error(CMD, "pid %d has no samples in "
+					  "'%s'%s; pids there:%s",
 					  (int)p->want_pids[i], p->input,
 					  p->from_s || p->to_s ?
 					  " in that time range" : "",
@@ -498,7 +509,7 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 	fprintf(fp, "set xlabel 'local time (UTC%s)'\nset ylabel 'MiB'\n",
 		zone);
 	fprintf(fp, "set grid\nset key outside right top vertical "
-		"noenhanced\nset mouse\n");
+		"noenhanced\n");
 	if (p->from_s || p->to_s) {
 		char lo[40] = "*", hi[40] = "*";
 
@@ -623,7 +634,7 @@ run_gnuplot(struct plot *p, const char *script, size_t len)
 		return EXIT_INJECT;
 	}
 	if (pid == 0) {
-		devnull = open("/dev/null", O_WRONLY);
+		devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		dup2(in[0], STDIN_FILENO);
 		if (devnull >= 0)
 			dup2(devnull, STDOUT_FILENO);
@@ -639,7 +650,7 @@ run_gnuplot(struct plot *p, const char *script, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break;	/* gnuplot quit early: its status says why */
+			break;	/* gnuplot quit early; its status says why */
 		done += (size_t)n;
 	}
 	close(in[1]);
@@ -811,14 +822,16 @@ cmd_plot(int argc, char **argv)
 			ref = lp_wall_ns();
 		if (p.from_s && ana_parse_time(p.from_s, ref, &p.from_ns) < 0) {
 			cli_error(CMD, "bad --from '%s': use ISO-8601 as watch "
-				  "writes it (2026-11-21T12:00:00) or HH:MM[:SS]",
+				  "writes it (2026-11-21T12:00:00) or "
+				  "HH:MM[:SS]",
 				  p.from_s);
 			rc = EXIT_USAGE;
 			goto out;
 		}
 		if (p.to_s && ana_parse_time(p.to_s, ref, &p.to_ns) < 0) {
 			cli_error(CMD, "bad --to '%s': use ISO-8601 as watch "
-				  "writes it (2026-11-21T12:00:00) or HH:MM[:SS]",
+				  "writes it (2026-11-21T12:00:00) or "
+				  "HH:MM[:SS]",
 				  p.to_s);
 			rc = EXIT_USAGE;
 			goto out;
@@ -852,6 +865,17 @@ cmd_plot(int argc, char **argv)
 			  "another with -o", p.out_path ? p.out_path : "");
 		rc = EXIT_USAGE;
 		goto out;
+	}
+	{
+		struct stat si, so;
+
+		if (stat(p.input, &si) == 0 && stat(p.out_path, &so) == 0 &&
+		    si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
+			cli_error(CMD, "output '%s' is the input file; give "
+				  "another with -o", p.out_path);
+			rc = EXIT_USAGE;
+			goto out;
+		}
 	}
 	if (asprintf(&p.tmp_path, "%s.XXXXXX", p.out_path) < 0) {
 		p.tmp_path = NULL;

@@ -37,7 +37,7 @@
 
 enum wstate {
 	W_LIVE,		/* sampled every sweep */
-	W_DONE,		/* exited (or became unreadable): reported once */
+	W_DONE,		/* exited or became unreadable: reported once */
 	W_IGNORED,	/* --all: kernel thread, ourselves, unreadable */
 };
 
@@ -67,7 +67,8 @@ struct watch {
 
 	/* output */
 	int fd;
-	bool regular;		/* fd is a regular file (truncate torn rows) */
+	bool regular;		/* fd is a regular file: torn rows can be
+				 * truncated away */
 	FILE *diff_fp;		/* --smaps-diff goes here */
 	bool progress, progress_shown;
 

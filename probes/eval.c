@@ -745,17 +745,22 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	s = xcalloc(1, sizeof(*s));
 	s->lock_fd = s->res_fd = s->ack_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
+	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
 	if (!s->t)
 		goto fail;
+	lp_debug("opened target in %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	if (probe_ruby_detect(s->t, &s->ruby, err) < 0)
 		goto fail;
+	lp_debug("detected ruby at %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	if (take_lock(s, err) < 0)
 		goto fail;
 	if (make_channel(s, o, err) < 0)
 		goto fail;
+	lp_debug("channel ready at %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	if (register_job(s, err) < 0)
 		goto fail;
+	lp_debug("job registered at %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	t0 = lp_mono_ns();
 	rc = read_json(s, &msg, true, err);
 	if (rc < 0) {

@@ -3,6 +3,7 @@
 # usage (unknown metric, bad time, no samples), 4 when gnuplot is missing
 # or fails, 6 for unreadable input or unwritable output; no file left.
 . "$(dirname "$0")/lib.sh"
+command -v gnuplot >/dev/null || skip "gnuplot not installed (package gnuplot-nox)"
 
 one_line_error() {
 	local code=$1 re=$2; shift 2
@@ -30,6 +31,10 @@ one_line_error 2 "no samples in '.*w.csv' between" "$LP" plot "$T/d/w.csv" --fro
 one_line_error 2 "pid 7 has no samples in '.*w.csv'.*pids there: 100" "$LP" plot "$T/d/w.csv" --pid 7
 one_line_error 2 "must end in .svg or .png" "$LP" plot "$T/d/w.csv" -o "$T/d/w.pdf"
 one_line_error 2 "no watch file given" "$LP" plot
+cp "$T/d/w.csv" "$T/d/x.svg"
+one_line_error 2 "output '.*x.svg' is the input file" "$LP" plot "$T/d/x.svg"
+cmp -s "$T/d/w.csv" "$T/d/x.svg" || fail "input overwritten"
+rm "$T/d/x.svg"
 printf 'a,b\n1,2\n' >"$T/d/other.csv"
 one_line_error 2 "is not a leakprobe watch file" "$LP" plot "$T/d/other.csv"
 one_line_error 6 "open '.*/missing.csv': No such file" "$LP" plot "$T/d/missing.csv"
@@ -47,6 +52,12 @@ one_line_error 4 "gnuplot failed \(exit 1\): line 9: all gone wrong" \
 
 left=$(cd "$T/d" && ls -A | sort | tr '\n' ' ')
 [ "$left" = "other.csv w.csv " ] || fail "files left behind: $left"
+
+# HH:MM[:SS] means that time on the day of the first sample (local time;
+# pinned to UTC here, the zone of the rows).
+expect_exit 0 env TZ=UTC "$LP" plot "$T/d/w.csv" --from 12:00:00.5 -o "$T/d/hm.svg"
+[ "$OUT" = "wrote $T/d/hm.svg (4 series, 4 points)" ] || fail "HH:MM range: $OUT"
+rm -f "$T/d/hm.svg"
 
 expect_exit 0 "$LP" plot --help
 for o in --output --from --to --metric --pid gnuplot-nox HH:MM; do

@@ -543,7 +543,7 @@ test_parse_time(void **state)
 		{ "12:00", 0 },				/* day of ref */
 		{ "12:00:02.125", 2125 },
 		{ "2026-11-21T12:00:60Z", 60000 },	/* leap second */
-		{ "2026-02-29T00:00:00Z", INT64_MIN },	/* not a leap year */
+		{ "2026-02-29T00:00:00Z", INT64_MIN },	/* no leap year */
 		{ "2026-11-31T00:00:00Z", INT64_MIN },
 		{ "2026-00-10T00:00:00Z", INT64_MIN },
 		{ "2026-11-21T24:00:00Z", INT64_MIN },

@@ -1,0 +1,85 @@
+# bench/attach: 100 runs of `attach --eval nil --times 1` on a sleeping
+# Ruby target: end-to-end wall time and how long the main thread was
+# ptrace-stopped; next to the same call made by a debugger (lldb's `expr`,
+# and gdb's `call` where it works) in the same run.
+set -u
+LP=${LEAKPROBE:?}
+RUBY=${RUBY:-ruby}
+RUNS=${ATTACH_RUNS:-100}
+DBG_RUNS=${DEBUGGER_RUNS:-5}
+tmp=$(mktemp -d)
+trap 'kill -9 $tpid 2>/dev/null; wait $tpid 2>/dev/null; rm -rf "$tmp"' EXIT
+
+mkfifo "$tmp/ready"
+"$RUBY" -e 'io = IO.new(3); io.puts "ready"; io.close; sleep' 3>"$tmp/ready" &
+tpid=$!
+read -r _ <"$tmp/ready"
+
+# percentile FILE P: the P-th percentile of the numbers in FILE
+pct() { sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 } END {
+	i = int((NR - 1) * p / 100 + 0.5) + 1; print a[i] }'; }
+
+: >"$tmp/wall"; : >"$tmp/stop"; : >"$tmp/held"; : >"$tmp/unmap"
+for i in $(seq "$RUNS"); do
+	t0=$(date +%s%N)
+	"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
+		{ echo "run $i failed: $(cat "$tmp/out")"; exit 1; }
+	t1=$(date +%s%N)
+	echo "$(( (t1 - t0) / 1000 ))" >>"$tmp/wall"
+	"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
+		%w[stop_ms held_ms unmap_stop_ms].zip(ARGV[1..]).each { |k, f|
+		  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
+		"$tmp/out" "$tmp/stop" "$tmp/held" "$tmp/unmap"
+done
+
+dbg_time() {	# dbg_time NAME CMD...: median wall time in us, or "fails"
+	local name=$1; shift
+	: >"$tmp/$name"
+	for i in $(seq "$DBG_RUNS"); do
+		t0=$(date +%s%N)
+		timeout 60 "$@" >"$tmp/$name.out" 2>&1
+		t1=$(date +%s%N)
+		if ! grep -q "$name-ok" "$tmp/$name.out"; then
+			echo "fails"
+			return
+		fi
+		echo "$(( (t1 - t0) / 1000 ))" >>"$tmp/$name"
+	done
+	pct "$tmp/$name" 50
+}
+
+lldb_bin=$(command -v lldb-16 || command -v lldb || true)
+lldb_us=fails; gdb_us=fails
+if [ -n "$lldb_bin" ]; then
+	lldb_us=$(dbg_time lldb "$lldb_bin" -p "$tpid" --batch \
+		-o 'expr (void)rb_eval_string("nil")' -o 'script print("lldb-ok")')
+fi
+if command -v gdb >/dev/null; then
+	gdb_us=$(dbg_time gdb gdb -p "$tpid" -batch -nx \
+		-ex 'call (void)rb_eval_string("nil")' -ex 'echo gdb-ok\n')
+fi
+kill -0 "$tpid" || { echo "target died under a debugger"; exit 1; }
+
+w50=$(pct "$tmp/wall" 50); w99=$(pct "$tmp/wall" 99)
+printf '\nattach --eval nil --times 1, %d runs on a sleeping ruby (%s)\n' \
+	"$RUNS" "$("$RUBY" -e 'print RUBY_VERSION')"
+printf '  %-40s %10s %10s\n' "" "median" "p99"
+printf '  %-40s %8.2f ms %8.2f ms\n' "end to end (wall)" \
+	"$(echo "$w50 / 1000" | bc -l)" "$(echo "$w99 / 1000" | bc -l)"
+printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
+	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
+printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
+	"$(pct "$tmp/held" 50)" "$(pct "$tmp/held" 99)"
+printf '  %-40s %8.1f us %8.1f us\n' "second stop (unmap the code page)" \
+	"$(pct "$tmp/unmap" 50)" "$(pct "$tmp/unmap" 99)"
+echo "  other threads stopped: never (only tid == pid is seized)"
+for d in lldb gdb; do
+	v=${d}_us; v=${!v}
+	if [ "$v" = fails ]; then
+		printf '  %-40s %s\n' "$d call of rb_eval_string" "fails here"
+	else
+		printf '  %-40s %8.2f ms   (leakprobe is %.0fx faster end to end)\n' \
+			"$d call of rb_eval_string (median)" \
+			"$(echo "$v / 1000" | bc -l)" "$(echo "$v / $w50" | bc -l)"
+	fi
+done

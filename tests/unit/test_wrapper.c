@@ -1,0 +1,178 @@
+/*
+ * The text leakprobe puts into a target: the bootstrap job and the helper
+ * program.  Hostile paths must come out as one inert Ruby literal, the
+ * bootstrap must assign nothing (it runs in the interrupted frame's
+ * scope), and the helper must be valid Ruby.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "probes/probes.h"
+
+static void
+test_quote_plain(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(probe__ruby_quote(buf, sizeof(buf), "/tmp/a", 6), 8);
+	assert_string_equal(buf, "\"/tmp/a\"");
+}
+
+static void
+test_quote_hostile(void **state)
+{
+	static const char in[] = "a\"b\\c#{x}\n\x01\xff'";
+	char buf[128];
+
+	(void)state;
+	assert_true(probe__ruby_quote(buf, sizeof(buf), in,
+				      sizeof(in) - 1) > 0);
+	/* quotes, backslashes and interpolation are escaped; control and
+	 * non-ASCII bytes become \xNN */
+	assert_string_equal(buf, "\"a\\\"b\\\\c\\#{x}\\x0a\\x01\\xff'\"");
+}
+
+static void
+test_quote_nul_byte(void **state)
+{
+	char buf[32];
+
+	(void)state;
+	assert_true(probe__ruby_quote(buf, sizeof(buf), "a\0b", 3) > 0);
+	assert_string_equal(buf, "\"a\\x00b\"");
+}
+
+static void
+test_quote_too_small(void **state)
+{
+	char buf[8];
+
+	(void)state;
+	assert_int_equal(probe__ruby_quote(buf, sizeof(buf), "/tmp/abcdef",
+					   11), -LP_EINVAL);
+	assert_int_equal(probe__ruby_quote(buf, 2, "", 0), -LP_EINVAL);
+}
+
+/* Outside the quoted path the bootstrap must not assign anything: it runs
+ * with the interrupted frame's locals in scope. */
+static void
+test_bootstrap_assigns_nothing(void **state)
+{
+	char buf[512], *q1, *q2;
+
+	(void)state;
+	assert_true(probe__bootstrap(buf, sizeof(buf),
+				     "/tmp/x = 1\"; y = 2 #/helper.rb") > 0);
+	q1 = strchr(buf, '"');
+	assert_non_null(q1);
+	/* find the closing quote: first '"' not preceded by a backslash */
+	for (q2 = q1 + 1; *q2 && !(*q2 == '"' && q2[-1] != '\\'); q2++)
+		;
+	assert_int_equal(*q2, '"');
+	assert_null(memchr(buf, '=', (size_t)(q1 - buf)));
+	assert_null(strchr(q2 + 1, '='));
+	assert_non_null(strstr(buf, "::Kernel.load("));
+	assert_non_null(strstr(buf, ", true)"));
+}
+
+static void
+test_bootstrap_too_long(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(probe__bootstrap(buf, sizeof(buf),
+					  "/tmp/leakprobe.abcdef/helper.rb"),
+			 -LP_EINVAL);
+}
+
+/* Ruby itself reads the literal back as the same bytes, and the helper
+ * program parses.  Skipped when no ruby is installed. */
+static const char *
+ruby_bin(void)
+{
+	const char *r = getenv("RUBY");
+
+	return r && *r ? r : "ruby";
+}
+
+static void
+test_quote_roundtrip_in_ruby(void **state)
+{
+	static const char in[] = "p\"q\\r#{s}#@t#$u\n\x7f\xc3\xa9 end";
+	char lit[256], cmd[512], out[256] = "";
+	FILE *fp;
+
+	(void)state;
+	if (system("command -v ruby >/dev/null 2>&1") != 0)
+		skip();
+	assert_true(probe__ruby_quote(lit, sizeof(lit), in,
+				      sizeof(in) - 1) > 0);
+	fp = fopen("build-lit.rb", "w");
+	assert_non_null(fp);
+	fprintf(fp, "s = %s\nprint s.unpack1('H*')\n", lit);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s build-lit.rb", ruby_bin());
+	fp = popen(cmd, "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(out, sizeof(out), fp));
+	pclose(fp);
+	unlink("build-lit.rb");
+	{
+		char hex[256];
+		size_t o = 0;
+
+		for (size_t i = 0; i < sizeof(in) - 1; i++)
+			o += (size_t)sprintf(hex + o, "%02x",
+					     (unsigned char)in[i]);
+		assert_string_equal(out, hex);
+	}
+}
+
+static void
+test_helper_is_valid_ruby(void **state)
+{
+	char cmd[256];
+	FILE *fp;
+
+	(void)state;
+	if (system("command -v ruby >/dev/null 2>&1") != 0)
+		skip();
+	fp = fopen("build-helper.rb", "w");
+	assert_non_null(fp);
+	fputs(probe__helper_rb, fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s -c build-helper.rb >/dev/null",
+		 ruby_bin());
+	assert_int_equal(system(cmd), 0);
+	unlink("build-helper.rb");
+	/* never creates files: no File::CREAT, no "w" modes */
+	assert_null(strstr(probe__helper_rb, "CREAT"));
+	assert_null(strstr(probe__helper_rb, "'w'"));
+	assert_non_null(strstr(probe__helper_rb, "File::NONBLOCK"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_quote_plain),
+		cmocka_unit_test(test_quote_hostile),
+		cmocka_unit_test(test_quote_nul_byte),
+		cmocka_unit_test(test_quote_too_small),
+		cmocka_unit_test(test_bootstrap_assigns_nothing),
+		cmocka_unit_test(test_bootstrap_too_long),
+		cmocka_unit_test(test_quote_roundtrip_in_ruby),
+		cmocka_unit_test(test_helper_is_valid_ruby),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
