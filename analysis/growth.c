@@ -611,15 +611,54 @@ more_calls(double total_needed, double N, double per_batch, bool *capped)
 	return (uint64_t)(ceil(more / per_batch) * per_batch);
 }
 
-static void
-decide(struct ana_verdict *v, size_t nctl, double per_batch)
+/* Plain-mean slope of A[a0, a1) net of the drift of C[c0, c1). */
+static double
+mean_slope(const struct group *A, size_t a0, size_t a1,
+	   const struct group *C, size_t c0, size_t c1)
 {
-	const struct ana_estimate *m = &v->mem, *mm = &v->mem_mean;
+	double mem = 0, calls = 0, drift = 0;
+	size_t i;
+
+	for (i = a0; i < a1; i++) {
+		mem += A->mem[i];
+		calls += A->calls[i];
+	}
+	for (i = c0; i < c1; i++)
+		drift += C->mem[i];
+	if (c1 > c0)
+		mem -= drift / (double)(c1 - c0) * (double)(a1 - a0);
+	return calls > 0 ? mem / calls : 0;
+}
+
+/* The plain-mean slope of each half of the run (see decide()). */
+static void
+half_slopes(const struct group *A, const struct group *C, double half[2])
+{
+	size_t ha = A->n / 2, hc = C->n / 2;
+
+	/* A half without controls borrows all of them. */
+	half[0] = hc ? mean_slope(A, 0, ha, C, 0, hc)
+		     : mean_slope(A, 0, ha, C, 0, C->n);
+	half[1] = C->n - hc ? mean_slope(A, ha, A->n, C, hc, C->n)
+			    : mean_slope(A, ha, A->n, C, 0, C->n);
+}
+
+/*
+ * half[0], half[1]: plain-mean slopes of the first and the second half of
+ * the measured batches (execution order, controls split the same way).
+ */
+static void
+decide(struct ana_verdict *v, size_t nctl, double per_batch,
+       const double half[2])
+{
+	struct ana_estimate *m = &v->mem;
+	const struct ana_estimate *mm = &v->mem_mean;
 	double N = (double)v->measured_calls;
 	char *sum = v->summary;
 	size_t len = sizeof(v->summary);
 	char calls[32], grew[32];
-	bool mem_leak, slot_leak, capped = false;
+	bool mem_leak, slot_leak, capped = false, steps = false;
+	bool up, down;
 	size_t fewest;
 
 	fmt_count(v->measured_calls, calls, sizeof(calls));
@@ -639,9 +678,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 		goto more;
 	}
 
-	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
 	slot_leak = v->slots.lo > v->slot_margin;
-
 	if (slot_leak) {
 		/*
 		 * Live slots are exact counts after a full GC, so sustained
@@ -662,27 +699,40 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 		return;
 	}
 	/*
-	 * The robust and the plain mean disagree outright: either typical
-	 * batches grow and a few large drops hand it back (a sawtooth), or
-	 * typical batches are flat and a few large steps carry the growth.
-	 * Neither extrapolates; a longer run dilutes one-off steps, so ask
-	 * for twice the calls.  (Both showing growth, the mean more, is
-	 * still a leak: the robust figure is then the conservative one.)
+	 * The robust and the plain mean disagree outright when a few
+	 * batches move by far more than the rest: large steps up (typical
+	 * batches flat, the total grows) or large drops (typical batches
+	 * grow, the total does not: a sawtooth).  When both halves of the
+	 * run show it, the steps recur: they are how this process grows or
+	 * shrinks, and the verdict rests on the plain mean (mem becomes
+	 * mem_mean).  When only one half does, it may be a one-off such as
+	 * a cache still filling: inconclusive, and a run twice as long
+	 * dilutes it.
 	 */
-	if ((mem_leak && mm->hi < m->lo) || (!mem_leak && mm->lo > m->hi)) {
-		v->kind = ANA_INCONCLUSIVE;
-		v->more_calls_needed = more_calls(2 * N, N, per_batch,
-						  &capped);
-		say_mem(sum, len, "inconclusive: typical batches ", m);
-		say_mem(sum, len, " but overall ", mm);
-		sappend(sum, len, " over %s calls (a few large %s)", calls,
-			mem_leak ? "drops" : "steps");
-		goto more;
+	up = mm->lo > m->hi;
+	down = mm->hi < m->lo;
+	if (up || down) {
+		if ((up && half[0] > m->hi && half[1] > m->hi) ||
+		    (down && half[0] < m->lo && half[1] < m->lo)) {
+			*m = *mm;
+			steps = true;
+		} else {
+			v->kind = ANA_INCONCLUSIVE;
+			v->more_calls_needed = more_calls(2 * N, N, per_batch,
+							  &capped);
+			say_mem(sum, len, "inconclusive: typical batches ", m);
+			say_mem(sum, len, " but overall ", mm);
+			sappend(sum, len, " over %s calls (a few large %s)",
+				calls, up ? "steps" : "drops");
+			goto more;
+		}
 	}
+	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
+
 	if (mem_leak) {
 		v->kind = ANA_NATIVE_LEAK;
 		say_mem(sum, len, "native leak: ", m);
-		sappend(sum, len, "; ");
+		sappend(sum, len, "%s; ", steps ? " in large steps" : "");
 		say_where(sum, len, v);
 		fmt_bytes(m->slope * N, 0, grew, sizeof(grew));
 		sappend(sum, len, " grew %s over %s calls; ", grew, calls);
@@ -692,8 +742,8 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch)
 	if (m->hi < v->mem_floor) {
 		v->kind = ANA_NO_LEAK;
 		say_mem(sum, len, "no leak: memory ", m);
-		sappend(sum, len, " over %s calls, below the %.0f B floor; ",
-			calls, v->mem_floor);
+		sappend(sum, len, "%s over %s calls, below the %.0f B floor; ",
+			steps ? " (large steps)" : "", calls, v->mem_floor);
 		say_slots(sum, len, v);
 		return;
 	}
@@ -719,7 +769,7 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	struct group A, C;
 	struct unit *seq = NULL;
 	struct ana_estimate *dst[NEST];
-	double *boot = NULL, d[NMETRIC], est[NEST], N, q, per;
+	double *boot = NULL, d[NMETRIC], est[NEST], N, q, per, half[2];
 	uint64_t rng = SEED, any_calls = 0, nany = 0;
 	size_t i, r, na = 0, nc = 0, L = 0, blk;
 	int k, rc = 0;
@@ -864,7 +914,8 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 			e->hi = fmax(e->hi, e->slope + q);
 		}
 	}
-	decide(out, C.n, per);
+	half_slopes(&A, &C, half);
+	decide(out, C.n, per, half);
 out:
 	free(boot);
 	free(seq);

@@ -37,11 +37,13 @@ static const char attach_usage[] =
 "  -f, --file PATH          read the code from PATH ('-' = stdin)\n"
 "  -n, --times N            measured calls in all (default 1000)\n"
 "  -b, --batch M            calls per batch (default: N/10, at least 1)\n"
-"  -w, --warmup K           warm-up batches, not measured (default 2)\n"
+"  -w, --warmup K           warm-up batches, not measured (default 2;\n"
+"                           0 when there is only one measured batch)\n"
 "      --no-gc              no GC.start after each batch\n"
 "      --no-control         no interleaved no-op control batches (by\n"
 "                           default the target's own drift is measured\n"
-"                           by control batches and subtracted)\n"
+"                           by control batches and subtracted; off when\n"
+"                           there is only one measured batch)\n"
 "  -t, --timeout SEC        limit for the job to start and for each batch\n"
 "                           (default 30)\n"
 "      --fail-on-growth B   exit 1 when the lower 95 % bound of growth\n"
@@ -128,7 +130,7 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *file = NULL, *eval = NULL;
-	bool have_batch = false;
+	bool have_batch = false, have_warmup = false, have_control = false;
 	int c, rc;
 
 	o->times = 1000;
@@ -169,12 +171,14 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 					  "batches (0-1000), not '%s'", optarg);
 				return EXIT_USAGE;
 			}
+			have_warmup = true;
 			break;
 		case O_NOGC:
 			o->gc = false;
 			break;
 		case O_NOCONTROL:
 			o->control = false;
+			have_control = true;
 			break;
 		case 't':
 			if (lp_parse_seconds(optarg, &o->timeout) < 0) {
@@ -253,6 +257,15 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		o->batch = o->times >= 10 ? (o->times + 9) / 10 : 1;
 	if (o->batch > o->times)
 		o->batch = o->times;
+	/* With a single measured batch no slope can be fitted: a run such
+	 * as --times 1 is a smoke test, so skip what only serves the fit
+	 * unless asked for explicitly. */
+	if ((o->times + o->batch - 1) / o->batch < 2) {
+		if (!have_warmup)
+			o->warmup = 0;
+		if (!have_control)
+			o->control = false;
+	}
 	return EXIT_OK;
 }
 

@@ -79,6 +79,7 @@ struct probe_session {
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, unmap_stop_ns, start_ns;
+	bool in_syscall;	/* main thread was blocked in a syscall */
 };
 
 /* ---- lock ------------------------------------------------------------ */
@@ -407,7 +408,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 		rc = inj_attach(t, err);
 		if (rc < 0)
 			return rc;
-		lp_debug("stopped after %.3f ms", (lp_mono_ns() - t0) / 1e6);
+		lp_debug("stopped after %.3f ms in syscall %ld",
+			 (lp_mono_ns() - t0) / 1e6, inj_stopped_syscall(t));
 		if (!unsafe_point(s))
 			break;
 		inj_detach(t, NULL);
@@ -421,6 +423,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 			nanosleep(&ts, NULL);
 		}
 	}
+	s->in_syscall = inj_stopped_syscall(t) >= 0;
 	if (!s->page) {
 		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
 			      err);	/* MAP_SHARED: see inj_mmap() */
@@ -545,7 +548,13 @@ read_line(struct probe_session *s, char **line, bool waking,
 {
 	uint64_t start = lp_mono_ns();
 	uint64_t deadline = start + (uint64_t)(s->timeout * 1e9);
-	uint64_t next_wake = start + 3000000;	/* 3 ms */
+	/*
+	 * A main thread blocked in a syscall cannot see the job until it is
+	 * woken, and the wake signal is the one Ruby's own timer thread
+	 * sends to deliver interrupts: wake at once.  A thread running
+	 * Ruby code checks interrupts within a few ms by itself.
+	 */
+	uint64_t next_wake = start + (s->in_syscall ? 0 : 3000000);
 	int round = 0;
 	char *nl;
 

@@ -147,7 +147,6 @@ const char probe__helper_rb[] =
 "    end\n"
 "    i += 1\n"
 "  end\n"
-"  GC.start(full_mark: true, immediate_sweep: true)\n"
 "  put.({ 'hello' => 1, 'ruby' => RUBY_DESCRIPTION, 'pid' => Process.pid,\n"
 "         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
 "  loop do\n"
