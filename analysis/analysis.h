@@ -265,8 +265,10 @@ struct ana_verdict {
 					 * control when controls exist) */
 	struct ana_estimate heap, arena, anon;	/* where it went */
 	struct ana_estimate slots;	/* live slots/call */
-	struct ana_estimate mem_mean;	/* untrimmed mean (sum of net deltas /
+	struct ana_estimate mem_mean;	/* plain mean (sum of net deltas /
 					 * sum of calls): cross-check of mem */
+	struct ana_estimate mem_late;	/* mem over the second half of the
+					 * measured batches only */
 	size_t controls;		/* control batches used (0: none) */
 	double mem_floor;		/* bytes/call: no leak needs mem.hi
 					 * below it */

@@ -28,7 +28,8 @@
  * exact for equal batch sizes and close to it otherwise.  H is a robust
  * mean: values are clipped to median +- c and then averaged (a one-step
  * Huber estimate), with c = max(3 MADN, 4 pages per batch) for memory and
- * max(3 MADN, 4 objects per batch) for live slots.  Why: memory deltas
+ * max(3 MADN, 4 objects per batch) for live slots.  (Robust means do not
+ * add up: heap + arena + anon need not equal mem exactly.)  Why: memory deltas
  * are heavy-tailed -- arenas trimmed, Ruby heap pages freed, a cache that
  * still fills during the first measured batch, another thread of the
  * target allocating a few MiB -- and a few such batches must not decide
@@ -76,15 +77,15 @@
 #define MAX_BLOCK	8	/* longest bootstrap block, in batches */
 
 enum { M_MEM, M_HEAP, M_ARENA, M_ANON, M_SLOTS, NMETRIC };
-#define M_MEAN NMETRIC		/* untrimmed memory slope, in estimates */
-#define NEST (NMETRIC + 1)
+#define M_MEAN NMETRIC		/* plain-mean memory slope, in estimates */
+#define M_LATE (NMETRIC + 1)	/* robust memory slope, second half */
+#define NEST (NMETRIC + 2)
 
 /* One group of batches (measured or control). */
 struct group {
 	size_t n;
-	double *v[NMETRIC];	/* per-call rate (measured), delta (control) */
-	double *clip[NMETRIC];	/* clip half-width of each value */
-	uint32_t *perm[NMETRIC];	/* indices sorted by v[k] */
+	double *v[NMETRIC];	/* per-call rate (measured), delta (control);
+				 * clipped by group_prepare() */
 	double *mem;		/* raw memory delta, for the mean */
 	double *calls;		/* calls of each batch (measured only) */
 	uint32_t *cnt;		/* bootstrap multiplicities */
@@ -144,8 +145,6 @@ group_free(struct group *g)
 
 	for (k = 0; k < NMETRIC; k++) {
 		free(g->v[k]);
-		free(g->clip[k]);
-		free(g->perm[k]);
 	}
 	free(g->mem);
 	free(g->calls);
@@ -162,9 +161,7 @@ group_alloc(struct group *g, size_t n)
 	memset(g, 0, sizeof(*g));
 	for (k = 0; k < NMETRIC; k++) {
 		g->v[k] = calloc(m, sizeof(double));
-		g->clip[k] = calloc(m, sizeof(double));
-		g->perm[k] = calloc(m, sizeof(uint32_t));
-		if (!g->v[k] || !g->clip[k] || !g->perm[k])
+		if (!g->v[k])
 			goto fail;
 	}
 	g->mem = calloc(m, sizeof(double));
@@ -178,21 +175,6 @@ fail:
 	return -LP_ENOMEM;
 }
 
-/* qsort has no context argument: the values being sorted. */
-static const double *sort_keys;
-
-static int
-cmp_index(const void *pa, const void *pb)
-{
-	uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-
-	if (sort_keys[a] < sort_keys[b])
-		return -1;
-	if (sort_keys[a] > sort_keys[b])
-		return 1;
-	return a < b ? -1 : a > b;
-}
-
 static int
 cmp_double(const void *pa, const void *pb)
 {
@@ -201,120 +183,124 @@ cmp_double(const void *pa, const void *pb)
 	return a < b ? -1 : a > b;
 }
 
-/*
- * Median of a resample given as multiplicities cnt[] over values v[]
- * sorted through perm[]; O(n) since the sort is shared by all resamples.
- */
+/* Median of x[0..n), n > 0; sorts x. */
 static double
-median_counts(const double *v, const uint32_t *perm, const uint32_t *cnt,
-	      size_t n, size_t total)
+median_sort(double *x, size_t n)
 {
-	size_t lo = (total - 1) / 2, hi = total / 2, seen = 0, r;
-	double a = 0;
-	bool have_a = false;
-
-	for (r = 0; r < n; r++) {
-		seen += cnt[perm[r]];
-		if (!have_a && seen > lo) {
-			a = v[perm[r]];
-			have_a = true;
-		}
-		if (seen > hi)
-			return (a + v[perm[r]]) / 2;
-	}
-	return a;
-}
-
-/* Robust mean of the resample: values clipped to median +- clip[i]. */
-static double
-clipped_mean(const struct group *g, int k)
-{
-	const double *v = g->v[k], *c = g->clip[k];
-	double med, s = 0, x;
-	size_t i;
-
-	med = median_counts(v, g->perm[k], g->cnt, g->n, g->total);
-	for (i = 0; i < g->n; i++) {
-		if (!g->cnt[i])
-			continue;
-		x = v[i];
-		if (x > med + c[i])
-			x = med + c[i];
-		else if (x < med - c[i])
-			x = med - c[i];
-		s += g->cnt[i] * x;
-	}
-	return s / (double)g->total;
+	qsort(x, n, sizeof(double), cmp_double);
+	return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
 }
 
 /*
- * Sort each metric once, and fix each value's clip half-width from the
- * full sample's MADN (the scale is a nuisance parameter: it is not
- * re-estimated per resample).  per_call: values are rates, so the page
- * floor is divided by the batch's calls.  Returns 0 or -LP_ENOMEM.
+ * Clip each metric's values to median +- c once, from the full sample:
+ * c = max(CLIP_MADN * MADN, floor), the floor being CLIP_PAGES pages (or
+ * CLIP_SLOTS objects) per batch, divided by the batch's calls when the
+ * values are per-call rates.  The bounds are fixed for all resamples
+ * (centre and scale are nuisance parameters): otherwise a resample that
+ * drew a cluster of steps several times over would move the median onto
+ * them.  Also resets the multiplicities to the sample itself.  Returns 0
+ * or -LP_ENOMEM.
  */
 static int
 group_prepare(struct group *g, bool per_call)
 {
-	double *dev, med, madn, unit;
+	double *tmp, med, madn, unit, c;
 	size_t i;
 	int k;
 
-	dev = malloc((g->n ? g->n : 1) * sizeof(double));
-	if (!dev)
-		return -LP_ENOMEM;
 	g->total = g->n;
 	for (i = 0; i < g->n; i++)
 		g->cnt[i] = 1;
+	if (!g->n)
+		return 0;
+	tmp = malloc(g->n * sizeof(double));
+	if (!tmp)
+		return -LP_ENOMEM;
 	for (k = 0; k < NMETRIC; k++) {
+		double *v = g->v[k];
+
+		memcpy(tmp, v, g->n * sizeof(double));
+		med = median_sort(tmp, g->n);
 		for (i = 0; i < g->n; i++)
-			g->perm[k][i] = (uint32_t)i;
-		sort_keys = g->v[k];
-		qsort(g->perm[k], g->n, sizeof(uint32_t), cmp_index);
-		madn = 0;
-		if (g->n) {
-			med = median_counts(g->v[k], g->perm[k], g->cnt,
-					    g->n, g->n);
-			for (i = 0; i < g->n; i++)
-				dev[i] = fabs(g->v[k][i] - med);
-			qsort(dev, g->n, sizeof(double), cmp_double);
-			madn = 1.4826 * (g->n % 2 ? dev[g->n / 2] :
-				(dev[g->n / 2 - 1] + dev[g->n / 2]) / 2);
-		}
+			tmp[i] = fabs(v[i] - med);
+		madn = 1.4826 * median_sort(tmp, g->n);
 		unit = k == M_SLOTS ? CLIP_SLOTS : CLIP_PAGES * PAGE;
-		for (i = 0; i < g->n; i++)
-			g->clip[k][i] = fmax(CLIP_MADN * madn, per_call ?
-					     unit / g->calls[i] : unit);
+		for (i = 0; i < g->n; i++) {
+			c = fmax(CLIP_MADN * madn,
+				 per_call ? unit / g->calls[i] : unit);
+			v[i] = fmin(fmax(v[i], med - c), med + c);
+		}
 	}
-	sort_keys = NULL;
-	free(dev);
+	free(tmp);
 	return 0;
+}
+
+/*
+ * Mean of metric k over the resample in g->cnt, batches from..n-1 only;
+ * *w gets their weight (0: none drawn, the mean is then 0).
+ */
+static double
+group_mean(const struct group *g, int k, size_t from, double *w)
+{
+	double s = 0, t = 0;
+	size_t i;
+
+	for (i = from; i < g->n; i++) {
+		s += g->cnt[i] * g->v[k][i];
+		t += g->cnt[i];
+	}
+	*w = t;
+	return t ? s / t : 0;
+}
+
+/*
+ * Robust slope of metric k from the measured batches a0.. and the control
+ * batches c0.. (see the top of this file); NAN when no measured batch of
+ * the range was drawn.  Controls of the range missing, all of them count.
+ */
+static double
+robust_slope(const struct group *A, const struct group *C, int k,
+	     size_t a0, size_t c0)
+{
+	double ta, tc = 0, wa, wc = 0, inv = 0;
+	size_t i;
+
+	ta = group_mean(A, k, a0, &wa);
+	if (!wa)
+		return NAN;
+	for (i = a0; i < A->n; i++)
+		inv += A->cnt[i] / A->calls[i];
+	if (C->n) {
+		tc = group_mean(C, k, c0, &wc);
+		if (!wc)
+			tc = group_mean(C, k, 0, &wc);
+	}
+	return ta - tc * inv / wa;	/* inv / wa: mean of 1/calls */
 }
 
 /* All estimates for the multiplicities currently in A->cnt and C->cnt. */
 static void
 estimate(const struct group *A, const struct group *C, double est[NEST])
 {
-	double inv = 0, sum_mem = 0, sum_calls = 0, ctl_mem = 0, h, hc;
+	double sum_mem = 0, sum_calls = 0, ctl_mem = 0;
 	size_t i;
 	int k;
 
 	for (i = 0; i < A->n; i++) {
-		inv += A->cnt[i] / A->calls[i];
 		sum_mem += A->cnt[i] * A->mem[i];
 		sum_calls += A->cnt[i] * A->calls[i];
 	}
-	h = inv / (double)A->total;	/* mean of 1/calls */
 	for (i = 0; i < C->n; i++)
 		ctl_mem += C->cnt[i] * C->mem[i];
 	if (C->total)
 		ctl_mem /= (double)C->total;	/* mean drift per batch */
 
-	for (k = 0; k < NMETRIC; k++) {
-		hc = C->total ? clipped_mean(C, k) : 0;
-		est[k] = clipped_mean(A, k) - hc * h;
-	}
+	for (k = 0; k < NMETRIC; k++)
+		est[k] = robust_slope(A, C, k, 0, 0);
 	est[M_MEAN] = (sum_mem - (double)A->total * ctl_mem) / sum_calls;
+	est[M_LATE] = robust_slope(A, C, M_MEM, A->n / 2, C->n / 2);
+	if (isnan(est[M_LATE]))	/* none drawn: stay neutral */
+		est[M_LATE] = est[M_MEM];
 }
 
 /*
@@ -729,6 +715,22 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	}
 	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
 
+	/*
+	 * A leak keeps leaking: the second half of the run alone must show
+	 * it too.  Growth confined to the first half is the process still
+	 * settling (a warm-up too short for a cache, say); a longer run
+	 * tells, or a longer --warmup.  Recurring steps were checked per
+	 * half above.
+	 */
+	if (mem_leak && !steps && v->mem_late.lo <= 0) {
+		v->kind = ANA_INCONCLUSIVE;
+		v->more_calls_needed = more_calls(2 * N, N, per_batch,
+						  &capped);
+		say_mem(sum, len, "inconclusive: memory ", m);
+		say_mem(sum, len, " but in the second half ", &v->mem_late);
+		sappend(sum, len, " over %s calls (still settling?)", calls);
+		goto more;
+	}
 	if (mem_leak) {
 		v->kind = ANA_NATIVE_LEAK;
 		say_mem(sum, len, "native leak: ", m);
@@ -832,8 +834,10 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	dst[M_ANON] = &out->anon;
 	dst[M_SLOTS] = &out->slots;
 	dst[M_MEAN] = &out->mem_mean;
+	dst[M_LATE] = &out->mem_late;
 	for (k = 0; k < NEST; k++)
 		dst[k]->n = A.n;
+	out->mem_late.n = A.n - A.n / 2;
 
 	/* Net observed growth: measured deltas minus the control drift. */
 	if (C.n) {
@@ -908,10 +912,13 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	for (k = 0; k < NEST; k++) {
 		struct ana_estimate *e = dst[k];
 
-		interval(boot + (size_t)k * NBOOT, L / blk, e);
+		interval(boot + (size_t)k * NBOOT,
+			 k == M_LATE ? L / blk / 2 : L / blk, e);
 		if (k != M_SLOTS) {
-			e->lo = fmin(e->lo, e->slope - q);
-			e->hi = fmax(e->hi, e->slope + q);
+			double qk = k == M_LATE ? 2 * q : q;
+
+			e->lo = fmin(e->lo, e->slope - qk);
+			e->hi = fmax(e->hi, e->slope + qk);
 		}
 	}
 	half_slopes(&A, &C, half);

@@ -269,30 +269,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	return EXIT_OK;
 }
 
-static void
-fill_batch(struct ana_batch *b, const struct ana_smaps *sm,
-	   const struct probe_result *r)
-{
-	const struct ana_totals *t = &sm->totals;
-
-	b->heap_rss = t->cls[ANA_MAP_HEAP].rss;
-	b->heap_size = t->cls[ANA_MAP_HEAP].size;
-	b->arena_rss = t->cls[ANA_MAP_ARENA].rss;
-	b->arena_size = t->cls[ANA_MAP_ARENA].size;
-	b->anon_rss = t->cls[ANA_MAP_ANON].rss;
-	b->anon_size = t->cls[ANA_MAP_ANON].size;
-	b->rss = t->rss;
-	if (r) {
-		b->live_slots = r->gc.live_slots;
-		b->total_allocated = r->gc.allocated;
-		b->total_freed = r->gc.freed;
-		b->malloc_increase = r->gc.malloc_increase;
-		b->gc_count = r->gc.count;
-		b->major_gc_count = r->gc.major;
-		b->seconds = r->seconds;
-	}
-}
-
 static const char *
 kind_of(const struct ana_batch *b)
 {
@@ -312,6 +288,22 @@ print_batch(const struct ana_batch *b, uint64_t done, uint64_t total)
 	       "anon %-10s rss %-10s live %" PRId64 "  %.3fs\n", kind_of(b),
 	       done, total, h, a, n, r, b->live_slots, b->seconds);
 	fflush(stdout);
+}
+
+struct print_ctx {
+	const struct attach_opts *o;
+};
+
+static void
+on_batch(const struct probe_run *run, size_t i, void *arg)
+{
+	const struct print_ctx *pc = arg;
+	const struct ana_batch *b = &run->b[i];
+
+	if (b->warmup || b->control)
+		print_batch(b, b->calls, b->calls);
+	else
+		print_batch(b, run->done[0], pc->o->times);
 }
 
 static json_t *
@@ -367,15 +359,13 @@ cmd_attach(int argc, char **argv)
 	struct probe_opts po;
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
-	struct probe_result res;
-	struct ana_smaps sm;
+	struct probe_run run;
 	struct ana_batch *b = NULL;
 	struct ana_verdict v;
 	struct lp_err err;
 	char *stack = NULL;
-	size_t nb = 0, cap = 0;
-	uint64_t nmeasure, done = 0, base_mem = 0;
-	bool raised = false, stopped = false;
+	size_t nb = 0;
+	bool stopped = false;
 	json_t *doc = NULL, *jb = NULL;
 	int rc, idx0 = 0;
 	char comm[32] = "", api[32] = "", libruby[256] = "";
@@ -383,7 +373,7 @@ cmd_attach(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	lp_err_clear(&err);
-	ana_smaps_init(&sm);
+	memset(&run, 0, sizeof(run));
 	rc = parse_opts(argc, argv, &o);
 	if (rc != EXIT_OK) {
 		free(o.code);
@@ -427,82 +417,39 @@ cmd_attach(int argc, char **argv)
 		       stop_ms, unmap_ms, start_ms);
 		fflush(stdout);
 	}
-	if (probe_smaps_read(o.pid, false, &sm, &err) < 0) {
-		rc = cli_report("attach", &err);
-		goto out;
-	}
-	b = xgrow(b, &cap, 1, sizeof(*b));
-	memset(&b[0], 0, sizeof(b[0]));
-	b[0].warmup = true;	/* the state before any batch: a baseline */
-	fill_batch(&b[0], &sm, NULL);
-	b[0].live_slots = hello.gc.live_slots;
-	nb = 1;
-	base_mem = b[0].heap_rss + b[0].arena_rss + b[0].anon_rss;
+	{
+		struct probe_arm arm = { &idx0, 1 };
+		struct probe_measure_opts mo = {
+			.times = o.times, .batch = o.batch,
+			.warmup = o.warmup, .gc = o.gc,
+			.control = o.control, .max_growth = o.max_growth,
+		};
+		struct print_ctx pc = { &o };
 
-	nmeasure = (o.times + o.batch - 1) / o.batch;
-	for (uint64_t i = 0; i < o.warmup + nmeasure * (o.control ? 2 : 1);
-	     i++) {
-		bool warm = i < o.warmup;
-		bool control = !warm && o.control && ((i - o.warmup) & 1);
-		uint64_t n = o.batch;
-		uint64_t mem;
-
-		if (!warm && !control) {
-			uint64_t left = o.times - done;
-
-			n = left < o.batch ? left : o.batch;
-		}
-		if (lp_stop_signal) {
-			lp_err_set(&err, LP_EINTR, "interrupted by signal %d",
-				   (int)lp_stop_signal);
-			rc = cli_report("attach", &err);
-			goto out;
-		}
-		if (probe_session_run(s, control ? NULL : &idx0, control ? 0 : 1,
-				      n, o.gc, &res, &err) < 0) {
-			rc = cli_report("attach", &err);
-			goto out;
-		}
-		if (res.raised) {
-			print_raised(&res, "the snippet");
-			raised = true;
-			break;
-		}
-		if (probe_smaps_read(o.pid, false, &sm, &err) < 0) {
-			rc = cli_report("attach", &err);
-			goto out;
-		}
-		b = xgrow(b, &cap, nb + 1, sizeof(*b));
-		memset(&b[nb], 0, sizeof(b[nb]));
-		b[nb].calls = res.calls;
-		b[nb].warmup = warm;
-		b[nb].control = control;
-		fill_batch(&b[nb], &sm, &res);
-		if (!warm && !control)
-			done += res.calls;
-		if (!o.quiet && !o.json)
-			print_batch(&b[nb], warm || control ? res.calls : done,
-				    warm || control ? res.calls : o.times);
-		mem = b[nb].heap_rss + b[nb].arena_rss + b[nb].anon_rss;
-		nb++;
-		if (mem > base_mem && mem - base_mem > o.max_growth) {
-			char g[32];
-
-			lp_human_bytes((double)(mem - base_mem), 1, g,
-				       sizeof(g));
-			cli_error("attach", "stopping early: the target grew "
-				  "%s, over --max-growth", g);
-			stopped = true;
-			break;
-		}
+		rc = probe_measure(s, &arm, 1, &mo, &hello, &run,
+				   o.quiet || o.json ? NULL : on_batch, &pc,
+				   &err);
 	}
 	probe_session_end(s);
 	s = NULL;
-	if (raised) {
+	if (rc < 0) {
+		rc = cli_report("attach", &err);
+		goto out;
+	}
+	if (run.raised) {
+		print_raised(&run.err, "the snippet");
 		rc = EXIT_SNIPPET;
 		goto out;
 	}
+	if (run.stopped_early) {
+		char g[32];
 
+		lp_human_bytes((double)run.growth, 1, g, sizeof(g));
+		cli_error("attach", "stopped early: the target grew %s, over "
+			  "--max-growth", g);
+		stopped = true;
+	}
+	b = probe_run_arm(&run, 0, &nb);
 	ana_verdict_compute(b, nb, &v);
 	rc = EXIT_OK;
 	if (o.fail_set) {
@@ -556,7 +503,7 @@ out:
 	if (doc)
 		json_decref(doc);
 	probe_session_end(s);
-	ana_smaps_release(&sm);
+	probe_run_release(&run);
 	free(b);
 	free(o.code);
 	return rc;

@@ -60,7 +60,6 @@ void probe_fast_free(struct probe_fast *f);
 int probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 		      struct lp_err *err);
 
-#endif
 
 /* ---- ruby.c: what kind of Ruby the target is ------------------------ */
 
@@ -176,3 +175,62 @@ uint64_t probe_session_held_ns(const struct probe_session *s);
 uint64_t probe_session_unmap_stop_ns(const struct probe_session *s);
 /* Time from registration to the helper's hello, ns. */
 uint64_t probe_session_start_ns(const struct probe_session *s);
+
+/* ---- measure.c: batches, samples, per-arm series -------------------- */
+
+/* One thing to measure: a combination of snippets run per call. */
+struct probe_arm {
+	const int *idx;		/* snippet indices (into probe_opts) */
+	int nidx;
+};
+
+struct probe_measure_opts {
+	uint64_t times;		/* measured calls per arm */
+	uint64_t batch;		/* calls per batch */
+	uint64_t warmup;	/* warm-up batches per arm */
+	bool gc;		/* full GC.start after each batch */
+	bool control;		/* a no-op control batch after each batch */
+	uint64_t max_growth;	/* stop when memory grew this much (bytes) */
+};
+
+/* Every batch of a run, in execution order. */
+struct probe_run {
+	struct ana_batch *b;
+	int *arm;		/* per batch: arm index, -1 for control/base */
+	size_t n, cap;
+	uint64_t *done;		/* per arm: measured calls done */
+	int narms;
+	bool raised;		/* a snippet raised: see err/raised_arm */
+	int raised_arm;
+	struct probe_result err;
+	bool stopped_early;	/* --max-growth reached */
+	uint64_t growth;	/* memory growth at the stop, bytes */
+};
+
+/* Called after each batch with its index in run->b. */
+typedef void (*probe_batch_fn)(const struct probe_run *run, size_t i,
+			       void *arg);
+
+/*
+ * Measure arms in one target: a baseline sample, `warmup` batches of each
+ * arm, then rounds of one batch per arm (A [C] B [C] A [C] ...), so slow
+ * drift of the target hits every arm alike.  After each batch the memory
+ * of the target is sampled from outside ([heap], malloc arenas, other
+ * anonymous; RSS) and GC.stat from inside.  Stops early when a snippet
+ * raises (run->raised) or growth exceeds max_growth.  Returns 0, or a
+ * negative LP_E* (interrupted, timeout, target gone) with err filled.
+ */
+int probe_measure(struct probe_session *s, const struct probe_arm *arms,
+		  int narms, const struct probe_measure_opts *o,
+		  const struct probe_hello *hello, struct probe_run *run,
+		  probe_batch_fn cb, void *arg, struct lp_err *err);
+/*
+ * The batches of one arm, ready for ana_verdict_compute(): every batch
+ * of another arm stays in as a baseline (marked warm-up) so that each
+ * delta is taken from the batch that really preceded it.  Caller frees.
+ */
+struct ana_batch *probe_run_arm(const struct probe_run *run, int arm,
+				size_t *n);
+void probe_run_release(struct probe_run *run);
+
+#endif
