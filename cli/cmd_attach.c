@@ -18,12 +18,12 @@
 
 #include "analysis/analysis.h"
 #include "cli/exit.h"
+#include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "probes/probes.h"
 
-#define MAX_SNIPPET (64u << 20)
 
 static const char attach_usage[] =
 "usage: leakprobe attach PID (--eval CODE | --file PATH) [options]\n"
@@ -69,44 +69,6 @@ struct attach_opts {
 	bool fail_set;
 	uint64_t fail_on_growth, max_growth;
 };
-
-static int
-read_snippet_file(const char *path, struct attach_opts *o)
-{
-	FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	size_t cap = 0, n;
-
-	if (!fp) {
-		cli_error("attach", "cannot read snippet file '%s': %s", path,
-			  strerror(errno));
-		return EXIT_USAGE;
-	}
-	o->code_len = 0;
-	for (;;) {
-		o->code = xgrow(o->code, &cap, o->code_len + 65536, 1);
-		n = fread(o->code + o->code_len, 1, cap - o->code_len - 1, fp);
-		o->code_len += n;
-		if (o->code_len > MAX_SNIPPET) {
-			cli_error("attach", "snippet file '%s' is larger than "
-				  "%u MiB", path, MAX_SNIPPET >> 20);
-			if (fp != stdin)
-				fclose(fp);
-			return EXIT_USAGE;
-		}
-		if (n == 0)
-			break;
-	}
-	o->code[o->code_len] = '\0';
-	if (ferror(fp)) {
-		cli_error("attach", "reading '%s': %s", path, strerror(errno));
-		if (fp != stdin)
-			fclose(fp);
-		return EXIT_USAGE;
-	}
-	if (fp != stdin)
-		fclose(fp);
-	return EXIT_OK;
-}
 
 static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
@@ -240,19 +202,13 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	if (eval) {
 		o->code_len = strlen(eval);
 		o->code = xstrndup(eval, o->code_len);
-	} else if ((rc = read_snippet_file(file, o)) != EXIT_OK) {
+	} else if ((rc = cli_read_code("attach", file, &o->code,
+				       &o->code_len)) != EXIT_OK) {
 		return rc;
 	}
-	{
-		const char *nul = memchr(o->code, '\0', o->code_len);
-
-		if (nul) {
-			cli_error("attach", "the snippet has a NUL byte at "
-				  "offset %zu; Ruby would stop reading there: "
-				  "remove it", (size_t)(nul - o->code));
-			return EXIT_USAGE;
-		}
-	}
+	rc = cli_check_code("attach", "the snippet", o->code, o->code_len);
+	if (rc != EXIT_OK)
+		return rc;
 	if (!have_batch)
 		o->batch = o->times >= 10 ? (o->times + 9) / 10 : 1;
 	if (o->batch > o->times)
@@ -269,27 +225,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	return EXIT_OK;
 }
 
-static const char *
-kind_of(const struct ana_batch *b)
-{
-	return b->warmup ? "warmup" : b->control ? "control" : "measure";
-}
-
-static void
-print_batch(const struct ana_batch *b, uint64_t done, uint64_t total)
-{
-	char h[32], a[32], n[32], r[32];
-
-	lp_human_bytes((double)b->heap_rss, 0, h, sizeof(h));
-	lp_human_bytes((double)b->arena_rss, 0, a, sizeof(a));
-	lp_human_bytes((double)b->anon_rss, 0, n, sizeof(n));
-	lp_human_bytes((double)b->rss, 0, r, sizeof(r));
-	printf("%-8s %7" PRIu64 "/%-7" PRIu64 " [heap] %-10s arenas %-10s "
-	       "anon %-10s rss %-10s live %" PRId64 "  %.3fs\n", kind_of(b),
-	       done, total, h, a, n, r, b->live_slots, b->seconds);
-	fflush(stdout);
-}
-
 struct print_ctx {
 	const struct attach_opts *o;
 };
@@ -301,54 +236,9 @@ on_batch(const struct probe_run *run, size_t i, void *arg)
 	const struct ana_batch *b = &run->b[i];
 
 	if (b->warmup || b->control)
-		print_batch(b, b->calls, b->calls);
+		cli_print_batch(NULL, b, b->calls, b->calls);
 	else
-		print_batch(b, run->done[0], pc->o->times);
-}
-
-static json_t *
-batch_json(const struct ana_batch *b)
-{
-	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:f}",
-			 "kind", kind_of(b), "calls", (json_int_t)b->calls,
-			 "heap_rss", (json_int_t)b->heap_rss,
-			 "heap_size", (json_int_t)b->heap_size,
-			 "arena_rss", (json_int_t)b->arena_rss,
-			 "anon_rss", (json_int_t)b->anon_rss,
-			 "rss", (json_int_t)b->rss,
-			 "live_slots", (json_int_t)b->live_slots,
-			 "total_allocated_objects",
-			 (json_int_t)b->total_allocated,
-			 "total_freed_objects", (json_int_t)b->total_freed,
-			 "malloc_increase_bytes",
-			 (json_int_t)b->malloc_increase,
-			 "gc_count", (json_int_t)b->gc_count,
-			 "major_gc_count", (json_int_t)b->major_gc_count,
-			 "arena_size", (json_int_t)b->arena_size,
-			 "seconds", b->seconds);
-}
-
-static json_t *
-estimate_json(const struct ana_estimate *e)
-{
-	return json_pack("{s:f,s:f,s:f,s:I}", "slope", e->slope, "lo", e->lo,
-			 "hi", e->hi, "batches", (json_int_t)e->n);
-}
-
-static void
-print_raised(const struct probe_result *r, const char *what)
-{
-	cli_error("attach", "%s raised %s: %s", what, r->err_class,
-		  r->err_message);
-	if (r->err_backtrace[0] && lp_verbose >= 0) {
-		char *bt = xstrdup(r->err_backtrace), *save = NULL, *l;
-
-		for (l = strtok_r(bt, "\n", &save); l;
-		     l = strtok_r(NULL, "\n", &save))
-			fprintf(stderr, "    from %s\n", l);
-		free(bt);
-	}
+		cli_print_batch(NULL, b, run->done[0], pc->o->times);
 }
 
 int
@@ -356,14 +246,12 @@ cmd_attach(int argc, char **argv)
 {
 	struct attach_opts o;
 	struct probe_snippet snip;
-	struct probe_opts po;
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
 	struct probe_run run;
 	struct ana_batch *b = NULL;
 	struct ana_verdict v;
 	struct lp_err err;
-	char *stack = NULL;
 	size_t nb = 0;
 	bool stopped = false;
 	json_t *doc = NULL, *jb = NULL;
@@ -383,19 +271,10 @@ cmd_attach(int argc, char **argv)
 
 	snip.code = o.code;
 	snip.len = o.code_len;
-	po.snippets = &snip;
-	po.nsnippets = 1;
-	po.timeout = o.timeout;
-	s = probe_session_start(o.pid, &po, &hello, &stack, &err);
-	if (!s) {
-		rc = cli_report("attach", &err);
-		if (stack) {
-			fprintf(stderr, "main thread of %d:\n%s", (int)o.pid,
-				stack);
-			free(stack);
-		}
+	s = cli_session_start("attach", o.pid, &snip, 1, o.timeout, &hello,
+			      &rc);
+	if (!s)
 		goto out;
-	}
 	snprintf(comm, sizeof(comm), "%s", probe_session_info(s)->comm);
 	snprintf(api, sizeof(api), "%s", probe_session_ruby(s)->api);
 	snprintf(libruby, sizeof(libruby), "%s",
@@ -405,7 +284,7 @@ cmd_attach(int argc, char **argv)
 	unmap_ms = probe_session_unmap_stop_ns(s) / 1e6;
 	start_ms = probe_session_start_ns(s) / 1e6;
 	if (hello.compile_errors) {
-		print_raised(&hello.err, "the snippet");
+		cli_print_raised("attach", &hello.err, "the snippet");
 		rc = EXIT_SNIPPET;
 		goto out;
 	}
@@ -437,7 +316,7 @@ cmd_attach(int argc, char **argv)
 		goto out;
 	}
 	if (run.raised) {
-		print_raised(&run.err, "the snippet");
+		cli_print_raised("attach", &run.err, "the snippet");
 		rc = EXIT_SNIPPET;
 		goto out;
 	}
@@ -451,22 +330,14 @@ cmd_attach(int argc, char **argv)
 	}
 	b = probe_run_arm(&run, 0, &nb);
 	ana_verdict_compute(b, nb, &v);
-	rc = EXIT_OK;
-	if (o.fail_set) {
-		if (v.kind == ANA_INCONCLUSIVE)
-			rc = EXIT_INCONCLUSIVE;
-		else if (v.kind != ANA_NO_LEAK &&
-			 v.mem.lo >= (double)o.fail_on_growth)
-			rc = EXIT_LEAK;
-	}
+	rc = cli_verdict_exit(&v, o.fail_set, o.fail_on_growth);
 	if (o.json) {
 		jb = json_array();
 		for (size_t i = 0; i < nb; i++)
-			json_array_append_new(jb, batch_json(&b[i]));
+			json_array_append_new(jb, cli_batch_json(&b[i]));
 		doc = json_pack("{s:{s:i,s:s,s:s,s:s,s:s},"
-				"s:{s:I,s:I,s:I,s:b,s:b},"
-				"s:o,s:{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,"
-				"s:f,s:I,s:b},s:{s:f,s:f,s:f,s:f}}",
+				"s:{s:I,s:I,s:I,s:b,s:b},s:o,s:o,s:b,"
+				"s:{s:f,s:f,s:f,s:f}}",
 				"target", "pid", (int)o.pid,
 				"command", comm, "ruby", hello.ruby,
 				"api", api, "libruby", libruby,
@@ -475,18 +346,7 @@ cmd_attach(int argc, char **argv)
 				"warmup", (json_int_t)o.warmup, "gc", o.gc,
 				"control", o.control,
 				"batches", jb,
-				"verdict", "kind", ana_verdict_name(v.kind),
-				"summary", v.summary,
-				"bytes_per_call", estimate_json(&v.mem),
-				"heap", estimate_json(&v.heap),
-				"arena", estimate_json(&v.arena),
-				"anon", estimate_json(&v.anon),
-				"live_slots_per_call", estimate_json(&v.slots),
-				"total_growth", v.total_growth,
-				"measured_calls", (json_int_t)v.measured_calls,
-				"slot_margin", v.slot_margin,
-				"more_calls_needed",
-				(json_int_t)v.more_calls_needed,
+				"verdict", cli_verdict_json(&v),
 				"stopped_early", stopped,
 				"timing", "stop_ms", stop_ms,
 				"held_ms", held_ms, "unmap_stop_ms", unmap_ms,

@@ -9,6 +9,9 @@
 int cmd_watch(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
+int cmd_ab(int argc, char **argv);
+int cmd_bisect(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

@@ -24,6 +24,12 @@ struct command {
 static const struct command commands[] = {
 	{ "attach", cmd_attach,
 	  "run a snippet in batches inside a live Ruby process; leak verdict" },
+	{ "ab", cmd_ab,
+	  "compare two snippets in the same live process, A/B interleaved" },
+	{ "bisect", cmd_bisect,
+	  "find which steps of a worker loop leak (alone or together)" },
+	{ "run", cmd_run,
+	  "start a target, wait until ready, measure, stop it (for CI)" },
 	{ "watch", cmd_watch,
 	  "sample memory of processes over time (CSV or JSON lines)" },
 	{ "plot", cmd_plot, "plot a watch file with gnuplot (SVG or PNG)" },

@@ -803,6 +803,9 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	parse_gc(json_object_get(msg, "gc"), &hello->gc);
 	errs = json_object_get(msg, "errors");
 	hello->compile_errors = (int)json_array_size(errs);
+	for (size_t i = 0; i < json_array_size(errs) && hello->nbad < 64; i++)
+		hello->bad_idx[hello->nbad++] =
+			(int)jint(json_array_get(errs, i), "snippet");
 	if (hello->compile_errors) {
 		e = json_array_get(errs, 0);
 		hello->first_bad = (int)jint(e, "snippet");
@@ -818,7 +821,7 @@ fail:
 
 int
 probe_session_run(struct probe_session *s, const int *idx, int nidx,
-		  uint64_t n, bool gc, struct probe_result *out,
+		  uint64_t n, bool gc, int lane, struct probe_result *out,
 		  struct lp_err *err)
 {
 	char cmd[512];
@@ -834,8 +837,8 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	for (int i = 0; i < nidx && o < sizeof(cmd) - 64; i++)
 		o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, "%s%d",
 				      i ? "," : "", idx[i]);
-	o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, " %" PRIu64 " %d\n",
-			      n, gc ? 1 : 0);
+	o += (size_t)snprintf(cmd + o, sizeof(cmd) - o, " %" PRIu64 " %d %d\n",
+			      n, gc ? 1 : 0, lane);
 	if (write(s->ack_fd, cmd, o) != (ssize_t)o)
 		return lp_err_sys(err, LP_EINJECT, "write to the helper "
 				  "thread");

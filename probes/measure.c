@@ -111,6 +111,7 @@ probe_measure(struct probe_session *s, const struct probe_arm *arms,
 		}
 		rc = probe_session_run(s, control ? NULL : arms[arm].idx,
 				       control ? 0 : arms[arm].nidx, n, o->gc,
+				       o->lanes && !control ? arm + 1 : 0,
 				       &res, err);
 		if (rc < 0)
 			goto out;

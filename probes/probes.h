@@ -132,6 +132,8 @@ struct probe_hello {
 	int nsnippets;
 	int compile_errors;	/* snippets that failed to compile */
 	int first_bad;		/* index of the first one, or -1 */
+	int bad_idx[64];	/* indices of those that failed (first 64) */
+	int nbad;
 	struct probe_result err;	/* its error, when compile_errors */
 	struct probe_gc gc;
 };
@@ -156,9 +158,13 @@ struct probe_session *probe_session_start(pid_t pid,
  * Run one batch in the helper thread: `n` calls of the snippets listed
  * in idx (count nidx; 0 = a no-op control batch), then a full GC.start
  * when gc.  Blocks until the helper reports (bounded by the timeout).
+ * lane > 0 runs the batch in a thread of its own, kept for later batches
+ * of the same lane: glibc gives each thread its own malloc arena, so
+ * free space left by one lane's garbage is not consumed by another
+ * lane's leak (which would move the growth to the wrong side of an A/B).
  */
 int probe_session_run(struct probe_session *s, const int *idx, int nidx,
-		      uint64_t n, bool gc, struct probe_result *out,
+		      uint64_t n, bool gc, int lane, struct probe_result *out,
 		      struct lp_err *err);
 /* Tell the helper to finish, close the channel, release everything. */
 void probe_session_end(struct probe_session *s);
@@ -191,6 +197,7 @@ struct probe_measure_opts {
 	bool gc;		/* full GC.start after each batch */
 	bool control;		/* a no-op control batch after each batch */
 	uint64_t max_growth;	/* stop when memory grew this much (bytes) */
+	bool lanes;		/* each arm in a thread (arena) of its own */
 };
 
 /* Every batch of a run, in execution order. */

@@ -1,0 +1,33 @@
+# candidate steps of a worker loop (generated for the tests)
+# step: step00
+"x" * 100
+# step: step01
+[1, 2, 3].map { |v| v * 2 }
+# step: step02
+{ a: 1, b: 2 }.to_a
+# step: step03
+Time.now.to_s
+# step: step04
+"x" * 100
+# step: step05
+[1, 2, 3].map { |v| v * 2 }
+# step: step06
+{ a: 1, b: 2 }.to_a
+# step: step07
+Time.now.to_s
+# step: step08
+"x" * 100
+# step: step09
+[1, 2, 3].map { |v| v * 2 }
+# step: step10
+{ a: 1, b: 2 }.to_a
+# step: step11
+Time.now.to_s
+# step: step12
+"x" * 100
+# step: step13
+Fiddle.malloc(256)
+# step: step14
+{ a: 1, b: 2 }.to_a
+# step: step15
+Time.now.to_s

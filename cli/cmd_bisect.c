@@ -1,0 +1,606 @@
+/*
+ * leakprobe bisect PID --steps FILE [options]
+ *
+ * Finds the smallest sets of steps whose combination leaks, in one live
+ * target, by adaptive splitting: the number of trials grows like
+ * k * log2(n) for k culprits among n steps, and a leak that needs two
+ * steps together is found as that pair.
+ *
+ *   find(C, R): C candidate steps, R steps always run along (context);
+ *               known: C|R leaks, R alone does not
+ *     |C| == 1           -> C
+ *     C1|R leaks         -> find(C1, R)
+ *     C2|R leaks         -> find(C2, R)
+ *     else (needs both)  -> X1 = find(C1, R|C2); X1 | find(C2, R|X1)
+ *
+ * then the culprit is removed and the rest tested again, until the rest
+ * does not leak.  Growth is assumed monotone: adding steps never makes a
+ * leak disappear.
+ */
+#include "cli/cmds.h"
+
+#include <ctype.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/exit.h"
+#include "cli/measure.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+
+#define MAX_STEPS 64
+#define MAX_TRIALS 1024
+
+static const char bisect_usage[] =
+"usage: leakprobe bisect PID --steps FILE [options]\n"
+"\n"
+"Find which steps of a worker loop leak, alone or only together, in the\n"
+"live Ruby process PID.  FILE holds the candidate steps, each introduced by\n"
+"a line '# step: NAME' and followed by its Ruby code (one call of the\n"
+"step); lines before the first step may only be blank or comments.  At\n"
+"most 64 steps.  Trials grow like k*log2(n) for k culprits among n steps.\n"
+"\n"
+"  -s, --steps FILE         the steps\n"
+"  -n, --times N            calls per trial (default 1000)\n"
+"  -b, --batch M            calls per batch (default N/10)\n"
+"  -w, --warmup K           warm-up batches per trial (default 1)\n"
+"      --no-control         no control batches\n"
+"  -t, --timeout SEC        limit for the job to start and each batch (30)\n"
+"      --fail-on-growth B   exit 1 when a culprit's lower 95 % bound is\n"
+"                           >= B bytes per call\n"
+"      --max-growth B       stop a trial when the target grew by B (64MiB)\n"
+"      --json               one JSON document on stdout\n"
+"  -q, --quiet              only the result\n"
+"  -h, --help               this help\n";
+
+struct step {
+	char *name;
+	char *code;
+	size_t len;
+};
+
+struct trial {
+	uint64_t mask;
+	struct ana_verdict v;
+	bool leaks;
+};
+
+struct bisect {
+	pid_t pid;
+	const char *file;
+	struct step steps[MAX_STEPS];
+	int nsteps;
+	uint64_t bad;		/* steps left out: they raised */
+	char bad_why[MAX_STEPS][256];
+	uint64_t times, batch, warmup, fail, max_growth;
+	bool fail_set, control, json, quiet;
+	double timeout;
+	struct probe_session *s;
+	struct probe_hello hello;
+	struct trial trials[MAX_TRIALS];
+	int ntrials;
+	struct lp_err err;
+	int fatal;		/* exit status of a fatal error, 0 */
+};
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Parse the steps file: '# step: NAME' lines start steps. */
+static int
+parse_steps(struct bisect *bs, char *text, size_t len)
+{
+	char *p = text, *end = text + len, *code_start = NULL;
+	int lineno = 0;
+
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *eol = nl ? nl : end;
+		char *q = p;
+
+		lineno++;
+		while (q < eol && (*q == ' ' || *q == '\t'))
+			q++;
+		if ((size_t)(eol - q) >= 7 && !strncmp(q, "# step:", 7)) {
+			char save = *eol, *name;
+
+			if (bs->nsteps && code_start) {
+				struct step *st = &bs->steps[bs->nsteps - 1];
+
+				st->len = (size_t)(p - code_start);
+				st->code = xstrndup(code_start, st->len);
+			}
+			if (bs->nsteps == MAX_STEPS) {
+				cli_error("bisect", "'%s': more than %d steps",
+					  bs->file, MAX_STEPS);
+				return EXIT_USAGE;
+			}
+			*eol = '\0';
+			name = trim(q + 7);
+			if (!*name) {
+				cli_error("bisect", "'%s' line %d: a step needs "
+					  "a name: '# step: NAME'", bs->file,
+					  lineno);
+				return EXIT_USAGE;
+			}
+			for (int i = 0; i < bs->nsteps; i++)
+				if (!strcmp(bs->steps[i].name, name)) {
+					cli_error("bisect", "'%s' line %d: step "
+						  "'%s' appears twice",
+						  bs->file, lineno, name);
+					return EXIT_USAGE;
+				}
+			bs->steps[bs->nsteps++].name = xstrdup(name);
+			*eol = save;
+			code_start = nl ? nl + 1 : end;
+		} else if (!bs->nsteps && q < eol && *q != '#') {
+			cli_error("bisect", "'%s' line %d: code before the "
+				  "first '# step: NAME' line", bs->file,
+				  lineno);
+			return EXIT_USAGE;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (bs->nsteps && code_start) {
+		struct step *st = &bs->steps[bs->nsteps - 1];
+
+		st->len = (size_t)(end - code_start);
+		st->code = xstrndup(code_start, st->len);
+	}
+	if (!bs->nsteps) {
+		cli_error("bisect", "'%s' has no steps: introduce each with a "
+			  "line '# step: NAME'", bs->file);
+		return EXIT_USAGE;
+	}
+	for (int i = 0; i < bs->nsteps; i++) {
+		char what[160];
+		int rc;
+
+		snprintf(what, sizeof(what), "step '%s'", bs->steps[i].name);
+		rc = cli_check_code("bisect", what, bs->steps[i].code,
+				    bs->steps[i].len);
+		if (rc != EXIT_OK)
+			return rc;
+	}
+	return EXIT_OK;
+}
+
+static int
+parse(int argc, char **argv, struct bisect *bs)
+{
+	enum { O_NOCTL = 256, O_FAIL, O_MAX, O_JSON };
+	static const struct option lo[] = {
+		{ "steps", required_argument, NULL, 's' },
+		{ "times", required_argument, NULL, 'n' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "no-control", no_argument, NULL, O_NOCTL },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "fail-on-growth", required_argument, NULL, O_FAIL },
+		{ "max-growth", required_argument, NULL, O_MAX },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	char *text;
+	size_t len;
+	int c, rc;
+
+	bs->times = 1000;
+	bs->warmup = 1;
+	bs->control = true;
+	bs->timeout = 30;
+	bs->max_growth = 64ull << 20;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "s:n:b:w:t:qvh", lo, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 's':
+			bs->file = optarg;
+			break;
+		case 'n':
+		case 'b':
+		case 'w': {
+			uint64_t v;
+
+			if (lp_parse_u64(optarg, &v) < 0 ||
+			    (c != 'w' && v == 0)) {
+				cli_error("bisect", "-%c wants a %s count, not "
+					  "'%s'", c, c == 'w' ? "non-negative" :
+					  "positive", optarg);
+				return EXIT_USAGE;
+			}
+			*(c == 'n' ? &bs->times : c == 'b' ? &bs->batch :
+			  &bs->warmup) = v;
+			break;
+		}
+		case O_NOCTL:
+			bs->control = false;
+			break;
+		case 't':
+			if (lp_parse_seconds(optarg, &bs->timeout) < 0) {
+				cli_error("bisect", "--timeout wants seconds > "
+					  "0, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_FAIL:
+			if (lp_parse_u64(optarg, &bs->fail) < 0) {
+				cli_error("bisect", "--fail-on-growth wants "
+					  "bytes per call, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			bs->fail_set = true;
+			break;
+		case O_MAX:
+			if (lp_parse_u64(optarg, &bs->max_growth) < 0 ||
+			    !bs->max_growth) {
+				cli_error("bisect", "--max-growth wants bytes, "
+					  "not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_JSON:
+			bs->json = true;
+			break;
+		case 'q':
+			bs->quiet = true;
+			break;
+		case 'v':
+			lp_verbose++;
+			break;
+		case 'h':
+			fputs(bisect_usage, stdout);
+			return -1;
+		default:
+			cli_error("bisect", "unknown option '%s'; see 'leakprobe "
+				  "bisect --help'", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || lp_parse_pid(argv[optind], &bs->pid) < 0) {
+		cli_error("bisect", "expected one PID; see 'leakprobe bisect "
+			  "--help'");
+		return EXIT_USAGE;
+	}
+	if (!bs->file) {
+		cli_error("bisect", "missing --steps FILE");
+		return EXIT_USAGE;
+	}
+	if (!bs->batch)
+		bs->batch = bs->times >= 10 ? (bs->times + 9) / 10 : 1;
+	if (bs->batch > bs->times)
+		bs->batch = bs->times;
+	rc = cli_read_code("bisect", bs->file, &text, &len);
+	if (rc != EXIT_OK)
+		return rc;
+	rc = parse_steps(bs, text, len);
+	free(text);
+	return rc;
+}
+
+static void
+names_of(const struct bisect *bs, uint64_t mask, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < bs->nsteps && o + 4 < len; i++)
+		if (mask & (1ull << i))
+			o += (size_t)snprintf(buf + o, len - o, "%s%s",
+					      o ? " + " : "",
+					      bs->steps[i].name);
+	if (!o)
+		snprintf(buf, len, "(none)");
+}
+
+/* Which step raised: the first "(leakprobe snippet N)" in the trace. */
+static int
+raising_step(const struct probe_result *r, uint64_t mask)
+{
+	const char *p = r->err_backtrace;
+	const char *tag = "(leakprobe snippet ";
+
+	while ((p = strstr(p, tag))) {
+		int i = atoi(p + strlen(tag));
+
+		if (i >= 0 && i < MAX_STEPS && (mask & (1ull << i)))
+			return i;
+		p += strlen(tag);
+	}
+	/* not found (e.g. the backtrace was cut): the lowest step */
+	for (int i = 0; i < MAX_STEPS; i++)
+		if (mask & (1ull << i))
+			return i;
+	return -1;
+}
+
+/*
+ * Does running the steps in mask leak?  Measured once per mask (cached).
+ * Returns 1/0, or -1 when the run must stop (bs->fatal set).  A step that
+ * raises is left out (bs->bad) and the trial is repeated without it.
+ */
+static int
+leaks(struct bisect *bs, uint64_t mask)
+{
+	for (;;) {
+		struct probe_measure_opts mo = {
+			.times = bs->times, .batch = bs->batch,
+			.warmup = bs->warmup, .gc = true,
+			.control = bs->control, .max_growth = bs->max_growth,
+		};
+		int idx[MAX_STEPS], nidx = 0, rc;
+		struct probe_run run;
+		struct probe_arm arm;
+		struct trial *t;
+		char names[1024];
+
+		mask &= ~bs->bad;
+		if (!mask)
+			return 0;
+		for (int i = 0; i < bs->ntrials; i++)
+			if (bs->trials[i].mask == mask)
+				return bs->trials[i].leaks;
+		if (bs->ntrials == MAX_TRIALS) {
+			cli_error("bisect", "more than %d trials", MAX_TRIALS);
+			bs->fatal = EXIT_INJECT;
+			return -1;
+		}
+		for (int i = 0; i < bs->nsteps; i++)
+			if (mask & (1ull << i))
+				idx[nidx++] = i;
+		arm.idx = idx;
+		arm.nidx = nidx;
+		rc = probe_measure(bs->s, &arm, 1, &mo, &bs->hello, &run, NULL,
+				   NULL, &bs->err);
+		if (rc < 0) {
+			bs->fatal = cli_report("bisect", &bs->err);
+			probe_run_release(&run);
+			return -1;
+		}
+		if (run.raised) {
+			int i = raising_step(&run.err, mask);
+
+			snprintf(bs->bad_why[i], sizeof(bs->bad_why[i]),
+				 "%.100s: %.140s", run.err.err_class,
+				 run.err.err_message);
+			bs->bad |= 1ull << i;
+			if (!bs->quiet && !bs->json)
+				printf("step '%s' raised %s; left out\n",
+				       bs->steps[i].name, bs->bad_why[i]);
+			probe_run_release(&run);
+			continue;
+		}
+		t = &bs->trials[bs->ntrials++];
+		t->mask = mask;
+		{
+			size_t n;
+			struct ana_batch *b = probe_run_arm(&run, 0, &n);
+
+			ana_verdict_compute(b, n, &t->v);
+			free(b);
+		}
+		probe_run_release(&run);
+		/* a leak is a leak of either kind; inconclusive counts as
+		 * none, and is said so in the trial line */
+		t->leaks = t->v.kind == ANA_NATIVE_LEAK ||
+			   t->v.kind == ANA_RUBY_LEAK;
+		if (!bs->quiet && !bs->json) {
+			names_of(bs, mask, names, sizeof(names));
+			printf("trial %2d: %-40s %s\n", bs->ntrials, names,
+			       t->v.summary);
+			fflush(stdout);
+		}
+		if (lp_stop_signal) {
+			lp_err_set(&bs->err, LP_EINTR, "interrupted");
+			bs->fatal = cli_report("bisect", &bs->err);
+			return -1;
+		}
+		return t->leaks;
+	}
+}
+
+static uint64_t
+lower_half(uint64_t c)
+{
+	int n = __builtin_popcountll(c), k = 0;
+	uint64_t out = 0;
+
+	for (int i = 0; i < 64 && k < n / 2; i++)
+		if (c & (1ull << i)) {
+			out |= 1ull << i;
+			k++;
+		}
+	return out;
+}
+
+/* Smallest subset X of C with leaks(X | R); 0 on a fatal error. */
+static uint64_t
+find(struct bisect *bs, uint64_t c, uint64_t r)
+{
+	uint64_t c1, c2, x1, x2;
+	int l;
+
+	c &= ~bs->bad;
+	if (__builtin_popcountll(c) <= 1)
+		return c;
+	c1 = lower_half(c);
+	c2 = c & ~c1;
+	if ((l = leaks(bs, c1 | r)) < 0)
+		return 0;
+	if (l)
+		return find(bs, c1, r);
+	if ((l = leaks(bs, c2 | r)) < 0)
+		return 0;
+	if (l)
+		return find(bs, c2, r);
+	x1 = find(bs, c1, r | c2);
+	if (bs->fatal)
+		return 0;
+	x2 = find(bs, c2, r | x1);
+	return bs->fatal ? 0 : x1 | x2;
+}
+
+int
+cmd_bisect(int argc, char **argv)
+{
+	struct bisect *bs = xcalloc(1, sizeof(*bs));
+	struct probe_snippet sn[MAX_STEPS];
+	uint64_t all, rest, culprits[MAX_STEPS], start;
+	struct ana_verdict cv[MAX_STEPS];
+	int nc = 0, rc, l;
+	char names[1024];
+
+	rc = parse(argc, argv, bs);
+	if (rc != EXIT_OK) {
+		rc = rc < 0 ? cli_finish_stdout("bisect", EXIT_OK) : rc;
+		goto out;
+	}
+	cli_install_signals();
+	start = lp_mono_ns();
+	for (int i = 0; i < bs->nsteps; i++) {
+		sn[i].code = bs->steps[i].code;
+		sn[i].len = bs->steps[i].len;
+	}
+	bs->s = cli_session_start("bisect", bs->pid, sn, (size_t)bs->nsteps,
+				  bs->timeout, &bs->hello, &rc);
+	if (!bs->s)
+		goto out;
+	for (int i = 0; i < bs->hello.nbad; i++) {
+		int k = bs->hello.bad_idx[i];
+
+		if (k < 0 || k >= bs->nsteps)
+			continue;
+		bs->bad |= 1ull << k;
+		snprintf(bs->bad_why[k], sizeof(bs->bad_why[k]), "%.250s",
+			 i == 0 ? bs->hello.err.err_message : "does not compile");
+		if (!bs->quiet && !bs->json)
+			printf("step '%s' does not compile; left out\n",
+			       bs->steps[k].name);
+	}
+	all = (bs->nsteps == 64 ? ~0ull : (1ull << bs->nsteps) - 1) & ~bs->bad;
+	if (!all) {
+		cli_error("bisect", "every step raised or failed to compile");
+		rc = EXIT_SNIPPET;
+		goto out;
+	}
+	rest = all;
+	while (rest && (l = leaks(bs, rest)) == 1) {
+		uint64_t x = find(bs, rest, 0);
+
+		if (bs->fatal || !x)
+			break;
+		/* the culprit alone, for its bytes per call */
+		if (leaks(bs, x) < 0)
+			break;
+		for (int i = 0; i < bs->ntrials; i++)
+			if (bs->trials[i].mask == (x & ~bs->bad))
+				cv[nc] = bs->trials[i].v;
+		culprits[nc++] = x & ~bs->bad;
+		rest &= ~x;
+		rest &= ~bs->bad;
+	}
+	if (bs->fatal) {
+		rc = bs->fatal;
+		goto out;
+	}
+	probe_session_end(bs->s);
+	bs->s = NULL;
+
+	rc = EXIT_OK;
+	for (int i = 0; i < nc; i++) {
+		int e = cli_verdict_exit(&cv[i], bs->fail_set, bs->fail);
+
+		if (e == EXIT_LEAK)
+			rc = EXIT_LEAK;
+	}
+	{
+		double secs = (lp_mono_ns() - start) / 1e9;
+
+		if (bs->json) {
+			json_t *doc = json_object(), *a = json_array(),
+			       *tr = json_array(), *ex = json_array();
+
+			for (int i = 0; i < nc; i++) {
+				json_t *st = json_array();
+
+				for (int k = 0; k < bs->nsteps; k++)
+					if (culprits[i] & (1ull << k))
+						json_array_append_new(st,
+							json_string(bs->steps[k].name));
+				json_array_append_new(a, json_pack("{s:o,s:o}",
+					"steps", st,
+					"verdict", cli_verdict_json(&cv[i])));
+			}
+			for (int i = 0; i < bs->ntrials; i++) {
+				names_of(bs, bs->trials[i].mask, names,
+					 sizeof(names));
+				json_array_append_new(tr, json_pack(
+					"{s:s,s:s,s:f}", "steps", names,
+					"kind", ana_verdict_name(bs->trials[i].v.kind),
+					"bytes_per_call", bs->trials[i].v.mem.slope));
+			}
+			for (int k = 0; k < bs->nsteps; k++)
+				if (bs->bad & (1ull << k))
+					json_array_append_new(ex, json_pack(
+						"{s:s,s:s}", "step",
+						bs->steps[k].name, "error",
+						bs->bad_why[k]));
+			json_object_set_new(doc, "pid", json_integer(bs->pid));
+			json_object_set_new(doc, "steps",
+					    json_integer(bs->nsteps));
+			json_object_set_new(doc, "culprits", a);
+			json_object_set_new(doc, "trials", tr);
+			json_object_set_new(doc, "trial_count",
+					    json_integer(bs->ntrials));
+			json_object_set_new(doc, "left_out", ex);
+			json_object_set_new(doc, "seconds", json_real(secs));
+			json_dumpf(doc, stdout, JSON_INDENT(2));
+			fputc('\n', stdout);
+			json_decref(doc);
+		} else {
+			if (!nc)
+				printf("no step leaks (all %d steps together: "
+				       "%s)\n", __builtin_popcountll(all),
+				       bs->ntrials ? bs->trials[0].v.summary :
+				       "");
+			for (int i = 0; i < nc; i++) {
+				names_of(bs, culprits[i], names,
+					 sizeof(names));
+				printf("culprit: %s%s: %s\n", names,
+				       __builtin_popcountll(culprits[i]) > 1 ?
+				       " (only together)" : "",
+				       cv[i].summary);
+			}
+			printf("%d trials for %d steps in %.1f s (one by one "
+			       "would take %d)\n", bs->ntrials, bs->nsteps,
+			       secs, bs->nsteps);
+		}
+	}
+	rc = cli_finish_stdout("bisect", rc);
+out:
+	probe_session_end(bs->s);
+	for (int i = 0; i < bs->nsteps; i++) {
+		free(bs->steps[i].name);
+		free(bs->steps[i].code);
+	}
+	free(bs);
+	return rc;
+}

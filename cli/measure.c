@@ -1,0 +1,189 @@
+#include "cli/measure.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cmds.h"
+#include "cli/exit.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+
+int
+cli_read_code(const char *cmd, const char *path, char **buf, size_t *len)
+{
+	FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+	size_t cap = 0, n;
+	int rc = EXIT_OK;
+
+	*buf = NULL;
+	*len = 0;
+	if (!fp) {
+		cli_error(cmd, "cannot read '%s': %s", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	for (;;) {
+		*buf = xgrow(*buf, &cap, *len + 65536, 1);
+		n = fread(*buf + *len, 1, cap - *len - 1, fp);
+		*len += n;
+		if (*len > CLI_MAX_SNIPPET) {
+			cli_error(cmd, "'%s' is larger than %u MiB", path,
+				  CLI_MAX_SNIPPET >> 20);
+			rc = EXIT_USAGE;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+	(*buf)[*len] = '\0';
+	if (rc == EXIT_OK && ferror(fp)) {
+		cli_error(cmd, "reading '%s': %s", path, strerror(errno));
+		rc = EXIT_USAGE;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	if (rc != EXIT_OK) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return rc;
+}
+
+int
+cli_check_code(const char *cmd, const char *what, const char *code,
+	       size_t len)
+{
+	const char *nul = memchr(code, '\0', len);
+
+	if (!nul)
+		return EXIT_OK;
+	cli_error(cmd, "%s has a NUL byte at offset %zu; Ruby would stop "
+		  "reading there: remove it", what, (size_t)(nul - code));
+	return EXIT_USAGE;
+}
+
+struct probe_session *
+cli_session_start(const char *cmd, pid_t pid, const struct probe_snippet *sn,
+		  size_t n, double timeout, struct probe_hello *hello,
+		  int *rc)
+{
+	struct probe_opts po = { sn, n, timeout };
+	struct probe_session *s;
+	struct lp_err err;
+	char *stack = NULL;
+
+	lp_err_clear(&err);
+	s = probe_session_start(pid, &po, hello, &stack, &err);
+	if (!s) {
+		*rc = cli_report(cmd, &err);
+		if (stack) {
+			fprintf(stderr, "main thread of %d:\n%s", (int)pid,
+				stack);
+			free(stack);
+		}
+	}
+	return s;
+}
+
+void
+cli_print_raised(const char *cmd, const struct probe_result *r,
+		 const char *what)
+{
+	cli_error(cmd, "%s raised %s: %s", what, r->err_class,
+		  r->err_message);
+	if (r->err_backtrace[0] && lp_verbose >= 0) {
+		char *bt = xstrdup(r->err_backtrace), *save = NULL, *l;
+
+		for (l = strtok_r(bt, "\n", &save); l;
+		     l = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "    from %s\n", l);
+		free(bt);
+	}
+}
+
+const char *
+cli_batch_kind(const struct ana_batch *b)
+{
+	return b->warmup ? "warmup" : b->control ? "control" : "measure";
+}
+
+void
+cli_print_batch(const char *label, const struct ana_batch *b, uint64_t done,
+		uint64_t total)
+{
+	char h[32], a[32], n[32], r[32];
+
+	lp_human_bytes((double)b->heap_rss, 0, h, sizeof(h));
+	lp_human_bytes((double)b->arena_rss, 0, a, sizeof(a));
+	lp_human_bytes((double)b->anon_rss, 0, n, sizeof(n));
+	lp_human_bytes((double)b->rss, 0, r, sizeof(r));
+	printf("%-8s %7" PRIu64 "/%-7" PRIu64 " [heap] %-10s arenas %-10s "
+	       "anon %-10s rss %-10s live %" PRId64 "  %.3fs\n",
+	       label ? label : cli_batch_kind(b), done, total, h, a, n, r,
+	       b->live_slots, b->seconds);
+	fflush(stdout);
+}
+
+json_t *
+cli_batch_json(const struct ana_batch *b)
+{
+	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:I,s:f}",
+			 "kind", cli_batch_kind(b), "calls", (json_int_t)b->calls,
+			 "heap_rss", (json_int_t)b->heap_rss,
+			 "heap_size", (json_int_t)b->heap_size,
+			 "arena_rss", (json_int_t)b->arena_rss,
+			 "anon_rss", (json_int_t)b->anon_rss,
+			 "rss", (json_int_t)b->rss,
+			 "live_slots", (json_int_t)b->live_slots,
+			 "total_allocated_objects",
+			 (json_int_t)b->total_allocated,
+			 "total_freed_objects", (json_int_t)b->total_freed,
+			 "malloc_increase_bytes",
+			 (json_int_t)b->malloc_increase,
+			 "gc_count", (json_int_t)b->gc_count,
+			 "major_gc_count", (json_int_t)b->major_gc_count,
+			 "arena_size", (json_int_t)b->arena_size,
+			 "seconds", b->seconds);
+}
+
+json_t *
+cli_estimate_json(const struct ana_estimate *e)
+{
+	return json_pack("{s:f,s:f,s:f,s:I}", "slope", e->slope, "lo", e->lo,
+			 "hi", e->hi, "batches", (json_int_t)e->n);
+}
+
+json_t *
+cli_verdict_json(const struct ana_verdict *v)
+{
+	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:f,s:I}",
+			 "kind", ana_verdict_name(v->kind),
+			 "summary", v->summary,
+			 "bytes_per_call", cli_estimate_json(&v->mem),
+			 "heap", cli_estimate_json(&v->heap),
+			 "arena", cli_estimate_json(&v->arena),
+			 "anon", cli_estimate_json(&v->anon),
+			 "live_slots_per_call", cli_estimate_json(&v->slots),
+			 "total_growth", v->total_growth,
+			 "measured_calls", (json_int_t)v->measured_calls,
+			 "slot_margin", v->slot_margin,
+			 "more_calls_needed",
+			 (json_int_t)v->more_calls_needed);
+}
+
+int
+cli_verdict_exit(const struct ana_verdict *v, bool fail_set,
+		 uint64_t fail_on_growth)
+{
+	if (!fail_set)
+		return EXIT_OK;
+	if (v->kind == ANA_INCONCLUSIVE)
+		return EXIT_INCONCLUSIVE;
+	if (v->kind != ANA_NO_LEAK && v->mem.lo >= (double)fail_on_growth)
+		return EXIT_LEAK;
+	return EXIT_OK;
+}

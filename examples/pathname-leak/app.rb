@@ -1,0 +1,19 @@
+# A small worker in the shape of the ManageIQ leak (ruby bug #14372):
+# a Pathname sits in $LOAD_PATH, and the work loop `require`s features
+# that are already loaded.  On Ruby 2.3/2.4 every such `require` leaked
+# native memory (the expanded load path was rebuilt and never freed);
+# Ruby 2.5 fixed it.  Usage: ruby app.rb [READY_FILE]
+require "pathname"
+require "set"
+require "json"
+
+$LOAD_PATH.unshift(Pathname.new(__dir__).join("lib"))
+
+def work
+  require "set"      # already loaded: a feature lookup, nothing more
+  require "json"
+end
+
+work
+File.write(ARGV[0], "") if ARGV[0]   # ready: leakprobe may attach
+sleep                                # idle between jobs, like a worker

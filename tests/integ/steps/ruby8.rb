@@ -1,0 +1,17 @@
+# candidate steps of a worker loop (generated for the tests)
+# step: step00
+"x" * 100
+# step: step01
+[1, 2, 3].map { |v| v * 2 }
+# step: step02
+$kept << ("k" * 50)
+# step: step03
+Time.now.to_s
+# step: step04
+"x" * 100
+# step: step05
+[1, 2, 3].map { |v| v * 2 }
+# step: step06
+{ a: 1, b: 2 }.to_a
+# step: step07
+Time.now.to_s
