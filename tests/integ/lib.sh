@@ -28,7 +28,7 @@ start_target() {
 	local script=$1; shift
 	local fifo="$T/ready.$RANDOM"
 	mkfifo "$fifo"
-	"$RUBY" "$TARGETS_DIR/$script" "$@" 3>"$fifo" >"$T/target.out" 2>"$T/target.err" &
+	LP_READY_FD=3 "$RUBY" "$TARGETS_DIR/$script" "$@" 3>"$fifo" >"$T/target.out" 2>"$T/target.err" &
 	TARGET_PID=$!
 	_pids="$_pids $TARGET_PID"
 	local line=""
