@@ -13,6 +13,6 @@ def leak_if_armed
   Fiddle.malloc(256) if $flag
   $flag = false
 end
-File.write(ARGV[0], "") if ARGV[0]
+File.write(ARGV[0], "") if ARGV[0] && !ARGV[0].empty?
 lp_ready
 sleep
