@@ -257,7 +257,8 @@ cmd_attach(int argc, char **argv)
 	json_t *doc = NULL, *jb = NULL;
 	int rc, idx0 = 0;
 	char comm[32] = "", api[32] = "", libruby[256] = "";
-	double stop_ms = 0, held_ms = 0, unmap_ms = 0, start_ms = 0;
+	double stop_ms = 0, held_ms = 0, dirty_ms = 0, unmap_ms = 0;
+	double start_ms = 0;
 
 	memset(&o, 0, sizeof(o));
 	lp_err_clear(&err);
@@ -281,6 +282,7 @@ cmd_attach(int argc, char **argv)
 		 probe_session_ruby(s)->libruby);
 	stop_ms = probe_session_stop_ns(s) / 1e6;
 	held_ms = probe_session_held_ns(s) / 1e6;
+	dirty_ms = probe_session_dirty_ns(s) / 1e6;
 	unmap_ms = probe_session_unmap_stop_ns(s) / 1e6;
 	start_ms = probe_session_start_ns(s) / 1e6;
 	if (hello.compile_errors) {
@@ -337,7 +339,7 @@ cmd_attach(int argc, char **argv)
 			json_array_append_new(jb, cli_batch_json(&b[i]));
 		doc = json_pack("{s:{s:i,s:s,s:s,s:s,s:s},"
 				"s:{s:I,s:I,s:I,s:b,s:b},s:o,s:o,s:b,"
-				"s:{s:f,s:f,s:f,s:f}}",
+				"s:{s:f,s:f,s:f,s:f,s:f}}",
 				"target", "pid", (int)o.pid,
 				"command", comm, "ruby", hello.ruby,
 				"api", api, "libruby", libruby,
@@ -349,7 +351,8 @@ cmd_attach(int argc, char **argv)
 				"verdict", cli_verdict_json(&v),
 				"stopped_early", stopped,
 				"timing", "stop_ms", stop_ms,
-				"held_ms", held_ms, "unmap_stop_ms", unmap_ms,
+				"held_ms", held_ms, "kill_window_ms", dirty_ms,
+				"unmap_stop_ms", unmap_ms,
 				"start_ms", start_ms);
 		if (doc) {
 			json_dumpf(doc, stdout, JSON_INDENT(2));

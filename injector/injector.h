@@ -149,6 +149,11 @@ int inj_detach(struct inj_target *t, struct lp_err *err);
  */
 uint64_t inj_last_stop_ns(const struct inj_target *t);
 uint64_t inj_last_held_ns(const struct inj_target *t);
+/*
+ * Of that, how long the thread held injected registers (the SIGKILL
+ * window: if leakprobe is killed then, the target resumes with them).
+ */
+uint64_t inj_last_dirty_ns(const struct inj_target *t);
 
 /*
  * Start addresses of mappings of exactly `size` bytes with the given

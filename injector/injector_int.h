@@ -146,6 +146,7 @@ struct inj_target {
 	int npending;
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
 	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
+	uint64_t dirty_start_ns, dirty_ns;	/* injected registers live */
 	bool gone;		/* target exited under us */
 };
 

@@ -114,6 +114,34 @@ queue_signal(struct inj_target *t, int sig)
 	lp_debug("queued signal %d for pid %d", sig, (int)t->pid);
 }
 
+/*
+ * Registers hold injected values from mark_dirty() until clean_regs().
+ * That is the only time a SIGKILL of leakprobe (which cannot be caught)
+ * would let the thread resume with them, so each operation puts the saved
+ * registers back as soon as it is done: the window is the operation
+ * itself, not the whole stop.
+ */
+static void
+mark_dirty(struct inj_target *t)
+{
+	if (!t->regs_dirty)
+		t->dirty_start_ns = lp_mono_ns();
+	t->regs_dirty = true;
+}
+
+static int
+clean_regs(struct inj_target *t, struct lp_err *err)
+{
+	if (!t->regs_dirty || t->gone)
+		return 0;
+	if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "restore registers of %d", (int)t->pid);
+	t->regs_dirty = false;
+	t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
+	return 0;
+}
+
 static bool
 is_event_stop(int status)
 {
@@ -168,6 +196,7 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	}
 	t->regs_saved = true;
 	t->regs_dirty = false;
+	t->dirty_ns = 0;
 	t->held_start_ns = lp_mono_ns();
 	return 0;
 fail:
@@ -211,6 +240,12 @@ uint64_t
 inj_last_held_ns(const struct inj_target *t)
 {
 	return t->last_held_ns;
+}
+
+uint64_t
+inj_last_dirty_ns(const struct inj_target *t)
+{
+	return t->dirty_ns;
 }
 
 /* Bring a running (injected) thread back to a ptrace stop. */
@@ -298,7 +333,7 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	regs.r10 = args[3];
 	regs.r8 = args[4];
 	regs.r9 = args[5];
-	t->regs_dirty = true;
+	mark_dirty(t);
 	if (ptrace(PTRACE_SETREGS, t->pid, 0, &regs) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "syscall: ptrace(PTRACE_SETREGS, %d)",
@@ -310,7 +345,7 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 			return rc;
 		if (regs.rip == t->syscall_insn + 2) {
 			*ret = (int64_t)regs.rax;
-			return 0;
+			return clean_regs(t, err);
 		}
 		if (regs.rip != t->syscall_insn)
 			break;
@@ -359,7 +394,7 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	regs.rcx = nargs > 3 ? args[3] : 0;
 	regs.r8 = nargs > 4 ? args[4] : 0;
 	regs.r9 = nargs > 5 ? args[5] : 0;
-	t->regs_dirty = true;
+	mark_dirty(t);
 	if (ptrace(PTRACE_SETREGS, t->pid, 0, &regs) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "call: ptrace(PTRACE_SETREGS, %d)",
@@ -377,7 +412,7 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 				  (unsigned long long)regs.rip, si.si_addr);
 	}
 	*ret = regs.rax;
-	return 0;
+	return clean_regs(t, err);
 }
 
 int
@@ -441,12 +476,15 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0 &&
 		    errno == ESRCH && reinterrupt(t) == 0 && !t->gone)
 			ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved);
-		if (!t->gone &&
-		    ptrace(PTRACE_SETFPREGS, t->pid, 0, &t->saved_fp) < 0)
-			rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
-					"registers of %d", (int)t->pid);
 		t->regs_dirty = false;
+		t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 	}
+	/* The callee may have used SSE registers (caller-saved, so the
+	 * interrupted code did not expect that): always put them back. */
+	if (t->regs_saved && !t->gone &&
+	    ptrace(PTRACE_SETFPREGS, t->pid, 0, &t->saved_fp) < 0)
+		rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
+				"registers of %d", (int)t->pid);
 	if (!t->gone && ptrace(PTRACE_DETACH, t->pid, 0, 0) < 0 &&
 	    errno != ESRCH)
 		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"

@@ -78,7 +78,7 @@ struct probe_session {
 	bool page_reused;
 	char *inbuf;
 	size_t inlen, incap;
-	uint64_t stop_ns, held_ns, unmap_stop_ns, start_ns;
+	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
 };
 
@@ -486,6 +486,7 @@ out:
 	     rc;
 	s->stop_ns = inj_last_stop_ns(t);
 	s->held_ns = inj_last_held_ns(t);
+	s->dirty_ns = inj_last_dirty_ns(t);
 	return rc;
 }
 
@@ -894,6 +895,12 @@ uint64_t
 probe_session_held_ns(const struct probe_session *s)
 {
 	return s->held_ns;
+}
+
+uint64_t
+probe_session_dirty_ns(const struct probe_session *s)
+{
+	return s->dirty_ns;
 }
 
 uint64_t

@@ -178,6 +178,8 @@ const struct inj_procinfo *probe_session_info(const struct probe_session *s);
  */
 uint64_t probe_session_stop_ns(const struct probe_session *s);
 uint64_t probe_session_held_ns(const struct probe_session *s);
+/* Time the main thread held injected registers (the SIGKILL window). */
+uint64_t probe_session_dirty_ns(const struct probe_session *s);
 uint64_t probe_session_unmap_stop_ns(const struct probe_session *s);
 /* Time from registration to the helper's hello, ns. */
 uint64_t probe_session_start_ns(const struct probe_session *s);
@@ -239,5 +241,179 @@ int probe_measure(struct probe_session *s, const struct probe_arm *arms,
 struct ana_batch *probe_run_arm(const struct probe_run *run, int arm,
 				size_t *n);
 void probe_run_release(struct probe_run *run);
+
+/* ---- malloc.c: native malloc sites (eBPF uprobes) -------------------- */
+
+/*
+ * Which native code path holds the bytes that grew.  Uprobes on the
+ * allocator that serves the target (libc, or jemalloc/tcmalloc when
+ * linked or preloaded) record every allocation made inside a window
+ * with a raw copy of its stack; frees made in the window cancel them.
+ * Only the allocations still outstanding are unwound (libunwind, from
+ * the copy and the target's .eh_frame_hdr), interned and grouped by
+ * their innermost frames.  The kernel removes the probes when our file
+ * descriptors close, so a killed leakprobe leaves nothing attached.
+ */
+struct probe_malloc;
+struct lpm_alloc_ev;
+
+struct probe_malloc_opts {
+	uint32_t stack_bytes;	/* stack copied per allocation; 0 = 4096,
+				 * at most 16384 */
+	uint32_t sample;	/* record 1 in N allocations; 0 or 1 = all */
+	uint32_t group_frames;	/* group by innermost K frames; 0 = 8 */
+	uint32_t max_outstanding;	/* pointers tracked; 0 = 2 Mi */
+	uint64_t pending_bytes;	/* raw stacks held before unwinding;
+				 * 0 = 32 MiB */
+	uint32_t ring_bytes;	/* ring buffer; 0 = 32 MiB */
+	bool count_only;	/* attach every probe, only count calls (the
+				 * floor any uprobe tracer pays) */
+};
+
+/* One group of stacks with the same innermost frames. */
+struct probe_malloc_site {
+	uint64_t bytes, count;		/* outstanding, scaled by --sample */
+	uint64_t raw_bytes, raw_count;	/* as recorded */
+	double share;		/* bytes / window growth; < 0: no growth */
+	uint32_t threads;	/* distinct threads that allocated them */
+	uint32_t stacks;	/* distinct full stacks in the group */
+	const char *func;	/* "malloc", "realloc", ... */
+	size_t nframes;		/* frames[0] = the allocator function */
+	uint64_t *addrs;	/* return addresses (frames[0]: the
+				 * allocator's address) */
+	char **frames;		/* symbolized, "name+0x1f (libfoo.so)" */
+	bool truncated;		/* the unwind stopped early (copy too short
+				 * or no unwind info) */
+};
+
+struct probe_malloc_report {
+	pid_t pid;
+	bool count_only;
+	double seconds;		/* window length */
+	uint32_t sample, stack_bytes, group_frames;
+	char allocator[256];	/* path of the module serving malloc */
+	uint64_t calls_alloc;	/* allocating calls seen (all kinds) */
+	uint64_t calls_free;
+	uint64_t calls[8];	/* per function, in probe_malloc_func order */
+	uint64_t recorded;	/* allocations recorded in the window */
+	uint64_t freed;		/* of which freed in the window */
+	uint64_t outstanding, outstanding_bytes;	/* scaled */
+	uint64_t raw_outstanding, raw_outstanding_bytes;
+	uint64_t unwound;	/* unwinds done (survivors only) */
+	uint64_t unwind_short;	/* stacks that stopped early */
+	uint64_t distinct_stacks;
+	/* losses, never hidden */
+	uint64_t alloc_drops, alloc_drop_bytes;	/* ring buffer full */
+	uint64_t free_drops;	/* ring buffer full; repaired from the
+				 * kernel's table (free_repaired) */
+	uint64_t free_repaired;
+	uint64_t live_full;	/* --max-outstanding reached */
+	uint64_t inflight_full, nested, stack_short, stack_fail;
+	uint64_t stack_overflow;	/* distinct-stack table full */
+	/* smaps growth over the window ([heap] + arenas + other anon) */
+	int64_t growth, heap_growth, arena_growth, anon_growth;
+	double explained;	/* outstanding_bytes / growth; < 0: none */
+	/* leakprobe's own cost */
+	uint64_t rss_peak;	/* peak RSS of leakprobe, bytes */
+	uint64_t bpf_bytes;	/* kernel memory of the BPF maps */
+	uint64_t bound_bytes;	/* the bound on both, from the options */
+	size_t nsites, total_sites;	/* reported, and groups in all */
+	struct probe_malloc_site *sites;
+};
+
+/* Name of function i of probe_malloc_report.calls ("malloc", "free"...). */
+const char *probe_malloc_func(int i);
+
+/*
+ * Check that BPF can be used (capabilities, uprobe support), open the
+ * target, find the allocator that serves it, load the BPF object and
+ * attach the probes (return probes first).  Nothing is recorded until
+ * probe_malloc_window_begin().  Returns NULL with err filled: LP_EBPF
+ * naming what is missing, LP_ENOPROC/LP_EPERM/... for the target,
+ * LP_ENOSYM when no malloc is mapped.  Free with probe_malloc_stop().
+ */
+struct probe_malloc *probe_malloc_start(pid_t pid,
+					const struct probe_malloc_opts *opts,
+					struct lp_err *err);
+/*
+ * Start recording (samples smaps for the growth figure and starts the
+ * collector thread).  Once per handle.
+ */
+int probe_malloc_window_begin(struct probe_malloc *m, struct lp_err *err);
+/*
+ * Stop recording new allocations while frees still count (e.g. around
+ * control batches), and record again.  Valid inside the window.
+ */
+void probe_malloc_pause(struct probe_malloc *m);
+void probe_malloc_resume(struct probe_malloc *m);
+/*
+ * End the window: stop recording, drain the ring buffer, unwind the
+ * survivors, reconcile with the kernel's table, sample smaps.
+ */
+int probe_malloc_window_end(struct probe_malloc *m, struct lp_err *err);
+/*
+ * Group the outstanding allocations into at most `top` sites (by bytes,
+ * largest first), symbolized.  *out is owned by the caller
+ * (probe_malloc_report_free).  Call after probe_malloc_window_end().
+ */
+int probe_malloc_report(struct probe_malloc *m, size_t top,
+			struct probe_malloc_report **out, struct lp_err *err);
+void probe_malloc_report_free(struct probe_malloc_report *r);
+/* Detach every probe (entry probes first) and free.  NULL is a no-op. */
+void probe_malloc_stop(struct probe_malloc *m);
+
+/*
+ * The collector, without BPF (unit-tested): raw allocation records
+ * wait in a bounded FIFO; a free cancels a waiting record without an
+ * unwind; records pushed out of the FIFO, or still there at the end,
+ * are unwound by `unwind`, interned and kept as outstanding.
+ */
+typedef int (*probe__unwind_fn)(void *arg, const struct lpm_alloc_ev *ev,
+				uint64_t *frames, int max);
+struct probe__mcoll;
+struct probe__mcoll_stats {
+	uint64_t outstanding, bytes;	/* unwound or waiting */
+	uint64_t unwound, unwind_short;
+	uint64_t freed_waiting;		/* freed before any unwind */
+	uint64_t freed_unwound;
+	uint64_t replaced;		/* same pointer without a free */
+	uint64_t distinct_stacks, stack_overflow;
+};
+struct probe__mcoll *probe__mcoll_new(uint64_t pending_bytes,
+				      uint32_t stack_bytes,
+				      uint32_t max_stacks,
+				      probe__unwind_fn unwind, void *arg);
+void probe__mcoll_free(struct probe__mcoll *c);
+/* An allocation record (len bytes, stack_len <= stack_bytes). */
+void probe__mcoll_alloc(struct probe__mcoll *c,
+			const struct lpm_alloc_ev *ev);
+/* A free of ptr (ignored when unknown). */
+void probe__mcoll_forget(struct probe__mcoll *c, uint64_t ptr);
+/* Unwind every waiting record. */
+void probe__mcoll_flush(struct probe__mcoll *c);
+/* Keep only the pointers keep() accepts; returns how many were dropped. */
+uint64_t probe__mcoll_retain(struct probe__mcoll *c,
+			     bool (*keep)(void *arg, uint64_t ptr),
+			     void *arg);
+void probe__mcoll_stats(const struct probe__mcoll *c,
+			struct probe__mcoll_stats *out);
+/*
+ * Group outstanding allocations by (function, innermost k frames):
+ * sites sorted by bytes (then count), the first `top` into *out
+ * (malloc'd; frames/addrs allocated, names NULL), scaled by `scale`.
+ * *total gets the number of groups.  Call after probe__mcoll_flush().
+ */
+size_t probe__mcoll_sites(struct probe__mcoll *c, uint32_t k, size_t top,
+			  uint32_t scale, struct probe_malloc_site **out,
+			  size_t *total);
+void probe__sites_free(struct probe_malloc_site *s, size_t n);
+/*
+ * Parse the header of an .eh_frame_hdr section read from memory at
+ * address `at` (len bytes): the binary search table's address and
+ * entry count.  0, or -LP_EPARSE when the encoding is not the sorted
+ * datarel/sdata4 table.
+ */
+int probe__eh_frame_hdr(const uint8_t *buf, size_t len, uint64_t at,
+			uint64_t *table, uint64_t *count);
 
 #endif
