@@ -262,7 +262,9 @@ struct ana_estimate {
 struct ana_verdict {
 	enum ana_verdict_kind kind;
 	struct ana_estimate mem;	/* bytes/call: heap+arena+anon (net of
-					 * control when controls exist) */
+					 * control when controls exist); robust,
+					 * or mem_mean when memory moves in
+					 * recurring large steps */
 	struct ana_estimate heap, arena, anon;	/* where it went */
 	struct ana_estimate slots;	/* live slots/call */
 	struct ana_estimate mem_mean;	/* plain mean (sum of net deltas /
@@ -274,7 +276,8 @@ struct ana_verdict {
 					 * below it */
 	double total_growth;		/* bytes over measured batches */
 	uint64_t measured_calls;
-	double slot_margin;		/* |slots/call| below this is "flat" */
+	double slot_margin;		/* slots/call: a lower bound above it
+					 * is a ruby-object leak */
 	uint64_t more_calls_needed;	/* for inconclusive; 0 otherwise */
 	char summary[256];		/* one-line human verdict */
 };
@@ -293,5 +296,177 @@ struct ana_verdict {
 int ana_verdict_compute(const struct ana_batch *b, size_t n,
 			struct ana_verdict *out);
 const char *ana_verdict_name(enum ana_verdict_kind k);
+
+/* ---- heapdump.c: ObjectSpace.dump_all heap dumps ------------------- */
+
+/*
+ * A digest is what leakprobe keeps of one heap dump (one JSON object per
+ * line, as ObjectSpace.dump_all writes it), read once and never held in
+ * memory: per-dump counts, the highest allocation generation, object
+ * counts per type/class, and per allocation site the objects born after
+ * a given generation.  Its memory grows with the number of classes and
+ * allocation sites (times generations and sizes), not with objects.
+ *
+ * Typical use (heapdiff OLD NEW [LATER]):
+ *	old = ana_hd_digest_new(ANA_HD_NO_SITES);   scan OLD
+ *	after = ana_hd_digest_stats(old)->max_gen;
+ *	new = ana_hd_digest_new(after);            scan NEW (and LATER)
+ *	ana_hd_diff_compute((digests), n, by, &diff, err);
+ * A dump is scanned from a file (mmap, several threads), from a buffer,
+ * or streamed in pieces of any size (feed/end), e.g. from a pipe.
+ */
+struct ana_hd_digest;
+
+/* sites_after_gen for a digest that only needs counts (the OLD dump) */
+#define ANA_HD_NO_SITES INT64_MAX
+
+struct ana_hd_stats {
+	uint64_t bytes;		/* input bytes */
+	uint64_t lines;		/* lines, blank ones included */
+	uint64_t objects;	/* object lines (ROOT lines excluded) */
+	uint64_t roots;		/* ROOT lines */
+	uint64_t traced;	/* objects with allocation info (generation) */
+	uint64_t memsize;	/* sum of "memsize" over objects */
+	uint64_t same_gen;	/* objects whose generation equals
+				 * sites_after_gen (birth before or after
+				 * the older dump cannot be told) */
+	uint64_t bad;		/* malformed lines, skipped */
+	uint64_t first_bad;	/* 1-based line number of the first, or 0 */
+	const char *first_bad_why;	/* static text, "" when none */
+	int64_t max_gen;	/* highest generation; -1 when none */
+};
+
+/*
+ * New empty digest.  Objects with a generation above sites_after_gen are
+ * counted per allocation site (ANA_HD_NO_SITES: none).  Returns NULL
+ * only when out of memory.
+ */
+struct ana_hd_digest *ana_hd_digest_new(int64_t sites_after_gen);
+void ana_hd_digest_free(struct ana_hd_digest *d);
+/*
+ * Streaming: feed the dump in pieces of any size, in order, then call
+ * ana_hd_digest_end().  buf is only read during the call.  Malformed
+ * lines are counted, never fatal.  Return 0, or -LP_ENOMEM / -LP_EINVAL
+ * (fed after end) with err filled.
+ */
+int ana_hd_digest_feed(struct ana_hd_digest *d, const char *buf, size_t len,
+		       struct lp_err *err);
+int ana_hd_digest_end(struct ana_hd_digest *d, struct lp_err *err);
+/*
+ * Whole dump in memory: split at line boundaries and scanned by nthreads
+ * threads (0: one per CPU, at most 8).  Ends the digest.
+ */
+int ana_hd_digest_buf(struct ana_hd_digest *d, const char *buf, size_t len,
+		      unsigned nthreads, struct lp_err *err);
+/*
+ * A dump file: mmap'd and scanned like ana_hd_digest_buf (pages already
+ * read are dropped, so resident memory stays small); pipes and other
+ * unmappable files are streamed.  -LP_EIO when it cannot be read.
+ */
+int ana_hd_digest_file(struct ana_hd_digest *d, const char *path,
+		       unsigned nthreads, struct lp_err *err);
+const struct ana_hd_stats *ana_hd_digest_stats(const struct ana_hd_digest *d);
+
+enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE };
+enum ana_hd_method {
+	ANA_HD_SITES,		/* generations + allocation sites */
+	ANA_HD_CLASSES		/* no allocation info: type/class counts */
+};
+
+/* One line of the result.  Strings are UTF-8, unescaped, owned by the
+ * diff.  Fields that do not apply to the grouping are NULL / -1. */
+struct ana_hd_row {
+	char *file;		/* by site: allocation file */
+	int64_t line;		/* by site: allocation line */
+	char *method;		/* by site: method ("" when none) */
+	char *type;		/* by site or type: "STRING", ... */
+	char *cls;		/* by site or class: class name, or
+				 * "(anonymous)" / "(unknown)" */
+	uint64_t count, bytes;	/* SITES: retained objects and their
+				 * memsize (in the last dump); CLASSES:
+				 * growth (see ana_hd_diff) */
+	uint64_t by_shape;	/* SITES, 3 dumps: part of count found by
+				 * type, class and size after the objects
+				 * lost their allocation info */
+	uint64_t sites;		/* SITES: sites merged into this row */
+	uint64_t n_count[3], n_bytes[3];	/* CLASSES: per dump */
+};
+
+struct ana_hd_diff {
+	enum ana_hd_method method;
+	enum ana_hd_by by;
+	size_t ndumps;
+	int64_t after_gen;	/* born after: OLD's highest generation */
+	int64_t upto_gen;	/* 3 dumps: and no later than NEW's; else
+				 * INT64_MAX */
+	struct ana_hd_row *rows;	/* by bytes, then count, descending */
+	size_t nrows;
+	uint64_t total_count, total_bytes;	/* over all rows */
+	uint64_t by_shape;	/* total of rows' by_shape */
+	uint64_t candidates;	/* 3 dumps: NEW's objects born in the window */
+	uint64_t lost_info;	/* growth of objects without allocation info
+				 * between the last two dumps (GC.compact on
+				 * Ruby 3.1 drops it for moved objects) */
+	uint64_t same_gen;	/* NEW's objects born in OLD's generation:
+				 * not counted */
+};
+
+/*
+ * Diff n digests (1 to 3: OLD, NEW, LATER; all ended).  With allocation
+ * info in NEW (method SITES): the objects of NEW born after OLD's highest
+ * generation; with LATER, only those of them still alive in LATER, matched
+ * as multisets on (site, generation, type, class), never on addresses.
+ * Without allocation info (CLASSES): counts per type/class in each dump
+ * and their growth (NEW - OLD; with LATER, min(NEW - OLD, LATER - OLD)).
+ * Rows hold every group, sorted.  Returns 0, -LP_EINVAL (digest built for
+ * another generation) or -LP_ENOMEM.  Release with ana_hd_diff_release.
+ */
+int ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
+			enum ana_hd_by by, struct ana_hd_diff *out,
+			struct lp_err *err);
+void ana_hd_diff_release(struct ana_hd_diff *diff);
+const char *ana_hd_by_name(enum ana_hd_by by);
+/* "site", "class", "type"; returns 0 or -LP_EINVAL */
+int ana_hd_by_parse(const char *s, enum ana_hd_by *out);
+
+/* One object on a reference chain (strings owned by the chain). */
+struct ana_hd_link {
+	uint64_t address;	/* 0 for the root */
+	char *type;		/* "ROOT" for the root */
+	char *root;		/* root kind ("vm", ...), root only */
+	char *cls;		/* class name, NULL when none */
+	char *file;		/* NULL without allocation info */
+	int64_t line, gen;	/* -1 without allocation info */
+	char *method;		/* NULL or "" when none */
+};
+
+struct ana_hd_chain {
+	struct ana_hd_link *links;	/* links[0] is a GC root, the last
+					 * one an object of the site */
+	size_t n;			/* 0: no chain found */
+	uint64_t candidates;	/* objects of the site in the window */
+	uint64_t objects;	/* objects in the dump */
+};
+
+/*
+ * Split "FILE:LINE" (at the last colon).  *file is malloc'd.  Returns 0
+ * or -LP_EINVAL.
+ */
+int ana_hd_site_parse(const char *s, char **file, int64_t *line);
+/*
+ * One shortest reference chain from a GC root (ROOT lines) to an object
+ * allocated at file:line (file matches whole, or as a '/'-separated
+ * suffix) with a generation in (after_gen, upto_gen].  Needs the graph of
+ * the whole dump: memory grows with its objects and references.  No
+ * chain (out->n == 0) is not an error.  Returns 0, -LP_EIO, -LP_ENOMEM.
+ */
+int ana_hd_why_buf(const char *buf, size_t len, const char *file,
+		   int64_t line, int64_t after_gen, int64_t upto_gen,
+		   unsigned nthreads, struct ana_hd_chain *out,
+		   struct lp_err *err);
+int ana_hd_why_file(const char *path, const char *file, int64_t line,
+		    int64_t after_gen, int64_t upto_gen, unsigned nthreads,
+		    struct ana_hd_chain *out, struct lp_err *err);
+void ana_hd_chain_release(struct ana_hd_chain *c);
 
 #endif

@@ -26,44 +26,58 @@
  *	slope = H(r) - H(d) * mean(1 / c_i)
  *
  * exact for equal batch sizes and close to it otherwise.  H is a robust
- * mean: values are clipped to median +- c and then averaged (a one-step
+ * mean: values are clipped to median +- c, then averaged (a one-step
  * Huber estimate), with c = max(3 MADN, 4 pages per batch) for memory and
- * max(3 MADN, 4 objects per batch) for live slots.  (Robust means do not
- * add up: heap + arena + anon need not equal mem exactly.)  Why: memory deltas
+ * max(3 MADN, 4 objects per batch) for live slots.  Why: memory deltas
  * are heavy-tailed -- arenas trimmed, Ruby heap pages freed, a cache that
- * still fills during the first measured batch, another thread of the
- * target allocating a few MiB -- and a few such batches must not decide
- * the verdict; yet they are clipped, not dropped, so they still count a
+ * still fills in the first measured batches, another thread of the target
+ * allocating a few MiB -- and a few such batches must not decide the
+ * verdict; yet they are clipped, not dropped, so they still count a
  * little.  The page floor of c matters: rss moves in 4 KiB steps, so a
  * quiet leak of 48 B x 50 calls per batch shows as deltas of 0 or 1 page,
  * a skewed two-point distribution that trimming or a median would bias;
- * nothing within 4 pages of the median is ever clipped.
+ * nothing within 4 pages of the median is clipped.  (Robust means do not
+ * add up: heap + arena + anon need not equal mem exactly.)
  *
  * Interval.  Page-granular series make least-squares intervals far too
- * narrow, so the interval is a percentile bootstrap with a fixed-seed
- * splitmix64 generator (reproducible).  Deltas are not independent: the
+ * narrow, so the interval is a percentile bootstrap (NBOOT resamples,
+ * fixed-seed splitmix64: reproducible).  Deltas are not independent: the
  * level read after a batch ends one delta and starts the next, so with
  * interleaved controls (A C A C) the net A - C has about twice the
- * variance an i.i.d. resampling would see.  Batches are therefore drawn
- * in circular blocks of consecutive batches in execution order (Politis
- * and Romano), measured and control together, which keeps that
- * dependence.  With few blocks a percentile interval under-covers; it is
- * "expanded" (Hesterberg 2015): quantiles Phi(-+sqrt(n/(n-1)) t(.975,n-1))
- * instead of 2.5/97.5 %, n being the number of blocks, and widened to at
- * least slope +- the same t factor times the replicates' sd.  Memory
- * intervals are at least +-1 page over the measured calls: rss cannot
- * show less.  Simulated (tests/unit/test_growth.c's generator, 600 runs
- * each) with level noise or random-walk noise, controls interleaved,
- * 5-40 measured batches, this covers the true slope in 96-98 % of runs,
- * with the lower bound above it in at most 2.5 %; an i.i.d. percentile
+ * variance an i.i.d. resampling sees.  Batches are therefore drawn in
+ * circular blocks of ~sqrt(L) consecutive batches in execution order
+ * (Politis and Romano), measured and control together.  With few blocks a
+ * percentile interval under-covers; it is "expanded" (Hesterberg 2015):
+ * quantiles Phi(-+sqrt(n/(n-1)) t(.975, n-1)) instead of 2.5/97.5 %, n
+ * being the number of blocks, and widened to at least slope +- the same
+ * t factor times the replicates' sd.  Memory intervals are at least
+ * +-1 page over the measured calls: rss cannot show less.  On the
+ * generator of tests/unit/test_growth.c (level noise or random-walk
+ * noise, controls interleaved, 5-80 measured batches, 600-3000 runs
+ * each) this covers the true slope in 96-98 % of runs, and a quiet target
+ * gets a "native leak" verdict in 1.3-1.9 %; an i.i.d. percentile
  * bootstrap covered 84-89 %.
  *
- * Cross-check.  The plain mean (sum of net deltas / sum of calls, nothing
- * clipped) is bootstrapped alongside.  It is what the run really grew,
- * but it is noisy.  When its interval and the robust one do not even
- * overlap, memory moves in a few large steps (or steady growth is handed
- * back in a few large drops): neither figure can be trusted to extrapolate
- * and the verdict is inconclusive.
+ * Cross-checks (see decide()).  The plain mean (sum of net deltas / sum
+ * of calls, nothing clipped) is what the run really grew; when it
+ * differs from the robust one significantly and in both halves of the
+ * run, memory moves in recurring large steps and the verdict rests on
+ * the plain mean.  A leak must also keep leaking in the second half.
+ *
+ * Verdict margins, stated in every summary:
+ *  - native leak: memory lower bound > 0 and at least MIN_LEAK_PAGES
+ *    pages of growth over the run, live slots not growing (lower bound
+ *    <= ANA_VERDICT_SLOT_MARGIN per call);
+ *  - ruby-object leak: live-slot lower bound > ANA_VERDICT_SLOT_MARGIN
+ *    (0.01 objects, i.e. one retained object per 100 calls) per call,
+ *    whatever memory does: slots are exact counts after a full GC, and
+ *    Ruby reuses free slots before rss grows;
+ *  - no leak: memory upper bound < ANA_VERDICT_MEM_FLOOR (16 B) per
+ *    call, half the smallest leak DESIGN asks to catch (32 B/call), so
+ *    a run whose interval covers a 32 B/call leak cannot say "no leak";
+ *  - inconclusive otherwise, or with fewer than ANA_VERDICT_MIN_BATCHES
+ *    measured (and control) batches; more_calls_needed assumes the point
+ *    estimate holds and the interval shrinks as 1/sqrt(calls).
  */
 
 #define PAGE		4096.0
@@ -79,7 +93,8 @@
 enum { M_MEM, M_HEAP, M_ARENA, M_ANON, M_SLOTS, NMETRIC };
 #define M_MEAN NMETRIC		/* plain-mean memory slope, in estimates */
 #define M_LATE (NMETRIC + 1)	/* robust memory slope, second half */
-#define NEST (NMETRIC + 2)
+#define M_DIFF (NMETRIC + 2)	/* plain mean - robust (clipped mass) */
+#define NEST (NMETRIC + 3)
 
 /* One group of batches (measured or control). */
 struct group {
@@ -236,16 +251,16 @@ group_prepare(struct group *g, bool per_call)
 }
 
 /*
- * Mean of metric k over the resample in g->cnt, batches from..n-1 only;
+ * Mean of metric k over the resample in g->cnt, batches [from, to) only;
  * *w gets their weight (0: none drawn, the mean is then 0).
  */
 static double
-group_mean(const struct group *g, int k, size_t from, double *w)
+group_mean(const struct group *g, int k, size_t from, size_t to, double *w)
 {
 	double s = 0, t = 0;
 	size_t i;
 
-	for (i = from; i < g->n; i++) {
+	for (i = from; i < to; i++) {
 		s += g->cnt[i] * g->v[k][i];
 		t += g->cnt[i];
 	}
@@ -254,26 +269,28 @@ group_mean(const struct group *g, int k, size_t from, double *w)
 }
 
 /*
- * Robust slope of metric k from the measured batches a0.. and the control
- * batches c0.. (see the top of this file); NAN when no measured batch of
- * the range was drawn.  Controls of the range missing, all of them count.
+ * Robust slope of metric k from the measured batches in half h of the
+ * run (0: first, 1: second, 2: all) net of the control batches of the
+ * same half (see the top of this file); NAN when no measured batch of
+ * the range was drawn.  No control of the half drawn, all of them count.
  */
 static double
-robust_slope(const struct group *A, const struct group *C, int k,
-	     size_t a0, size_t c0)
+robust_slope(const struct group *A, const struct group *C, int k, int h)
 {
+	size_t a0 = h == 1 ? A->n / 2 : 0, a1 = h == 0 ? A->n / 2 : A->n;
+	size_t c0 = h == 1 ? C->n / 2 : 0, c1 = h == 0 ? C->n / 2 : C->n;
 	double ta, tc = 0, wa, wc = 0, inv = 0;
 	size_t i;
 
-	ta = group_mean(A, k, a0, &wa);
+	ta = group_mean(A, k, a0, a1, &wa);
 	if (!wa)
 		return NAN;
-	for (i = a0; i < A->n; i++)
+	for (i = a0; i < a1; i++)
 		inv += A->cnt[i] / A->calls[i];
 	if (C->n) {
-		tc = group_mean(C, k, c0, &wc);
+		tc = group_mean(C, k, c0, c1, &wc);
 		if (!wc)
-			tc = group_mean(C, k, 0, &wc);
+			tc = group_mean(C, k, 0, C->n, &wc);
 	}
 	return ta - tc * inv / wa;	/* inv / wa: mean of 1/calls */
 }
@@ -296,10 +313,11 @@ estimate(const struct group *A, const struct group *C, double est[NEST])
 		ctl_mem /= (double)C->total;	/* mean drift per batch */
 
 	for (k = 0; k < NMETRIC; k++)
-		est[k] = robust_slope(A, C, k, 0, 0);
+		est[k] = robust_slope(A, C, k, 2);
 	est[M_MEAN] = (sum_mem - (double)A->total * ctl_mem) / sum_calls;
-	est[M_LATE] = robust_slope(A, C, M_MEM, A->n / 2, C->n / 2);
-	if (isnan(est[M_LATE]))	/* none drawn: stay neutral */
+	est[M_DIFF] = est[M_MEAN] - est[M_MEM];
+	est[M_LATE] = robust_slope(A, C, M_MEM, 1);
+	if (isnan(est[M_LATE]))	/* second half not drawn: stay neutral */
 		est[M_LATE] = est[M_MEM];
 }
 
@@ -630,12 +648,16 @@ half_slopes(const struct group *A, const struct group *C, double half[2])
 }
 
 /*
+ * Fill kind, more_calls_needed and summary from the estimates in v.
+ * nctl: control batches used; per_batch: calls per measured batch;
  * half[0], half[1]: plain-mean slopes of the first and the second half of
- * the measured batches (execution order, controls split the same way).
+ * the measured batches (execution order, controls split the same way);
+ * diff: plain mean minus robust memory slope.
  */
 static void
 decide(struct ana_verdict *v, size_t nctl, double per_batch,
-       const double half[2])
+       const double half[2],
+       const struct ana_estimate *diff)
 {
 	struct ana_estimate *m = &v->mem;
 	const struct ana_estimate *mm = &v->mem_mean;
@@ -643,7 +665,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	char *sum = v->summary;
 	size_t len = sizeof(v->summary);
 	char calls[32], grew[32];
-	bool mem_leak, slot_leak, capped = false, steps = false;
+	bool mem_leak, mean_leak, slot_leak, capped = false, steps = false;
 	bool up, down;
 	size_t fewest;
 
@@ -685,44 +707,51 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 		return;
 	}
 	/*
-	 * The robust and the plain mean disagree outright when a few
-	 * batches move by far more than the rest: large steps up (typical
-	 * batches flat, the total grows) or large drops (typical batches
-	 * grow, the total does not: a sawtooth).  When both halves of the
-	 * run show it, the steps recur: they are how this process grows or
-	 * shrinks, and the verdict rests on the plain mean (mem becomes
-	 * mem_mean).  When only one half does, it may be a one-off such as
-	 * a cache still filling: inconclusive, and a run twice as long
-	 * dilutes it.
+	 * The plain mean differs from the robust one significantly (the
+	 * interval of their difference, bootstrapped on the same resamples,
+	 * excludes 0) when a few batches move by far more than the rest:
+	 * large steps up (typical batches flat, the total grows) or large
+	 * drops (typical batches grow, the total does not: a sawtooth).
+	 * Steps close together (a cache filling at the start) fall into one
+	 * or two bootstrap blocks and are not significant; spread-out ones
+	 * are.  When both halves of the run show the excess, the steps
+	 * recur: they are how this process grows or shrinks, and the
+	 * verdict rests on the plain mean (mem becomes mem_mean).  When only
+	 * one half does, it may be a one-off; if the two would then decide
+	 * differently, the verdict is inconclusive, and a run twice as long
+	 * dilutes the one-off.
 	 */
-	up = mm->lo > m->hi;
-	down = mm->hi < m->lo;
-	if (up || down) {
-		if ((up && half[0] > m->hi && half[1] > m->hi) ||
-		    (down && half[0] < m->lo && half[1] < m->lo)) {
-			*m = *mm;
-			steps = true;
-		} else {
-			v->kind = ANA_INCONCLUSIVE;
-			v->more_calls_needed = more_calls(2 * N, N, per_batch,
-							  &capped);
-			say_mem(sum, len, "inconclusive: typical batches ", m);
-			say_mem(sum, len, " but overall ", mm);
-			sappend(sum, len, " over %s calls (a few large %s)",
-				calls, up ? "steps" : "drops");
-			goto more;
-		}
+	up = diff->lo > 0;
+	down = diff->hi < 0;
+	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
+	mean_leak = mm->lo > 0 && mm->slope * N >= MIN_LEAK_PAGES * PAGE;
+	if ((up && half[0] > m->hi && half[1] > m->hi) ||
+	    (down && half[0] < m->lo && half[1] < m->lo)) {
+		*m = *mm;
+		steps = true;
+	} else if ((up && !mem_leak && mean_leak) ||
+		   (down && mem_leak && !mean_leak)) {
+		v->kind = ANA_INCONCLUSIVE;
+		v->more_calls_needed = more_calls(2 * N, N, per_batch,
+						  &capped);
+		say_mem(sum, len, "inconclusive: typical batches ", m);
+		say_mem(sum, len, " but overall ", mm);
+		sappend(sum, len, " over %s calls (a few large %s)", calls,
+			up ? "steps" : "drops");
+		goto more;
 	}
 	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
 
 	/*
-	 * A leak keeps leaking: the second half of the run alone must show
-	 * it too.  Growth confined to the first half is the process still
-	 * settling (a warm-up too short for a cache, say); a longer run
-	 * tells, or a longer --warmup.  Recurring steps were checked per
-	 * half above.
+	 * A leak keeps leaking: when the second half of the run shows no
+	 * growth at all, the first half's was the process still settling
+	 * (a warm-up too short for a cache, say); a longer run tells, or a
+	 * longer --warmup.  Only the point estimate is asked for: demanding
+	 * a significant second half would halve the power (a 16 B/call
+	 * leak over 20 batches would be found in half of the runs instead
+	 * of all).  Recurring steps were checked per half above.
 	 */
-	if (mem_leak && !steps && v->mem_late.lo <= 0) {
+	if (mem_leak && !steps && v->mem_late.slope <= 0) {
 		v->kind = ANA_INCONCLUSIVE;
 		v->more_calls_needed = more_calls(2 * N, N, per_batch,
 						  &capped);
@@ -764,13 +793,20 @@ more:
 
 /* ---- entry point --------------------------------------------------- */
 
+/*
+ * Estimate per-call growth from the batches b[0..n) (execution order,
+ * caller-owned, read only) and decide; *out (caller-owned) is always
+ * filled, summary included.  Returns 0; -LP_EINVAL with out->kind
+ * INCONCLUSIVE when fewer than two measured batches have a delta (or out
+ * is NULL); -LP_ENOMEM.  Deterministic: same input, same output.
+ */
 int
 ana_verdict_compute(const struct ana_batch *b, size_t n,
 		    struct ana_verdict *out)
 {
 	struct group A, C;
 	struct unit *seq = NULL;
-	struct ana_estimate *dst[NEST];
+	struct ana_estimate *dst[NEST], diff;
 	double *boot = NULL, d[NMETRIC], est[NEST], N, q, per, half[2];
 	uint64_t rng = SEED, any_calls = 0, nany = 0;
 	size_t i, r, na = 0, nc = 0, L = 0, blk;
@@ -795,14 +831,10 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 		else if (b[i].calls)
 			na++;
 	}
-	if (group_alloc(&A, na) < 0)
-		return -LP_ENOMEM;
-	if (group_alloc(&C, nc) < 0) {
-		group_free(&A);
-		return -LP_ENOMEM;
-	}
+	memset(&A, 0, sizeof(A));
+	memset(&C, 0, sizeof(C));
 	seq = calloc(na + nc + 1, sizeof(*seq));
-	if (!seq) {
+	if (!seq || group_alloc(&A, na) < 0 || group_alloc(&C, nc) < 0) {
 		rc = -LP_ENOMEM;
 		goto out;
 	}
@@ -835,6 +867,7 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	dst[M_SLOTS] = &out->slots;
 	dst[M_MEAN] = &out->mem_mean;
 	dst[M_LATE] = &out->mem_late;
+	dst[M_DIFF] = &diff;
 	for (k = 0; k < NEST; k++)
 		dst[k]->n = A.n;
 	out->mem_late.n = A.n - A.n / 2;
@@ -922,8 +955,11 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 		}
 	}
 	half_slopes(&A, &C, half);
-	decide(out, C.n, per, half);
+	decide(out, C.n, per, half, &diff);
 out:
+	if (rc == -LP_ENOMEM)
+		snprintf(out->summary, sizeof(out->summary),
+			 "inconclusive: out of memory for %zu batches", n);
 	free(boot);
 	free(seq);
 	group_free(&A);
@@ -931,6 +967,7 @@ out:
 	return rc;
 }
 
+/* Lowercase name of a verdict kind (static string). */
 const char *
 ana_verdict_name(enum ana_verdict_kind k)
 {

@@ -1,9 +1,11 @@
 /*
- * One ELF file of a target, loaded with libelf: its PT_LOAD segments,
- * .dynsym and .symtab (copied into owned memory so the file can be closed
- * at once: a target maps ~50 files), a by-address index, the build-id,
- * the location of .text and of the .eh_frame_hdr search table, and the
- * symbols of a separate debug file when one is installed.
+ * One ELF file of a target, loaded with libelf part by part, on first
+ * need: opening it reads only the program headers (PT_LOAD segments for
+ * the load bias, the .eh_frame_hdr search table for the unwinder); the
+ * DT_GNU_HASH bloom filter, .dynsym, .symtab (or a separate debug
+ * file's) and the by-address index each load when a lookup needs them.
+ * Tables are copied into owned memory so the file is closed at once: a
+ * target maps ~50 files.
  *
  * Addresses here are link-time virtual addresses (st_value, p_vaddr);
  * the runtime address is bias + vaddr, see elf__bias().
@@ -33,25 +35,10 @@
 #define DW_EH_PE_sdata8	0x0c
 #define DW_EH_PE_datarel 0x30
 
-/* Names of kept symbols, packed; offsets fit in elf_sym.name. */
-struct strpool {
-	char *buf;
-	size_t len, cap;
-};
-
-/* Append the first n bytes of s and a NUL. */
-static int
-pool_add(struct strpool *p, const char *s, size_t n, uint32_t *off)
-{
-	if (p->len + n + 1 > UINT32_MAX)
-		return -1;
-	p->buf = xgrow(p->buf, &p->cap, p->len + n + 1, 1);
-	memcpy(p->buf + p->len, s, n);
-	p->buf[p->len + n] = '\0';
-	*off = (uint32_t)p->len;
-	p->len += n + 1;
-	return 0;
-}
+/* Bounds on what a hostile file may make us allocate or read. */
+#define MAX_PHDRS	4096
+#define MAX_DYNAMIC	(64 * 1024)	/* bytes of PT_DYNAMIC */
+#define MAX_BLOOM_WORDS	(1u << 20)
 
 /* Name of a symbol of f (owned by f).  Never NULL. */
 const char *
@@ -63,75 +50,94 @@ elf__sym_name(const struct elf_file *f, const struct elf_sym *s)
 }
 
 /*
- * Copy the defined functions/objects of one symbol table.  Undefined
- * entries (imports), section/file symbols, TLS offsets and absolute
- * values are dropped: they never name a mapped address.
+ * Copy the defined functions/objects of one symbol table, and its whole
+ * string table (one copy, not one per name).  Undefined entries
+ * (imports), section/file symbols, TLS offsets, absolute values and
+ * symbols of sections not loaded (alloc[shndx] false: glibc's
+ * .gnu.warning.* at value 0) are dropped: they never name a mapped
+ * address.  .symtab spells versions
+ * into names ("foo@@V2" is the default version of foo, "foo@V1" an
+ * older one): the copy is cut at the '@', once every name was read,
+ * since the linker shares string tails between symbols.
  */
 static void
 load_table(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, Elf_Data *versym,
-	   bool symtab, struct elf_sym **out, size_t *nout, char **str,
-	   size_t *str_len)
+	   const bool *alloc, size_t nalloc, bool symtab,
+	   struct elf_sym **out, size_t *nout, char **str, size_t *str_len)
 {
-	struct strpool pool = { 0 };
-	struct elf_sym *syms;
-	size_t count, nver = 0, n = 0;
-	Elf_Data *d;
+	struct elf_sym *syms = NULL;
+	uint32_t *cuts = NULL;
+	size_t count, nver = 0, n = 0, ncut = 0, slen;
+	Elf_Data *d, *sd;
+	Elf_Scn *strscn;
+	char *strings = NULL;
 
 	d = elf_getdata(scn, NULL);
-	if (!d || !d->d_size)
+	strscn = elf_getscn(e, sh->sh_link);
+	sd = strscn ? elf_getdata(strscn, NULL) : NULL;
+	if (!d || !d->d_buf || !d->d_size || !sd || !sd->d_buf ||
+	    !sd->d_size || sd->d_size >= UINT32_MAX)
 		return;
+	slen = sd->d_size;
 	count = d->d_size / gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
-	if (versym)
+	if (versym && versym->d_buf)
 		nver = versym->d_size / sizeof(GElf_Versym);
+	strings = xmalloc(slen + 1);
+	memcpy(strings, sd->d_buf, slen);
+	strings[slen] = '\0';
 	syms = xcalloc(count, sizeof(*syms));
+	if (symtab)
+		cuts = xcalloc(count, sizeof(*cuts));
 	for (size_t i = 1; i < count; i++) {
 		GElf_Sym s;
 		GElf_Versym ver;
 		const char *name, *at;
 		int type, bind;
-		uint32_t off;
 
 		if (!gelf_getsym(d, (int)i, &s))
 			break;
 		type = GELF_ST_TYPE(s.st_info);
 		bind = GELF_ST_BIND(s.st_info);
 		if (s.st_shndx == SHN_UNDEF || s.st_shndx == SHN_ABS ||
-		    s.st_shndx == SHN_COMMON || !s.st_name)
+		    s.st_shndx == SHN_COMMON || !s.st_name ||
+		    s.st_name >= slen)
+			continue;
+		if (s.st_shndx < nalloc && !alloc[s.st_shndx])
 			continue;
 		if (type != STT_FUNC && type != STT_OBJECT &&
 		    type != STT_GNU_IFUNC &&
 		    !(type == STT_NOTYPE && (s.st_size || bind != STB_LOCAL)))
 			continue;
-		name = elf_strptr(e, sh->sh_link, s.st_name);
-		if (!name || !*name)
-			continue;
-		/* .symtab spells versions into names: "foo@@V2" is the
-		 * default version of foo, "foo@V1" an older one */
+		name = strings + s.st_name;
 		at = symtab ? strchr(name, '@') : NULL;
-		if (pool_add(&pool, name, at ? (size_t)(at - name) :
-			     strlen(name), &off) < 0)
+		if (!*name || at == name)
 			continue;
 		syms[n].value = s.st_value;
 		syms[n].size = s.st_size;
-		syms[n].name = off;
+		syms[n].name = s.st_name;
 		syms[n].type = (uint8_t)type;
 		syms[n].bind = (uint8_t)bind;
 		syms[n].from_symtab = symtab;
-		if (at)
+		if (at) {
 			syms[n].hidden = at[1] != '@';
-		else if (i < nver && gelf_getversym(versym, (int)i, &ver))
+			cuts[ncut++] = (uint32_t)(at - strings);
+		} else if (i < nver && gelf_getversym(versym, (int)i, &ver)) {
 			syms[n].hidden = (ver & 0x8000) != 0;
+		}
 		n++;
 	}
+	for (size_t i = 0; i < ncut; i++)
+		strings[cuts[i]] = '\0';
+	free(cuts);
 	if (!n) {
 		free(syms);
-		free(pool.buf);
+		free(strings);
 		return;
 	}
 	*out = xrealloc(syms, n * sizeof(*syms));
 	*nout = n;
-	*str = xrealloc(pool.buf, pool.len);
-	*str_len = pool.len;
+	*str = strings;
+	*str_len = slen;
 }
 
 /*
@@ -161,60 +167,144 @@ sym_rank(const struct elf_file *f, const struct elf_sym *s)
 	return r;
 }
 
-static int
-by_addr_cmp(const void *a, const void *b, void *arg)
+/* One sized symbol in the by-address sort: idx counts .symtab entries
+ * first, then .dynsym ones. */
+struct addr_ent {
+	uint64_t value;
+	uint32_t idx;
+	uint32_t rank;		/* sym_rank() */
+};
+
+static struct elf_sym *
+ent_sym(const struct elf_file *f, const struct addr_ent *e)
 {
-	const struct elf_file *sort_file = arg;
-	const struct elf_sym *x = *(const struct elf_sym *const *)a;
-	const struct elf_sym *y = *(const struct elf_sym *const *)b;
+	return e->idx < f->ntab ? &f->tab[e->idx] : &f->dyn[e->idx - f->ntab];
+}
+
+/* Whether x names an address better than y (same value): lower rank,
+ * then the shorter name, then the first in strcmp order, then the larger
+ * size, so the choice never depends on table order. */
+static bool
+ent_better(const struct elf_file *f, const struct addr_ent *x,
+	   const struct addr_ent *y)
+{
+	const struct elf_sym *sx = ent_sym(f, x), *sy = ent_sym(f, y);
 	const char *nx, *ny;
 	size_t lx, ly;
-	int rx, ry;
+	int c;
 
-	if (x->value != y->value)
-		return x->value < y->value ? -1 : 1;
-	rx = sym_rank(sort_file, x);
-	ry = sym_rank(sort_file, y);
-	if (rx != ry)
-		return rx - ry;
-	nx = elf__sym_name(sort_file, x);
-	ny = elf__sym_name(sort_file, y);
+	if (x->rank != y->rank)
+		return x->rank < y->rank;
+	nx = elf__sym_name(f, sx);
+	ny = elf__sym_name(f, sy);
 	lx = strlen(nx);
 	ly = strlen(ny);
 	if (lx != ly)
-		return lx < ly ? -1 : 1;
-	return strcmp(nx, ny);
+		return lx < ly;
+	c = strcmp(nx, ny);
+	if (c)
+		return c < 0;
+	return sx->size > sy->size;
+}
+
+#define RADIX_BITS	11
+#define RADIX_SIZE	(1u << RADIX_BITS)
+
+/*
+ * Sort by value: LSD radix sort on 11-bit digits, only over the bits
+ * that differ between keys (a library's values span a few MiB: 2
+ * passes).  A libc with its debug file has ~11000 sized symbols, and
+ * its index is built while the caller may hold a thread stopped.
+ */
+static void
+sort_by_value(struct addr_ent *a, size_t n)
+{
+	struct addr_ent *tmp, *src = a, *dst;
+	uint64_t all_or = 0, all_and = ~0ULL, diff;
+	size_t *count;
+
+	if (n < 2)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		all_or |= a[i].value;
+		all_and &= a[i].value;
+	}
+	diff = all_or ^ all_and;
+	if (!diff)
+		return;
+	tmp = xmalloc(n * sizeof(*tmp));
+	count = xmalloc(RADIX_SIZE * sizeof(*count));
+	dst = tmp;
+	for (unsigned shift = 0; shift < 64; shift += RADIX_BITS) {
+		size_t pos = 0;
+
+		if (!((diff >> shift) & (RADIX_SIZE - 1)))
+			continue;
+		memset(count, 0, RADIX_SIZE * sizeof(*count));
+		for (size_t i = 0; i < n; i++)
+			count[(src[i].value >> shift) & (RADIX_SIZE - 1)]++;
+		for (size_t d = 0; d < RADIX_SIZE; d++) {
+			size_t c = count[d];
+
+			count[d] = pos;
+			pos += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[count[(src[i].value >> shift) &
+				  (RADIX_SIZE - 1)]++] = src[i];
+		dst = src;
+		src = src == a ? tmp : a;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+	free(count);
+	free(tmp);
 }
 
 static void
-add_sized(const struct elf_sym *syms, size_t n, struct elf_sym **out,
-	  size_t *k)
+add_sized(const struct elf_file *f, const struct elf_sym *syms, size_t n,
+	  uint32_t base, struct addr_ent *out, size_t *k)
 {
-	for (size_t i = 0; i < n; i++)
-		if (syms[i].size && syms[i].type != STT_NOTYPE)
-			out[(*k)++] = (struct elf_sym *)&syms[i];
+	for (size_t i = 0; i < n; i++) {
+		if (!syms[i].size || syms[i].type == STT_NOTYPE)
+			continue;
+		out[*k].value = syms[i].value;
+		out[*k].idx = base + (uint32_t)i;
+		out[(*k)++].rank = (uint32_t)sym_rank(f, &syms[i]);
+	}
 }
 
-/* Sorted index of both tables for address lookups, one name per address. */
+/* Sorted index of both tables for address lookups, one name per address
+ * (the best-ranked symbol of each). */
 static void
 build_by_addr(struct elf_file *f)
 {
+	struct addr_ent *ents;
 	size_t k = 0, w = 0;
 
 	free(f->by_addr);
 	f->by_addr = NULL;
 	f->nby_addr = 0;
-	if (!f->ndyn && !f->ntab)
+	if ((!f->ndyn && !f->ntab) || f->ndyn + f->ntab > UINT32_MAX)
 		return;
-	f->by_addr = xmalloc((f->ndyn + f->ntab) * sizeof(*f->by_addr));
-	add_sized(f->tab, f->ntab, f->by_addr, &k);
-	add_sized(f->dyn, f->ndyn, f->by_addr, &k);
-	qsort_r(f->by_addr, k, sizeof(*f->by_addr), by_addr_cmp, f);
+	ents = xmalloc((f->ndyn + f->ntab) * sizeof(*ents));
+	add_sized(f, f->tab, f->ntab, 0, ents, &k);
+	add_sized(f, f->dyn, f->ndyn, (uint32_t)f->ntab, ents, &k);
+	sort_by_value(ents, k);
 	/* aliases: keep the best-ranked symbol of each address */
-	for (size_t i = 0; i < k; i++)
-		if (!w || f->by_addr[w - 1]->value != f->by_addr[i]->value)
-			f->by_addr[w++] = f->by_addr[i];
+	for (size_t i = 0; i < k; i++) {
+		if (w && ents[w - 1].value == ents[i].value) {
+			if (ent_better(f, &ents[i], &ents[w - 1]))
+				ents[w - 1] = ents[i];
+			continue;
+		}
+		ents[w++] = ents[i];
+	}
+	f->by_addr = xmalloc((w ? w : 1) * sizeof(*f->by_addr));
+	for (size_t i = 0; i < w; i++)
+		f->by_addr[i] = ent_sym(f, &ents[i]);
 	f->nby_addr = w;
+	free(ents);
 }
 
 static void
@@ -493,44 +583,173 @@ out:
 	free(ents);
 }
 
-static int
-load_phdrs(struct elf_file *f, Elf *e, int fd, struct lp_err *err)
-{
-	size_t n;
-	bool have_lo = false;
+/* ---- the file: headers, identity, sections ------------------------------ */
 
-	if (elf_getphdrnum(e, &n) < 0)
-		return lp_err_set(err, LP_EPARSE, "elf: '%s': %s", f->path,
-				  elf_errmsg(-1));
-	f->segs = xcalloc(n, sizeof(*f->segs));
-	for (size_t i = 0; i < n; i++) {
-		GElf_Phdr ph;
+/* libelf wants its version set once before any other call. */
+static bool
+libelf_ready(void)
+{
+	static int ready;	/* 0 unknown, 1 ok, -1 failed */
+
+	if (!ready)
+		ready = elf_version(EV_CURRENT) == EV_NONE ? -1 : 1;
+	return ready > 0;
+}
+
+/* .eh_frame of a file without a usable .eh_frame_hdr: the search table
+ * is built here (libelf, for the section headers).  Rare: static
+ * non-PIE executables. */
+static void
+eh_frame_from_sections(struct elf_file *f, int fd)
+{
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	Elf *e;
+
+	if (!libelf_ready())
+		return;
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e)
+		return;
+	if (elf_getshdrstrndx(e, &shstrndx) < 0)
+		goto out;
+	while ((scn = elf_nextscn(e, scn))) {
+		const char *name;
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type == SHT_NOBITS)
+			continue;
+		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!name || strcmp(name, ".eh_frame"))
+			continue;
+		d = elf_rawdata(scn, NULL);
+		if (d && d->d_buf)
+			build_fde_table(f, d->d_buf, d->d_size, sh.sh_addr);
+		break;
+	}
+out:
+	elf_end(e);
+}
+
+/*
+ * ELF header and program headers, read with pread (no libelf: this runs
+ * for every mapped file when a target is indexed).  Keeps the PT_LOADs,
+ * their span, PT_DYNAMIC's place and the .eh_frame_hdr table; want_eh
+ * false skips the unwind tables (debug files have none).
+ */
+static int
+read_headers(struct elf_file *f, int fd, uint64_t fsize, bool want_eh,
+	     struct lp_err *err)
+{
+	unsigned char buf[4096];
+	GElf_Phdr *ph = NULL;
+	bool have_lo = false;
+	Elf64_Ehdr eh;
+	size_t phnum;
+	uint64_t phbytes;
+	ssize_t n;
+	int rc = 0;
+
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n < SELFMAG || memcmp(buf, ELFMAG, SELFMAG))
+		return lp_err_set(err, LP_EPARSE, "elf: '%s' is not an ELF "
+				  "file", f->path);
+	if (n >= (ssize_t)sizeof(eh))
+		memcpy(&eh, buf, sizeof(eh));
+	if (n < (ssize_t)sizeof(eh) || buf[EI_CLASS] != ELFCLASS64 ||
+	    buf[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
+		return lp_err_set(err, LP_EPARSE, "elf: '%s' is not an x86-64 "
+				  "ELF64 file", f->path);
+	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN)
+		return lp_err_set(err, LP_EPARSE, "elf: '%s' is not an "
+				  "executable or shared object", f->path);
+	f->e_type = eh.e_type;
+	phnum = eh.e_phnum;
+	if (phnum == PN_XNUM) {		/* the count is in section 0 */
+		Elf64_Shdr sh0;
+
+		if (eh.e_shoff > fsize || fsize - eh.e_shoff < sizeof(sh0) ||
+		    pread(fd, &sh0, sizeof(sh0), (off_t)eh.e_shoff) !=
+		    (ssize_t)sizeof(sh0))
+			return lp_err_set(err, LP_EPARSE, "elf: '%s': bad "
+					  "section header 0", f->path);
+		phnum = sh0.sh_info;
+	}
+	phbytes = (uint64_t)phnum * sizeof(*ph);
+	if (eh.e_phentsize != sizeof(*ph) || !phnum || phnum > MAX_PHDRS ||
+	    eh.e_phoff > fsize || phbytes > fsize - eh.e_phoff)
+		return lp_err_set(err, LP_EPARSE, "elf: '%s': program headers "
+				  "missing or past the end of the file",
+				  f->path);
+	ph = xmalloc(phbytes);
+	if (eh.e_phoff + phbytes <= (uint64_t)n)
+		memcpy(ph, buf + eh.e_phoff, phbytes);
+	else if (pread(fd, ph, phbytes, (off_t)eh.e_phoff) != (ssize_t)phbytes)
+		rc = lp_err_sys(err, LP_EIO, "elf: read '%s'", f->path);
+	if (rc < 0)
+		goto out;
+	f->segs = xcalloc(phnum, sizeof(*f->segs));
+	for (size_t i = 0; i < phnum; i++) {
 		struct elf_load_seg *s;
 
-		if (!gelf_getphdr(e, (int)i, &ph))
-			continue;
-		if (ph.p_type == PT_GNU_EH_FRAME) {
-			read_eh_frame_hdr(f, fd, &ph);
+		if (ph[i].p_type == PT_GNU_EH_FRAME && want_eh) {
+			read_eh_frame_hdr(f, fd, &ph[i]);
 			continue;
 		}
-		if (ph.p_type != PT_LOAD)
+		if (ph[i].p_type == PT_DYNAMIC) {
+			f->dyn_offset = ph[i].p_offset;
+			f->dyn_filesz = ph[i].p_filesz;
+			continue;
+		}
+		if (ph[i].p_type != PT_LOAD)
 			continue;
 		s = &f->segs[f->nsegs++];
-		s->vaddr = ph.p_vaddr;
-		s->memsz = ph.p_memsz;
-		s->offset = ph.p_offset;
-		s->filesz = ph.p_filesz;
-		s->flags = ph.p_flags;
-		if (!have_lo || ph.p_vaddr < f->lo_vaddr)
-			f->lo_vaddr = ph.p_vaddr;
-		if (ph.p_vaddr + ph.p_memsz > f->hi_vaddr)
-			f->hi_vaddr = ph.p_vaddr + ph.p_memsz;
+		s->vaddr = ph[i].p_vaddr;
+		s->memsz = ph[i].p_memsz;
+		s->offset = ph[i].p_offset;
+		s->filesz = ph[i].p_filesz;
+		s->flags = ph[i].p_flags;
+		if (!have_lo || s->vaddr < f->lo_vaddr)
+			f->lo_vaddr = s->vaddr;
+		if (s->vaddr + s->memsz > f->hi_vaddr)
+			f->hi_vaddr = s->vaddr + s->memsz;
 		have_lo = true;
 	}
-	if (!f->nsegs)
-		return lp_err_set(err, LP_EPARSE,
-				  "elf: '%s' has no loadable segment", f->path);
-	return 0;
+	if (!f->nsegs) {
+		rc = lp_err_set(err, LP_EPARSE, "elf: '%s' has no loadable "
+				"segment", f->path);
+		goto out;
+	}
+	if (want_eh && !f->eh_fde_count)
+		eh_frame_from_sections(f, fd);
+out:
+	free(ph);
+	return rc;
+}
+
+/*
+ * Open f's file again for a part loaded later.  It must be the same file
+ * (device and inode), else -LP_EIO: a path under /proc/PID/root may name
+ * another file by now (an upgrade).  Returns the descriptor.
+ */
+static int
+reopen(const struct elf_file *f, struct lp_err *err)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EIO),
+				  "elf: open '%s'", f->path);
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_dev != f->dev ||
+	    (uint64_t)st.st_ino != f->ino) {
+		close(fd);
+		return lp_err_set(err, LP_EIO, "elf: '%s' was replaced since "
+				  "it was indexed", f->path);
+	}
+	return fd;
 }
 
 static void
@@ -540,7 +759,7 @@ read_debuglink(struct elf_file *f, Elf_Scn *scn)
 	const char *name;
 	size_t len, crc_off;
 
-	if (!d || d->d_size < 8)
+	if (!d || !d->d_buf || d->d_size < 8)
 		return;
 	name = d->d_buf;
 	len = strnlen(name, d->d_size);
@@ -550,77 +769,6 @@ read_debuglink(struct elf_file *f, Elf_Scn *scn)
 		return;
 	f->debuglink = xstrndup(name, len);
 	memcpy(&f->debuglink_crc, (const char *)d->d_buf + crc_off, 4);
-}
-
-static int
-load_sections(struct elf_file *f, Elf *e)
-{
-	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL, *eh = NULL;
-	GElf_Shdr dyn_sh, tab_sh, eh_sh = { 0 };
-	Elf_Data *versym = NULL;
-	size_t shstrndx;
-
-	if (elf_getshdrstrndx(e, &shstrndx) < 0)
-		return 0;	/* no section headers: PT_* only */
-	while ((scn = elf_nextscn(e, scn))) {
-		GElf_Shdr sh;
-		const char *name;
-
-		if (!gelf_getshdr(scn, &sh))
-			continue;
-		name = elf_strptr(e, shstrndx, sh.sh_name);
-		switch (sh.sh_type) {
-		case SHT_DYNSYM:
-			dynsym = scn;
-			dyn_sh = sh;
-			break;
-		case SHT_SYMTAB:
-			symtab = scn;
-			tab_sh = sh;
-			break;
-		case SHT_GNU_versym:
-			versym = elf_getdata(scn, NULL);
-			break;
-		case SHT_NOTE:
-			if (!f->build_id[0]) {
-				Elf_Data *d = elf_getdata(scn, NULL);
-
-				if (d)
-					read_build_id(d, f->build_id);
-			}
-			break;
-		default:
-			break;
-		}
-		if (!name)
-			continue;
-		if (!strcmp(name, ".text")) {
-			f->text_vaddr = sh.sh_addr;
-			f->text_size = sh.sh_size;
-			f->text_offset = sh.sh_offset;
-		} else if (!strcmp(name, ".gnu_debuglink") &&
-			   sh.sh_type == SHT_PROGBITS) {
-			read_debuglink(f, scn);
-		} else if (!strcmp(name, ".eh_frame") &&
-			   sh.sh_type != SHT_NOBITS) {
-			eh = scn;
-			eh_sh = sh;
-		}
-	}
-	if (eh && !f->eh_fde_count) {
-		Elf_Data *d = elf_rawdata(eh, NULL);
-
-		if (d && d->d_buf)
-			build_fde_table(f, d->d_buf, d->d_size,
-					eh_sh.sh_addr);
-	}
-	if (dynsym)
-		load_table(e, dynsym, &dyn_sh, versym, false, &f->dyn,
-			   &f->ndyn, &f->dynstr, &f->dynstr_len);
-	if (symtab)
-		load_table(e, symtab, &tab_sh, NULL, true, &f->tab, &f->ntab,
-			   &f->tabstr, &f->tabstr_len);
-	return 0;
 }
 
 /* Build-id from PT_NOTE when the file has no section headers. */
@@ -645,20 +793,214 @@ build_id_from_phdrs(struct elf_file *f, Elf *e)
 }
 
 /*
- * Open and index an ELF64 x86-64 executable or shared object.  Other
- * files (fonts, locale archives, devices) are rejected after one read of
- * the magic.  The returned file owns all its memory and no descriptor;
- * free it with elf__free().  NULL with err filled (LP_EPARSE, LP_EPERM,
- * LP_EIO) on failure.
+ * One walk of the section headers loads the parts of `want` among
+ * ELF_L_META, ELF_L_DYN and ELF_L_TAB (META comes with the others).
  */
-struct elf_file *
-elf__open(const char *path, struct lp_err *err)
+static int
+load_sections(struct elf_file *f, unsigned want, struct lp_err *err)
 {
-	unsigned char magic[SELFMAG];
+	Elf_Scn *scn = NULL, *dynsym = NULL, *symtab = NULL;
+	GElf_Shdr dyn_sh, tab_sh;
+	Elf_Data *versym = NULL;
+	bool meta = !(f->loaded & ELF_L_META);
+	bool *alloc = NULL;	/* SHF_ALLOC of each section */
+	size_t shstrndx, nalloc = 0;
+	Elf *e;
+	int fd, rc = 0;
+
+	fd = reopen(f, err);
+	if (fd < 0)
+		return fd;
+	if (!libelf_ready()) {
+		rc = lp_err_set(err, LP_EPARSE, "elf: libelf: %s",
+				elf_errmsg(-1));
+		goto out_fd;
+	}
+	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!e) {
+		rc = lp_err_set(err, LP_EPARSE, "elf: '%s': %s", f->path,
+				elf_errmsg(-1));
+		goto out_fd;
+	}
+	if (elf_getshdrstrndx(e, &shstrndx) < 0 ||
+	    elf_getshdrnum(e, &nalloc) < 0)
+		goto out_meta;	/* no section headers: PT_* only */
+	alloc = xcalloc(nalloc ? nalloc : 1, sizeof(*alloc));
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		size_t ndx;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		ndx = elf_ndxscn(scn);
+		if (ndx < nalloc)
+			alloc[ndx] = (sh.sh_flags & SHF_ALLOC) != 0;
+		switch (sh.sh_type) {
+		case SHT_DYNSYM:
+			dynsym = scn;
+			dyn_sh = sh;
+			break;
+		case SHT_SYMTAB:
+			symtab = scn;
+			tab_sh = sh;
+			break;
+		case SHT_GNU_versym:
+			if (want & ELF_L_DYN)
+				versym = elf_getdata(scn, NULL);
+			break;
+		case SHT_NOTE:
+			if (meta && !f->build_id[0]) {
+				Elf_Data *d = elf_getdata(scn, NULL);
+
+				if (d)
+					read_build_id(d, f->build_id);
+			}
+			break;
+		default:
+			break;
+		}
+		if (!meta)
+			continue;
+		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!name)
+			continue;
+		if (!strcmp(name, ".text")) {
+			f->text_vaddr = sh.sh_addr;
+			f->text_size = sh.sh_size;
+			f->text_offset = sh.sh_offset;
+		} else if (!strcmp(name, ".gnu_debuglink") &&
+			   sh.sh_type == SHT_PROGBITS && !f->debuglink) {
+			read_debuglink(f, scn);
+		}
+	}
+	if (dynsym && (want & ELF_L_DYN))
+		load_table(e, dynsym, &dyn_sh, versym, alloc, nalloc, false,
+			   &f->dyn, &f->ndyn, &f->dynstr, &f->dynstr_len);
+	if (symtab && (want & ELF_L_TAB))
+		load_table(e, symtab, &tab_sh, NULL, alloc, nalloc, true,
+			   &f->tab, &f->ntab, &f->tabstr, &f->tabstr_len);
+	free(alloc);
+out_meta:
+	if (meta && !f->build_id[0])
+		build_id_from_phdrs(f, e);
+	elf_end(e);
+out_fd:
+	close(fd);
+	return rc;
+}
+
+/*
+ * GNU hash of a name, as ld.so computes it for DT_GNU_HASH.
+ */
+static uint32_t
+gnu_hash(const char *name)
+{
+	uint32_t h = 5381;
+
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = h * 33 + *p;
+	return h;
+}
+
+/* File offset of link-time address vaddr (inside a PT_LOAD's file
+ * part, len bytes), or -1. */
+static int64_t
+vaddr_offset(const struct elf_file *f, uint64_t vaddr, uint64_t len)
+{
+	for (size_t i = 0; i < f->nsegs; i++) {
+		const struct elf_load_seg *s = &f->segs[i];
+
+		if (vaddr >= s->vaddr && vaddr - s->vaddr <= s->filesz &&
+		    len <= s->filesz - (vaddr - s->vaddr))
+			return (int64_t)(s->offset + (vaddr - s->vaddr));
+	}
+	return -1;
+}
+
+/*
+ * The bloom filter of DT_GNU_HASH: nbuckets, symoffset, bloom_size,
+ * bloom_shift, then bloom_size 64-bit words.  Every symbol the table
+ * holds (all the defined dynamic ones) sets two bits of one word, so a
+ * name missing either bit is not defined here.  Anything unexpected
+ * leaves no filter: no filter never rejects.
+ */
+static void
+load_bloom(struct elf_file *f)
+{
+	GElf_Dyn *dyn = NULL;
+	uint32_t hdr[4];
+	uint64_t gnu_hash_vaddr = 0, bytes;
+	size_t n;
+	int64_t off;
+	int fd;
+
+	if (f->dyn_filesz < sizeof(*dyn) || f->dyn_filesz > MAX_DYNAMIC)
+		return;
+	fd = reopen(f, NULL);
+	if (fd < 0)
+		return;
+	n = f->dyn_filesz / sizeof(*dyn);
+	if (!n)
+		goto out;
+	dyn = xmalloc(n * sizeof(*dyn));
+	if (pread(fd, dyn, n * sizeof(*dyn), (off_t)f->dyn_offset) !=
+	    (ssize_t)(n * sizeof(*dyn)))
+		goto out;
+	for (size_t i = 0; i < n && dyn[i].d_tag != DT_NULL; i++)
+		if (dyn[i].d_tag == DT_GNU_HASH)
+			gnu_hash_vaddr = dyn[i].d_un.d_ptr;
+	if (!gnu_hash_vaddr)
+		goto out;
+	off = vaddr_offset(f, gnu_hash_vaddr, sizeof(hdr));
+	if (off < 0 || pread(fd, hdr, sizeof(hdr), off) != sizeof(hdr))
+		goto out;
+	/* ld.so masks the word index with bloom_size - 1 */
+	if (!hdr[0] || !hdr[2] || hdr[2] > MAX_BLOOM_WORDS ||
+	    (hdr[2] & (hdr[2] - 1)) || hdr[3] >= 64)
+		goto out;
+	bytes = (uint64_t)hdr[2] * sizeof(uint64_t);
+	off = vaddr_offset(f, gnu_hash_vaddr + sizeof(hdr), bytes);
+	if (off < 0)
+		goto out;
+	f->bloom = xmalloc(bytes);
+	if (pread(fd, f->bloom, bytes, off) != (ssize_t)bytes) {
+		free(f->bloom);
+		f->bloom = NULL;
+		goto out;
+	}
+	f->bloom_words = hdr[2];
+	f->bloom_shift = hdr[3];
+out:
+	free(dyn);
+	close(fd);
+}
+
+/* False only when f's bloom filter proves name is not in its .dynsym. */
+bool
+elf__may_define(struct elf_file *f, const char *name)
+{
+	uint32_t h;
+	uint64_t word, mask;
+
+	elf__load(f, ELF_L_BLOOM, NULL);
+	if (!f->bloom_words)
+		return true;
+	h = gnu_hash(name);
+	word = f->bloom[(h / 64) & (f->bloom_words - 1)];
+	mask = (1ULL << (h % 64)) | (1ULL << ((h >> f->bloom_shift) % 64));
+	return (word & mask) == mask;
+}
+
+/* Open flags of open_file(). */
+#define OPEN_NO_EH	1	/* skip the unwind tables (debug files) */
+
+static struct elf_file *
+open_file(const char *path, uint64_t ino, const char *debug_root,
+	  int flags, struct lp_err *err)
+{
 	struct elf_file *f = NULL;
-	GElf_Ehdr eh;
 	struct stat st;
-	Elf *e = NULL;
 	int fd;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -672,48 +1014,94 @@ elf__open(const char *path, struct lp_err *err)
 			   path);
 		goto out;
 	}
-	if (pread(fd, magic, SELFMAG, 0) != SELFMAG ||
-	    memcmp(magic, ELFMAG, SELFMAG)) {
-		lp_err_set(err, LP_EPARSE, "elf: '%s' is not an ELF file",
-			   path);
-		goto out;
-	}
-	if (elf_version(EV_CURRENT) == EV_NONE) {
-		lp_err_set(err, LP_EPARSE, "elf: libelf: %s", elf_errmsg(-1));
-		goto out;
-	}
-	e = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	if (!e || !gelf_getehdr(e, &eh)) {
-		lp_err_set(err, LP_EPARSE, "elf: '%s': %s", path,
-			   elf_errmsg(-1));
-		goto out;
-	}
-	if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != EM_X86_64) {
-		lp_err_set(err, LP_EPARSE, "elf: '%s' is not an x86-64 ELF64 "
-			   "file", path);
-		goto out;
-	}
-	if (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) {
-		lp_err_set(err, LP_EPARSE, "elf: '%s' is not an executable or "
-			   "shared object", path);
+	if (ino && (uint64_t)st.st_ino != ino) {
+		lp_err_set(err, LP_EINVAL, "elf: '%s' is not the mapped file "
+			   "(inode %" PRIu64 ", not %" PRIu64 ")", path,
+			   (uint64_t)st.st_ino, ino);
 		goto out;
 	}
 	f = xcalloc(1, sizeof(*f));
 	f->path = xstrdup(path);
-	f->e_type = eh.e_type;
-	if (load_phdrs(f, e, fd, err) < 0 || load_sections(f, e) < 0) {
+	f->dev = (uint64_t)st.st_dev;
+	f->ino = (uint64_t)st.st_ino;
+	if (debug_root)
+		f->debug_root = xstrdup(debug_root);
+	if (read_headers(f, fd, (uint64_t)st.st_size, !(flags & OPEN_NO_EH),
+			 err) < 0) {
 		elf__free(f);
 		f = NULL;
-		goto out;
 	}
-	if (!f->build_id[0])
-		build_id_from_phdrs(f, e);
-	build_by_addr(f);
 out:
-	if (e)
-		elf_end(e);
 	close(fd);
 	return f;
+}
+
+/*
+ * Open an ELF64 x86-64 executable or shared object, reading its program
+ * headers only.  Other files (fonts, locale archives, devices) are
+ * rejected after one read of the magic.  The returned file owns all its
+ * memory and no descriptor: later parts reopen the path, and are refused
+ * if it names another file by then.  Free it with elf__free().  NULL with
+ * err filled (LP_EPARSE, LP_EPERM, LP_EIO, LP_EINVAL) on failure.
+ */
+struct elf_file *
+elf__open_lazy(const char *path, uint64_t ino, const char *debug_root,
+	       struct lp_err *err)
+{
+	return open_file(path, ino, debug_root, 0, err);
+}
+
+/* Open and load .dynsym, .symtab and the by-address index at once. */
+struct elf_file *
+elf__open(const char *path, struct lp_err *err)
+{
+	struct elf_file *f = open_file(path, 0, NULL, 0, err);
+
+	if (f && elf__load(f, ELF_L_ADDR, err) < 0) {
+		elf__free(f);
+		f = NULL;
+	}
+	return f;
+}
+
+static void load_debug(struct elf_file *f, const char *root);
+
+/*
+ * Load the parts of `what` (ELF_L_*) not tried yet, with what they
+ * need: the by-address index needs both tables, a table the section
+ * walk that also reads the build-id and debuglink, and .symtab the
+ * debug file when f has a debug_root.  A part tried is never retried,
+ * even when it failed (its tables stay empty).  0 or the first error.
+ */
+int
+elf__load(struct elf_file *f, unsigned what, struct lp_err *err)
+{
+	unsigned secs;
+	int rc = 0;
+
+	if (what & ELF_L_ADDR)
+		what |= ELF_L_DYN | ELF_L_TAB;
+	if (what & (ELF_L_DYN | ELF_L_TAB))
+		what |= ELF_L_META;
+	what &= ~f->loaded;
+	if (!what)
+		return 0;
+	secs = what & (ELF_L_META | ELF_L_DYN | ELF_L_TAB);
+	if (secs) {
+		rc = load_sections(f, secs, err);
+		f->loaded |= secs;
+	}
+	if ((what & ELF_L_TAB) && f->debug_root)
+		load_debug(f, f->debug_root);
+	if (what & ELF_L_BLOOM) {
+		load_bloom(f);
+		f->loaded |= ELF_L_BLOOM;
+	}
+	if (what & ELF_L_ADDR) {
+		build_by_addr(f);
+		f->loaded |= ELF_L_ADDR;
+	}
+	return rc;
 }
 
 /* Free f and everything it owns.  NULL is a no-op. */
@@ -723,11 +1111,13 @@ elf__free(struct elf_file *f)
 	if (!f)
 		return;
 	free(f->path);
+	free(f->debug_root);
 	free(f->segs);
 	free(f->dyn);
 	free(f->tab);
 	free(f->dynstr);
 	free(f->tabstr);
+	free(f->bloom);
 	free(f->by_addr);
 	free(f->debuglink);
 	free(f->eh_local);
@@ -737,16 +1127,21 @@ elf__free(struct elf_file *f)
 /*
  * Defined symbol `name` in one table; *out points into f.  Among
  * duplicates (versions, local copies), prefers a default-version global.
+ * A .dynsym lookup the bloom filter rejects loads nothing more.
  */
 int
-elf__lookup_table(const struct elf_file *f, const char *name, bool symtab,
+elf__lookup_table(struct elf_file *f, const char *name, bool symtab,
 		  const struct elf_sym **out)
 {
-	const struct elf_sym *syms = symtab ? f->tab : f->dyn;
-	size_t n = symtab ? f->ntab : f->ndyn;
-	const struct elf_sym *best = NULL;
+	const struct elf_sym *syms, *best = NULL;
 	int best_rank = 99;
+	size_t n;
 
+	if (!symtab && !elf__may_define(f, name))
+		return -LP_ENOSYM;
+	elf__load(f, symtab ? ELF_L_TAB : ELF_L_DYN, NULL);
+	syms = symtab ? f->tab : f->dyn;
+	n = symtab ? f->ntab : f->ndyn;
 	for (size_t i = 0; i < n; i++) {
 		int rank;
 
@@ -769,8 +1164,7 @@ elf__lookup_table(const struct elf_file *f, const char *name, bool symtab,
 
 /* .dynsym, then .symtab (including a merged debug file). */
 int
-elf__lookup(const struct elf_file *f, const char *name,
-	    const struct elf_sym **out)
+elf__lookup(struct elf_file *f, const char *name, const struct elf_sym **out)
 {
 	if (elf__lookup_table(f, name, false, out) == 0)
 		return 0;
@@ -784,13 +1178,17 @@ elf__lookup(const struct elf_file *f, const char *name,
 /*
  * The symbol whose [st_value, st_value + st_size) holds link-time address
  * vaddr, by binary search of by_addr; NULL when none does (never the
- * nearest symbol below).  Points into f.
+ * nearest symbol below).  Points into f.  Loads both tables (and a
+ * debug file) and the index on first use.
  */
 const struct elf_sym *
-elf__find_addr(const struct elf_file *f, uint64_t vaddr)
+elf__find_addr(struct elf_file *f, uint64_t vaddr)
 {
-	size_t lo = 0, hi = f->nby_addr;
+	size_t lo, hi;
 
+	elf__load(f, ELF_L_ADDR, NULL);
+	lo = 0;
+	hi = f->nby_addr;
 	/* first entry with value > vaddr */
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -857,33 +1255,24 @@ elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
 
 /*
  * Read len file bytes at link-time address vaddr (inside one PT_LOAD's
- * file part) into buf; the file is opened for the occasion.
+ * file part) into buf; the file is opened for the occasion, and must
+ * still be the one indexed.
  */
 int
 elf__read(const struct elf_file *f, uint64_t vaddr, void *buf, size_t len,
 	  struct lp_err *err)
 {
-	const struct elf_load_seg *seg = NULL;
+	int64_t off = vaddr_offset(f, vaddr, len);
 	ssize_t n;
 	int fd;
 
-	for (size_t i = 0; i < f->nsegs; i++) {
-		const struct elf_load_seg *s = &f->segs[i];
-
-		if (vaddr >= s->vaddr && vaddr - s->vaddr <= s->filesz &&
-		    len <= s->filesz - (vaddr - s->vaddr)) {
-			seg = s;
-			break;
-		}
-	}
-	if (!seg)
+	if (off < 0)
 		return lp_err_set(err, LP_EFAULT, "elf: '%s': no file bytes "
 				  "at 0x%" PRIx64 "+%zu", f->path, vaddr, len);
-	fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	fd = reopen(f, err);
 	if (fd < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EIO),
-				  "elf: open '%s'", f->path);
-	n = pread(fd, buf, len, (off_t)(seg->offset + (vaddr - seg->vaddr)));
+		return fd;
+	n = pread(fd, buf, len, (off_t)off);
 	if (n < 0 || (size_t)n != len) {
 		if (n >= 0)
 			errno = EIO;
@@ -925,7 +1314,8 @@ file_crc32(const char *path, uint32_t *out)
 	return 0;
 }
 
-/* Try one candidate debug file; merge its .symtab when it matches. */
+/* Try one candidate debug file; merge its .symtab when it matches.
+ * Only its program headers, notes and .symtab are read. */
 static bool
 try_debug_file(struct elf_file *f, const char *cand, bool by_link)
 {
@@ -935,9 +1325,10 @@ try_debug_file(struct elf_file *f, const char *cand, bool by_link)
 
 	if (access(cand, R_OK) < 0 || !strcmp(cand, f->path))
 		return false;
-	d = elf__open(cand, NULL);
+	d = open_file(cand, 0, NULL, OPEN_NO_EH, NULL);
 	if (!d)
 		return false;
+	elf__load(d, ELF_L_TAB, NULL);
 	if (f->build_id[0] && d->build_id[0])
 		ok = !strcmp(f->build_id, d->build_id);
 	else if (by_link)
@@ -955,7 +1346,8 @@ try_debug_file(struct elf_file *f, const char *cand, bool by_link)
 		d->tabstr = NULL;
 		d->ntab = 0;
 		f->has_debug = true;
-		build_by_addr(f);
+		if (f->loaded & ELF_L_ADDR)
+			build_by_addr(f);
 	}
 	elf__free(d);
 	return ok && f->has_debug;
@@ -986,19 +1378,18 @@ try_debugf(struct elf_file *f, bool by_link, const char *fmt, ...)
  * /usr/lib/debug/.build-id/xx/rest.debug, then the .gnu_debuglink name
  * beside the file, in its .debug/ directory, and under /usr/lib/debug/
  * followed by the file's directory.  A match needs the same build-id
- * (or, without one, the debuglink CRC).
+ * (or, without one, the debuglink CRC).  f's build-id and debuglink are
+ * loaded (ELF_L_META).
  */
-void
-elf__load_debug(struct elf_file *f, const char *root)
+static void
+load_debug(struct elf_file *f, const char *root)
 {
 	const char *inner, *slash;
 	size_t rlen;
 	int dlen;
 
-	if (!f || f->has_debug)
+	if (f->has_debug)
 		return;
-	if (!root)
-		root = "";
 	rlen = strlen(root);
 	if (strlen(f->build_id) > 2 &&
 	    try_debugf(f, false, "%s/usr/lib/debug/.build-id/%.2s/%s.debug",
@@ -1022,4 +1413,15 @@ elf__load_debug(struct elf_file *f, const char *root)
 		return;
 	try_debugf(f, true, "%s/usr/lib/debug%.*s/%s", root, dlen, inner,
 		   f->debuglink);
+}
+
+/* Load f's own .symtab, then look for a debug file under root (NULL:
+ * ""); see load_debug(). */
+void
+elf__load_debug(struct elf_file *f, const char *root)
+{
+	if (!f)
+		return;
+	elf__load(f, ELF_L_TAB, NULL);
+	load_debug(f, root ? root : "");
 }

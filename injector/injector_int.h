@@ -6,7 +6,8 @@
 #include <sys/user.h>
 
 /* ---- elfsym.c --------------------------------------------------------
- * Symbol tables of one ELF file, loaded with libelf.
+ * Symbol tables of one ELF file, loaded with libelf, part by part on
+ * first need (a target maps ~50 files, and most are never asked about).
  */
 struct elf_sym {
 	uint64_t value;		/* st_value (link-time address) */
@@ -23,16 +24,37 @@ struct elf_load_seg {		/* one PT_LOAD */
 	uint32_t flags;		/* PF_R | PF_W | PF_X */
 };
 
+/*
+ * Parts of an elf_file loaded on demand (elf__load).  The program
+ * headers (PT_LOADs, span, unwind tables) are always there.
+ */
+enum {
+	ELF_L_BLOOM = 1 << 0,	/* DT_GNU_HASH bloom filter of .dynsym */
+	ELF_L_META = 1 << 1,	/* build-id, .gnu_debuglink, .text */
+	ELF_L_DYN = 1 << 2,	/* .dynsym (and META) */
+	ELF_L_TAB = 1 << 3,	/* .symtab, or a debug file's (and META) */
+	ELF_L_ADDR = 1 << 4,	/* by_addr (and DYN, TAB) */
+};
+
 struct elf_file {
 	char *path;		/* path opened (may be via /proc/PID/root) */
+	uint64_t dev, ino;	/* identity of that file when first opened */
+	char *debug_root;	/* where ELF_L_TAB looks for a debug file
+				 * ("" our namespace), NULL: never */
+	unsigned loaded;	/* ELF_L_* parts tried (loaded or failed) */
 	uint16_t e_type;	/* ET_EXEC or ET_DYN */
 	struct elf_load_seg *segs;
 	size_t nsegs;
+	uint64_t dyn_offset, dyn_filesz;	/* PT_DYNAMIC in the file */
 	/* by-name lookup: .dynsym entries first, then .symtab */
 	struct elf_sym *dyn, *tab;
 	size_t ndyn, ntab;
-	char *dynstr, *tabstr;	/* owned copies */
+	char *dynstr, *tabstr;	/* owned copies of the string tables */
 	size_t dynstr_len, tabstr_len;
+	/* DT_GNU_HASH bloom filter (ELF_L_BLOOM): a name it rejects is
+	 * not defined in .dynsym; bloom_words 0 when absent */
+	uint64_t *bloom;
+	uint32_t bloom_words, bloom_shift;
 	/* by-address: both tables merged, sorted by value (functions and
 	 * objects with size > 0) */
 	struct elf_sym **by_addr;
@@ -54,15 +76,29 @@ struct elf_file {
 	bool has_debug;		/* a separate debug file was merged */
 };
 
-/* Load an ELF file.  NULL with err filled when it is not a usable ELF. */
+/*
+ * Open an ELF file and read its program headers only (segments, span,
+ * unwind tables); the rest loads on first use.  ino, when non-zero, is
+ * the inode the file must have (else -LP_EINVAL).  debug_root is where
+ * a debug file is looked for when .symtab is needed (NULL: never).
+ * NULL with err filled when it is not a usable ELF.
+ */
+struct elf_file *elf__open_lazy(const char *path, uint64_t ino,
+				const char *debug_root, struct lp_err *err);
+/* elf__open_lazy() and load everything but a debug file at once. */
 struct elf_file *elf__open(const char *path, struct lp_err *err);
 void elf__free(struct elf_file *f);
+/* Load the ELF_L_* parts in `what` not tried yet.  A part that fails
+ * stays empty and is not tried again.  0 or the first error. */
+int elf__load(struct elf_file *f, unsigned what, struct lp_err *err);
+/* False when the DT_GNU_HASH bloom filter proves name is not defined in
+ * .dynsym (loads only the filter); true when it may be, or no filter. */
+bool elf__may_define(struct elf_file *f, const char *name);
 /* Look up by name: .dynsym then .symtab.  0 or -LP_ENOSYM. */
-int elf__lookup(const struct elf_file *f, const char *name,
+int elf__lookup(struct elf_file *f, const char *name,
 		const struct elf_sym **out);
 /* Symbol whose [value, value+size) holds vaddr, or NULL. */
-const struct elf_sym *elf__find_addr(const struct elf_file *f,
-				     uint64_t vaddr);
+const struct elf_sym *elf__find_addr(struct elf_file *f, uint64_t vaddr);
 const char *elf__sym_name(const struct elf_file *f, const struct elf_sym *s);
 /*
  * Load bias of a mapping of this file: the PT_LOAD holding file offset
@@ -76,8 +112,8 @@ int elf__bias(const struct elf_file *f, uint64_t map_start, uint64_t map_off,
 void elf__load_debug(struct elf_file *f, const char *root);
 /* Look up by name in one table only (.symtab when symtab, else .dynsym);
  * prefers the default version of a versioned name.  0 or -LP_ENOSYM. */
-int elf__lookup_table(const struct elf_file *f, const char *name,
-		      bool symtab, const struct elf_sym **out);
+int elf__lookup_table(struct elf_file *f, const char *name, bool symtab,
+		      const struct elf_sym **out);
 /* Read len bytes at link-time address vaddr from the file (through its
  * PT_LOAD), e.g. code to disassemble.  0 or -LP_EFAULT/-LP_EIO. */
 int elf__read(const struct elf_file *f, uint64_t vaddr, void *buf,

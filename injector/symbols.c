@@ -1,10 +1,10 @@
 /*
  * The modules of a target: /proc/PID/maps parsed and grouped by file,
- * each ELF file loaded once (through /proc/PID/root, or
- * /proc/PID/map_files when the file was deleted or replaced), its load
- * bias, and the symbol services built on them: lookup by name,
- * symbolization of addresses, and the `syscall` instruction used by
- * inj_syscall().
+ * each ELF file opened once (through /proc/PID/root, or
+ * /proc/PID/map_files when the file was deleted or replaced) and its
+ * tables loaded on first need, its load bias, and the symbol services
+ * built on them: lookup by name, symbolization of addresses, and the
+ * `syscall` instruction used by inj_syscall().
  */
 #include "injector/injector_int.h"
 
@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -179,7 +178,9 @@ ends_with(const char *s, const char *suffix)
 }
 
 /*
- * Load the ELF file behind a module.  Through /proc/PID/root first, so a
+ * Open the ELF file behind a module: its program headers only (load
+ * bias, span, unwind tables); symbol tables and debug files load on
+ * first lookup (elfsym.c).  Through /proc/PID/root first, so a
  * container's files are the ones opened, when that path still names the
  * mapped inode; otherwise (deleted, replaced by an upgrade, or not
  * reachable) through /proc/PID/map_files/START-END of one of its
@@ -191,22 +192,18 @@ load_module_elf(struct inj_target *t, const struct inj_module *mod,
 {
 	char path[PATH_MAX + 80];
 	struct elf_file *f = NULL;
-	struct stat st;
 	int n;
 
 	if (!mod->deleted) {
 		n = snprintf(path, sizeof(path), "%s%s", t->root, mod->path);
-		if (n > 0 && (size_t)n < sizeof(path) &&
-		    stat(path, &st) == 0 && st.st_ino == mod->inode)
-			f = elf__open(path, NULL);
+		if (n > 0 && (size_t)n < sizeof(path))
+			f = elf__open_lazy(path, mod->inode, t->root, NULL);
 	}
 	if (!f) {
 		snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64
 			 "-%" PRIx64, (int)t->pid, m->start, m->end);
-		f = elf__open(path, NULL);
+		f = elf__open_lazy(path, 0, t->root, NULL);
 	}
-	if (f)
-		elf__load_debug(f, t->root);
 	return f;
 }
 
@@ -231,8 +228,9 @@ struct mod_build {
  * Replace t->maps with maps (taking ownership) and rebuild t->mods from
  * them.  Mappings of one file (same dev, inode and path) form a module;
  * a second load of the same file starts a new one.  A module already
- * indexed keeps its loaded ELF (or its failure: a file that is not ELF
- * is not opened again); only new files are loaded.
+ * indexed keeps its ELF with every part loaded so far (or its failure: a
+ * file that is not ELF is not opened again); only new files are opened,
+ * and only their program headers are read.
  */
 void
 inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
@@ -358,6 +356,7 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
 
 /*
  * Re-read /proc/PID/maps and rebuild the module index (inj__index_maps).
+ * No symbol table is loaded here: lookups load what they need.
  * Returns 0, -LP_ENOPROC when the process is gone, or -LP_EPARSE.
  */
 int
@@ -440,7 +439,12 @@ module_matches(const struct inj_module *mod, const char *module)
 	return !module || !strncmp(mod->base, module, strlen(module));
 }
 
-/* .dynsym of every module in search order, then .symtab of every one. */
+/*
+ * .dynsym of every module in search order, then .symtab of every one.
+ * Each module's DT_GNU_HASH bloom filter rejects most names without
+ * loading its .dynsym; .symtabs (and debug files) are loaded only for a
+ * name no .dynsym defines.
+ */
 static struct inj_module *
 find_symbol(struct inj_target *t, const char *module, const char *name,
 	    const struct elf_sym **out)
@@ -514,7 +518,8 @@ inj_symbol_module(struct inj_target *t, const char *name)
  * Offsets printed after a module name ("libruby.so.3.1+0x1a2b3") are
  * addr - bias, i.e. the link-time virtual address that readelf, objdump
  * and addr2line use.  For a file that could not be loaded the bias is
- * taken from its lowest-offset mapping (start - offset).
+ * taken from its lowest-offset mapping (start - offset).  The first
+ * address of a module loads its tables, debug file and index.
  */
 void
 inj_symbolize(struct inj_target *t, uint64_t addr, char *buf, size_t len)
@@ -541,7 +546,8 @@ inj_symbolize(struct inj_target *t, uint64_t addr, char *buf, size_t len)
 }
 
 /* Whether addr lies within the st_size of a symbol `name` of the module
- * mapping addr (any alias of the function counts). */
+ * mapping addr (any alias of the function counts).  .dynsym first: its
+ * .symtab is loaded only when that does not settle it. */
 bool
 inj_addr_in_symbol(struct inj_target *t, uint64_t addr, const char *name)
 {
@@ -599,18 +605,20 @@ addr_executable(const struct inj_target *t, uint64_t addr)
  * Find a `syscall` instruction in libc's text (in the executable when it
  * is linked statically) at a real instruction boundary, preferably
  * followed by `ret`, and store its runtime address in t->syscall_insn.
- * The code is read from the file, never written.  0 or -LP_EINJECT.
+ * The code is read from the file, never written.  The functions are all
+ * in libc's .dynsym; that module's by-address index is built too (see
+ * below).  0 or -LP_EINJECT.
  */
 int
 inj__find_syscall(struct inj_target *t, struct lp_err *err)
 {
+	struct inj_module *mod;
 	uint64_t fallback = 0;
 
 	/* libc first, then any module (static executables) */
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t k = 0; k < t->nmods; k++) {
-			struct inj_module *mod = &t->mods[k];
-
+			mod = &t->mods[k];
 			if (!mod->elf || is_libc(mod) != (pass == 0))
 				continue;
 			for (size_t i = 0; i < sizeof(syscall_funcs) /
@@ -636,7 +644,7 @@ inj__find_syscall(struct inj_target *t, struct lp_err *err)
 				if ((size_t)off + 2 < s->size &&
 				    code[off + 2] == 0xc3) {
 					t->syscall_insn = fn + (uint64_t)off;
-					return 0;
+					goto found;
 				}
 				if (!fallback)
 					fallback = fn + (uint64_t)off;
@@ -650,5 +658,15 @@ inj__find_syscall(struct inj_target *t, struct lp_err *err)
 				  "found in the libc of process %d (is it "
 				  "linked against glibc?)", (int)t->pid);
 	t->syscall_insn = fallback;
+found:
+	/*
+	 * This runs before the thread is stopped (inj_prepare), and a
+	 * stopped thread is most often inside a libc syscall wrapper, whose
+	 * address the caller names while it holds the thread: build that
+	 * module's by-address index (.symtab, debug file) now, not then.
+	 */
+	mod = inj__module_at(t, t->syscall_insn);
+	if (mod && mod->elf)
+		elf__load(mod->elf, ELF_L_ADDR, NULL);
 	return 0;
 }

@@ -17,6 +17,7 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	const struct inj_procinfo *pi = inj_info(t);
 	uint64_t desc = 0;
 	const char *mod;
+	char rbmod[256];
 
 	memset(out, 0, sizeof(*out));
 	if (inj_lookup(t, NULL, "rb_eval_string", &out->eval_string,
@@ -27,17 +28,25 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 				  pi->comm);
 	mod = inj_symbol_module(t, "rb_eval_string");
 	snprintf(out->libruby, sizeof(out->libruby), "%s", mod ? mod : "?");
+	/* The rest lives in the same module (libruby.so or a static ruby):
+	 * looking only there keeps a miss from loading every other file's
+	 * .symtab. */
+	{
+		const char *b = strrchr(out->libruby, '/');
+
+		snprintf(rbmod, sizeof(rbmod), "%s", b ? b + 1 : out->libruby);
+	}
 
 	/* Ruby 3.3+: preregister + trigger (master removed register_one;
 	 * 3.3 keeps it as a wrapper).  Prefer the new API when present. */
-	if (inj_lookup(t, NULL, "rb_postponed_job_preregister",
+	if (inj_lookup(t, rbmod, "rb_postponed_job_preregister",
 		       &out->preregister, NULL) == 0 &&
-	    inj_lookup(t, NULL, "rb_postponed_job_trigger", &out->trigger,
+	    inj_lookup(t, rbmod, "rb_postponed_job_trigger", &out->trigger,
 		       NULL) == 0) {
 		out->api = "preregister+trigger";
 	} else {
 		out->preregister = out->trigger = 0;
-		if (inj_lookup(t, NULL, "rb_postponed_job_register_one",
+		if (inj_lookup(t, rbmod, "rb_postponed_job_register_one",
 			       &out->register_one, NULL) < 0)
 			return lp_err_set(err, LP_ENOTRUBY, "process %d (%s): "
 					  "this Ruby has neither "
@@ -48,7 +57,7 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 		out->api = "register_one";
 	}
 
-	if (inj_lookup(t, NULL, "ruby_description", &desc, NULL) == 0)
+	if (inj_lookup(t, rbmod, "ruby_description", &desc, NULL) == 0)
 		inj_read_string(t, desc, out->description,
 				sizeof(out->description), NULL);
 	if (!out->description[0])

@@ -19,6 +19,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gelf.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
@@ -351,7 +352,7 @@ test_elf_open_rejects_non_elf(void **state)
 /* ---- lookup by name ---------------------------------------------------- */
 
 static void
-check_known(const struct elf_file *f, const char *name)
+check_known(struct elf_file *f, const char *name)
 {
 	const struct elf_sym *s;
 
@@ -784,15 +785,25 @@ test_debug_installed_libc(void **state)
 	uint64_t addr;
 
 	(void)state;
+	/* indexing read its program headers only */
+	assert_int_equal(libc->elf->loaded, 0);
+	assert_false(libc->elf->has_debug);
+	assert_int_equal(libc->elf->ntab, 0);
+	assert_null(libc->elf->by_addr);
+	assert_int_equal(elf__load(libc->elf, ELF_L_META, NULL), 0);
 	assert_true(strlen(libc->elf->build_id) > 2);
+	assert_int_equal(libc->elf->ntab, 0);
 	snprintf(path, sizeof(path), "/usr/lib/debug/.build-id/%.2s/%s.debug",
 		 libc->elf->build_id, libc->elf->build_id + 2);
 	if (access(path, R_OK) == 0) {
-		/* libc6-dbg: internal functions get their names */
-		assert_true(libc->elf->has_debug);
-		assert_true(libc->elf->ntab > libc->elf->ndyn);
+		/* libc6-dbg: internal functions get their names; a name
+		 * no .dynsym has loads the .symtabs, debug files included */
 		assert_int_equal(inj_lookup(t, "libc.so", START_CALL_MAIN,
 					    &addr, NULL), 0);
+		assert_true(libc->elf->has_debug);
+		assert_true(libc->elf->loaded & ELF_L_TAB);
+		assert_int_equal(elf__load(libc->elf, ELF_L_DYN, NULL), 0);
+		assert_true(libc->elf->ntab > libc->elf->ndyn);
 		assert_int_equal(elf__lookup(libc->elf, START_CALL_MAIN, &s),
 				 0);
 		assert_int_equal(s->bind, STB_LOCAL);
@@ -806,10 +817,11 @@ test_debug_installed_libc(void **state)
 		assert_false(s->hidden);
 	} else {
 		/* Debian's libc has no .symtab of its own */
-		assert_false(libc->elf->has_debug);
-		assert_int_equal(libc->elf->ntab, 0);
 		assert_int_equal(inj_lookup(t, "libc.so", START_CALL_MAIN,
 					    &addr, NULL), -LP_ENOSYM);
+		assert_true(libc->elf->loaded & ELF_L_TAB);
+		assert_false(libc->elf->has_debug);
+		assert_int_equal(libc->elf->ntab, 0);
 	}
 	fake_free(t);
 }
@@ -927,7 +939,7 @@ check_child_path(const char *path, const char *fixture, bool exec,
 	assert_int_equal(mod->bias, exec ? 0 : known - KNOWN_ADDR);
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
-		if (!mod->elf->ntab && !strcmp(names[i], "main"))
+		if (!has_symtab && !strcmp(names[i], "main"))
 			continue;	/* not exported */
 		lp_err_clear(&err);
 		if (inj_lookup(t, fixture, names[i], &addr, &err) < 0)
@@ -1068,12 +1080,16 @@ test_refresh_keeps_loaded_files(void **state)
 	nmods = t->nmods;
 	assert_int_equal(inj_lookup(t, NULL, "lp_lib_func", &addr, NULL),
 			 -LP_ENOSYM);
+	assert_true(libc_elf->loaded & ELF_L_TAB);
 	fx_path(path, sizeof(path), "shared.so");
 	h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	assert_non_null(h);
 	assert_int_equal(inj_refresh_maps(t, NULL), 0);
-	/* the same libc index, one new module */
+	/* the same libc index with what it loaded, one new module that
+	 * loaded nothing yet */
 	assert_ptr_equal(module_named(t, "libc.so.6")->elf, libc_elf);
+	assert_true(libc_elf->loaded & ELF_L_TAB);
+	assert_int_equal(module_named(t, "shared.so")->elf->loaded, 0);
 	assert_int_equal(t->nmods, nmods + 1);
 	assert_int_equal(inj_lookup(t, NULL, "lp_lib_func", &addr, NULL), 0);
 	assert_int_equal(addr, (uint64_t)(uintptr_t)dlsym(h, "lp_lib_func"));
@@ -1226,6 +1242,425 @@ test_symbolize_edges(void **state)
 	fake_free(t);
 }
 
+/* ---- lazy loading ------------------------------------------------------ */
+
+static struct inj_module *
+module_prefixed(struct inj_target *t, const char *prefix)
+{
+	for (size_t i = 0; i < t->nmods; i++)
+		if (!strncmp(t->mods[i].base, prefix, strlen(prefix)))
+			return &t->mods[i];
+	fail_msg("no module %s*", prefix);
+	return NULL;
+}
+
+/* No module has any of the parts in `parts` loaded, but `except`. */
+static void
+assert_none_loaded(struct inj_target *t, unsigned parts,
+		   const struct inj_module *except)
+{
+	for (size_t i = 0; i < t->nmods; i++) {
+		const struct inj_module *mod = &t->mods[i];
+
+		if (!mod->elf || mod == except)
+			continue;
+		if (mod->elf->loaded & parts)
+			fail_msg("%s: parts 0x%x loaded", mod->base,
+				 mod->elf->loaded & parts);
+	}
+}
+
+/* A module whose .dynsym was loaded for names[] let them through its
+ * bloom filter: nothing else loads a .dynsym. */
+static void
+assert_dyn_only_if_maybe(struct inj_target *t, const char *const *names,
+			 size_t n, const struct inj_module *except)
+{
+	for (size_t i = 0; i < t->nmods; i++) {
+		struct inj_module *mod = &t->mods[i];
+		bool maybe = false;
+
+		if (!mod->elf || mod == except ||
+		    !(mod->elf->loaded & ELF_L_DYN))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			maybe |= elf__may_define(mod->elf, names[k]);
+		if (!maybe)
+			fail_msg("%s: .dynsym loaded though its bloom filter "
+				 "rejects every name asked", mod->base);
+	}
+}
+
+static void
+test_lazy_open_child(void **state)
+{
+	static const char *const asked[] = { "lp_outer", "getpid" };
+	struct lp_err err = { 0 };
+	struct inj_module *exe, *libc;
+	struct inj_target *t;
+	struct child c;
+	uint64_t addr, getpid_addr;
+	char buf[160];
+
+	(void)state;
+	child_start(&c, "pie");
+	t = inj_open(c.pid, &err);
+	if (!t)
+		fail_msg("inj_open: %s", err.msg);
+	exe = module_prefixed(t, "pie");
+	libc = module_prefixed(t, "libc.so");
+	/* opening read program headers only: no table, no debug file */
+	for (size_t i = 0; i < t->nmods; i++) {
+		const struct elf_file *f = t->mods[i].elf;
+
+		if (!f)
+			continue;
+		assert_int_equal(f->loaded, 0);
+		assert_true(f->nsegs > 0);
+		assert_int_equal(f->ndyn + f->ntab + f->nby_addr, 0);
+		assert_false(f->has_debug);
+	}
+	/* the unwinder's table is there already */
+	assert_true(libc->elf->eh_fde_count > 0);
+	assert_int_equal(exe->bias, child_sym(&c, "lp_known_func") -
+			 KNOWN_ADDR);
+
+	/* the executable comes first in search order: nothing else is
+	 * opened, and its .symtab is not needed */
+	assert_int_equal(inj_lookup(t, NULL, "lp_outer", &addr, &err), 0);
+	assert_int_equal(addr, child_sym(&c, "lp_outer"));
+	assert_true(exe->elf->loaded & ELF_L_DYN);
+	assert_false(exe->elf->loaded & ELF_L_TAB);
+	assert_none_loaded(t, ~0u, exe);
+
+	/* libc's .dynsym, and only the bloom filter of the others */
+	assert_int_equal(inj_lookup(t, NULL, "getpid", &getpid_addr, &err),
+			 0);
+	assert_true(libc->elf->loaded & ELF_L_DYN);
+	assert_true(libc->elf->bloom_words > 0);
+	assert_none_loaded(t, ELF_L_TAB | ELF_L_ADDR, NULL);
+	assert_dyn_only_if_maybe(t, asked, 2, exe);
+	assert_true(inj_addr_in_symbol(t, getpid_addr + 1, "getpid"));
+	assert_true(inj_addr_in_symbol(t, addr, "lp_outer"));
+	assert_none_loaded(t, ELF_L_TAB | ELF_L_ADDR, NULL);
+
+	/* by address: that module's .symtab (or debug file) and index */
+	inj_symbolize(t, getpid_addr + 1, buf, sizeof(buf));
+	assert_string_equal(buf, "getpid+0x1 (libc.so.6)");
+	assert_true(libc->elf->loaded & ELF_L_ADDR);
+	assert_true(libc->elf->loaded & ELF_L_TAB);
+	assert_none_loaded(t, ELF_L_TAB | ELF_L_ADDR, libc);
+
+	/* a name in no .dynsym: .symtabs in search order, the
+	 * executable's first */
+	assert_int_equal(inj_lookup(t, NULL, "lp_static_func", &addr, &err),
+			 0);
+	assert_int_equal(addr, child_sym(&c, "lp_static_func"));
+	assert_true(exe->elf->loaded & ELF_L_TAB);
+	for (size_t i = 0; i < t->nmods; i++) {
+		const struct inj_module *mod = &t->mods[i];
+
+		if (mod->elf && mod != exe && mod != libc)
+			assert_false(mod->elf->loaded & ELF_L_TAB);
+	}
+	/* a name defined nowhere: every .symtab was searched */
+	assert_int_equal(inj_lookup(t, NULL, "lp_absent", &addr, &err),
+			 -LP_ENOSYM);
+	for (size_t i = 0; i < t->nmods; i++)
+		if (t->mods[i].elf)
+			assert_true(t->mods[i].elf->loaded & ELF_L_TAB);
+	assert_false(exe->elf->loaded & ELF_L_ADDR);
+	inj_close(t);
+	child_stop(&c);
+}
+
+/* Every defined .dynsym name passes the file's bloom filter. */
+static void
+check_bloom_complete(struct elf_file *f)
+{
+	assert_int_equal(elf__load(f, ELF_L_DYN, NULL), 0);
+	for (size_t i = 0; i < f->ndyn; i++) {
+		const char *name = elf__sym_name(f, &f->dyn[i]);
+
+		if (!elf__may_define(f, name))
+			fail_msg("%s: bloom filter rejects '%s'", f->path,
+				 name);
+	}
+}
+
+static void
+test_bloom_filter(void **state)
+{
+	struct fixtures *fx = *state;
+	struct inj_target *t = self_target();
+	struct inj_module *libc = module_named(t, "libc.so.6");
+	const struct elf_sym *s;
+	int with_bloom = 0, rejected = 0;
+	char name[64];
+
+	check_bloom_complete(fx->pie);
+	check_bloom_complete(fx->shared);
+	check_bloom_complete(fx->stripped);
+	for (size_t i = 0; i < t->nmods; i++) {
+		if (!t->mods[i].elf)
+			continue;
+		check_bloom_complete(t->mods[i].elf);
+		with_bloom += t->mods[i].elf->bloom_words > 0;
+	}
+	assert_true(with_bloom >= 2);	/* libc and ld.so at least */
+	assert_true(libc->elf->bloom_words > 0);
+	/* it rejects most absent names (libc's filter lets ~10% through;
+	 * a broken one would let them all) */
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "lp_absent_%d", i);
+		rejected += !elf__may_define(libc->elf, name);
+		assert_int_equal(elf__lookup_table(libc->elf, name, false,
+						   &s), -LP_ENOSYM);
+	}
+	assert_true(rejected >= 150);
+	/* a static executable has no DT_GNU_HASH: nothing is rejected */
+	assert_true(elf__may_define(fx->stat, "lp_absent"));
+	assert_int_equal(fx->stat->bloom_words, 0);
+	fake_free(t);
+}
+
+/* A copy of fixture `name` in a new temporary file. */
+static void
+fx_copy(const char *name, char *tmp)
+{
+	char src[PATH_MAX + 64];
+	int fd;
+
+	fd = mkstemp(tmp);
+	assert_true(fd >= 0);
+	close(fd);
+	fx_path(src, sizeof(src), name);
+	copy_file(src, tmp);
+}
+
+static void
+patch_file(const char *path, uint64_t off, const void *bytes, size_t len)
+{
+	int fd = open(path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+/* File offset of the first section of type `type`, by libelf. */
+static uint64_t
+section_offset(const char *path, uint32_t type)
+{
+	Elf_Scn *scn = NULL;
+	uint64_t off = 0;
+	Elf *e;
+	int fd;
+
+	assert_true(elf_version(EV_CURRENT) != EV_NONE);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(e);
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == type) {
+			off = sh.sh_offset;
+			break;
+		}
+	}
+	elf_end(e);
+	close(fd);
+	assert_true(off > 0);
+	return off;
+}
+
+static void
+test_bloom_hostile_header(void **state)
+{
+	char tmp[] = "/tmp/lp-bloom-XXXXXX";
+	const struct elf_sym *s;
+	struct elf_file *f;
+	uint32_t v;
+	uint64_t off;
+
+	(void)state;
+	/* bloom_size not a power of two: the filter is not used, and
+	 * lookups still work */
+	fx_copy("shared.so", tmp);
+	off = section_offset(tmp, SHT_GNU_HASH);
+	v = 3;
+	patch_file(tmp, off + 8, &v, sizeof(v));
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	assert_true(elf__may_define(f, "lp_absent"));
+	assert_int_equal(f->bloom_words, 0);
+	assert_int_equal(elf__lookup(f, "lp_lib_func", &s), 0);
+	elf__free(f);
+	/* a huge bloom_size (past the end of the file) */
+	v = 1u << 30;
+	patch_file(tmp, off + 8, &v, sizeof(v));
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	assert_true(elf__may_define(f, "lp_absent"));
+	assert_int_equal(elf__lookup(f, "lp_lib_func", &s), 0);
+	elf__free(f);
+	/* a shift out of range */
+	v = 1;
+	patch_file(tmp, off + 8, &v, sizeof(v));
+	v = 200;
+	patch_file(tmp, off + 12, &v, sizeof(v));
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	assert_true(elf__may_define(f, "lp_absent"));
+	elf__free(f);
+	unlink(tmp);
+}
+
+static void
+check_open_refused(const char *path, const char *what)
+{
+	struct lp_err err = { 0 };
+
+	assert_null(elf__open_lazy(path, 0, NULL, &err));
+	assert_int_equal(err.code, LP_EPARSE);
+	if (!strstr(err.msg, what))
+		fail_msg("'%s' does not say '%s'", err.msg, what);
+}
+
+static void
+test_open_hostile_program_headers(void **state)
+{
+	char tmp[] = "/tmp/lp-phdr-XXXXXX";
+	struct elf_file *f, *ref;
+	Elf64_Ehdr eh;
+	uint16_t v16;
+	uint32_t v32;
+	uint64_t v64;
+	int fd;
+
+	(void)state;
+	fx_copy("pie", tmp);
+	fd = open(tmp, O_RDONLY);
+	assert_int_equal(read(fd, &eh, sizeof(eh)), sizeof(eh));
+	close(fd);
+	ref = fx_open("pie");
+
+	v16 = 32;	/* e_phentsize */
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phentsize), &v16, 2);
+	check_open_refused(tmp, "program headers");
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phentsize), &eh.e_phentsize,
+		   2);
+	v64 = 1ULL << 40;	/* e_phoff past the end */
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phoff), &v64, 8);
+	check_open_refused(tmp, "program headers");
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phoff), &eh.e_phoff, 8);
+	v16 = 0;	/* no program header */
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phnum), &v16, 2);
+	check_open_refused(tmp, "program headers");
+
+	/* PN_XNUM: the count is in section 0's sh_info */
+	v16 = PN_XNUM;
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_phnum), &v16, 2);
+	v32 = eh.e_phnum;
+	patch_file(tmp, eh.e_shoff + offsetof(Elf64_Shdr, sh_info), &v32, 4);
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	assert_int_equal(f->nsegs, ref->nsegs);
+	assert_int_equal(f->hi_vaddr, ref->hi_vaddr);
+	elf__free(f);
+	v32 = 100000;	/* ... too many */
+	patch_file(tmp, eh.e_shoff + offsetof(Elf64_Shdr, sh_info), &v32, 4);
+	check_open_refused(tmp, "program headers");
+	v64 = 1ULL << 40;	/* ... section 0 past the end */
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_shoff), &v64, 8);
+	check_open_refused(tmp, "section header 0");
+	elf__free(ref);
+	unlink(tmp);
+}
+
+static void
+test_lazy_file_replaced(void **state)
+{
+	char tmp[] = "/tmp/lp-replaced-XXXXXX", other[PATH_MAX + 64];
+	char src[PATH_MAX + 64];
+	struct lp_err err = { 0 };
+	const struct elf_sym *s;
+	struct elf_file *f;
+	struct stat st;
+	uint8_t code[8];
+	uint64_t bias;
+
+	(void)state;
+	fx_copy("pie", tmp);
+	assert_int_equal(stat(tmp, &st), 0);
+	/* the inode is checked when asked */
+	assert_null(elf__open_lazy(tmp, st.st_ino + 1, NULL, &err));
+	assert_int_equal(err.code, LP_EINVAL);
+	f = elf__open_lazy(tmp, st.st_ino, NULL, NULL);
+	assert_non_null(f);
+	assert_int_equal(f->loaded, 0);
+	/* an upgrade replaces the file before anything else is loaded:
+	 * nothing is read from the new one */
+	snprintf(other, sizeof(other), "%s.new", tmp);
+	fx_path(src, sizeof(src), "nopie");
+	copy_file(src, other);
+	assert_int_equal(rename(other, tmp), 0);
+	assert_int_equal(elf__lookup(f, "lp_outer", &s), -LP_ENOSYM);
+	assert_int_equal(f->ndyn + f->ntab, 0);
+	assert_null(elf__find_addr(f, KNOWN_ADDR));
+	lp_err_clear(&err);
+	assert_int_equal(elf__read(f, KNOWN_ADDR, code, sizeof(code), &err),
+			 -LP_EIO);
+	assert_non_null(strstr(err.msg, "replaced"));
+	lp_err_clear(&err);
+	assert_int_equal(elf__load(f, ELF_L_DYN, &err), 0);	/* tried */
+	/* what was read when it was opened still holds */
+	assert_int_equal(elf__bias(f, 0x7f0000000000, 0, &bias), 0);
+	assert_int_equal(bias, 0x7f0000000000);
+	elf__free(f);
+	unlink(tmp);
+}
+
+/* The by-address index holds one entry per address of every sized
+ * symbol, named from .symtab when it has one there. */
+static void
+test_by_addr_index_complete(void **state)
+{
+	struct inj_target *t = self_target();
+	struct elf_file *f = module_named(t, "libc.so.6")->elf;
+	struct elf_sym *tabs[2];
+	size_t ns[2];
+
+	(void)state;
+	assert_false(f->loaded & ELF_L_ADDR);
+	assert_null(elf__find_addr(f, 0));
+	assert_true(f->loaded & ELF_L_ADDR);
+	for (size_t i = 1; i < f->nby_addr; i++)
+		assert_true(f->by_addr[i - 1]->value < f->by_addr[i]->value);
+	tabs[0] = f->tab;
+	ns[0] = f->ntab;
+	tabs[1] = f->dyn;
+	ns[1] = f->ndyn;
+	for (int k = 0; k < 2; k++) {
+		for (size_t i = 0; i < ns[k]; i++) {
+			const struct elf_sym *s = &tabs[k][i], *hit;
+
+			if (!s->size || s->type == STT_NOTYPE)
+				continue;
+			hit = elf__find_addr(f, s->value);
+			assert_non_null(hit);
+			assert_int_equal(hit->value, s->value);
+			if (s->from_symtab && !hit->from_symtab)
+				fail_msg("%s named by .dynsym %s",
+					 elf__sym_name(f, s),
+					 elf__sym_name(f, hit));
+		}
+	}
+	fake_free(t);
+}
+
 /* ---- unwinding a stopped child ---------------------------------------- */
 
 static void
@@ -1261,6 +1696,12 @@ check_unwind(const char *fixture)
 	n = inj_unwind(t, ips, 64, &err);
 	if (n < 0)
 		fail_msg("unwind %s: %s", fixture, err.msg);
+	/* unwinding needs the unwind tables only, read with the program
+	 * headers: no symbol table was loaded */
+	for (size_t i = 0; i < t->nmods; i++)
+		if (t->mods[i].elf)
+			assert_int_equal(t->mods[i].elf->loaded &
+					 (ELF_L_DYN | ELF_L_TAB), 0);
 	for (int i = 0; i < n; i++) {
 		/* return addresses name the caller through ip - 1 */
 		inj_symbolize(t, i ? ips[i] - 1 : ips[i], frames[i],
@@ -1349,6 +1790,12 @@ main(void)
 		cmocka_unit_test(test_index_groups_synthetic_maps),
 		cmocka_unit_test(test_lookup_errors),
 		cmocka_unit_test(test_symbolize_edges),
+		cmocka_unit_test(test_lazy_open_child),
+		cmocka_unit_test(test_bloom_filter),
+		cmocka_unit_test(test_bloom_hostile_header),
+		cmocka_unit_test(test_open_hostile_program_headers),
+		cmocka_unit_test(test_lazy_file_replaced),
+		cmocka_unit_test(test_by_addr_index_complete),
 		cmocka_unit_test(test_unwind_child_pie),
 		cmocka_unit_test(test_unwind_child_static),
 		cmocka_unit_test(test_unwind_max_frames),
