@@ -28,7 +28,10 @@ struct scenario {
 	uint64_t batch;			/* calls per batch */
 	uint64_t last_batch;		/* calls of the last measured, or 0 */
 	bool controls;			/* interleave A C A C ... */
-	double leak;			/* bytes per call of the snippet */
+	double leak;			/* bytes per call of the snippet ... */
+	size_t leak_until;		/* ... in measured batches before this
+					 * one (0: all), then: */
+	double late_leak;		/* bytes per call */
 	double to_heap, to_arena;	/* shares of the leak; rest is anon */
 	double slots;			/* live slots per call */
 	double drift, slot_drift;	/* per batch of any kind */
@@ -98,7 +101,10 @@ generate(const struct scenario *sc, struct ana_batch **out)
 			anon += sc->drift + sc->rand_walk * rng_sym(&rng);
 			slots += sc->slot_drift;
 			if (!x->control) {
-				grow = sc->leak * (double)x->calls;
+				grow = (!warm && sc->leak_until &&
+					m >= sc->leak_until ? sc->late_leak
+							    : sc->leak) *
+				       (double)x->calls;
 				heap += grow * sc->to_heap;
 				arena += grow * sc->to_arena;
 				anon += grow * (1 - sc->to_heap - sc->to_arena);
@@ -479,9 +485,8 @@ test_verdict_negative_deltas(void **state)
 /*
  * Memory that moves in large steps, flat between them.  Recurring steps
  * (1 MiB every 5th batch) are how this process grows: a leak, sized by
- * the plain mean.  Steps in the first half only (a cache still filling,
- * 5 x 512 KiB) are not a leak until the second half shows growth too:
- * inconclusive, run longer.
+ * the plain mean.  Growth in the first half only is not a leak while the
+ * second half shows none: inconclusive, run longer.
  */
 static void
 test_verdict_step_growth(void **state)
@@ -498,23 +503,23 @@ test_verdict_step_growth(void **state)
 	assert_true(v.mem.slope == v.mem_mean.slope);
 	assert_non_null(strstr(v.summary, " in large steps; "));
 
-	sc.step_every = 2;
-	sc.step = 512 * 1024;
-	sc.step_until = 10;
+	/* Growth in the first half only, a little shrinking after: the
+	 * process was still settling. */
+	sc = base(104);
+	sc.measured = 80;
+	sc.batch = 250;
+	sc.leak = 64;
+	sc.leak_until = 40;
+	sc.late_leak = -16;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_INCONCLUSIVE);
-	assert_true(v.mem_late.lo <= 0);
-	assert_int_equal(v.mem_late.n, 10);
+	assert_true(v.mem.lo > 0);
+	assert_true(v.mem_late.slope <= 0);
+	assert_int_equal(v.mem_late.n, 40);
 	assert_int_equal(v.more_calls_needed, 20000);
 	assert_non_null(strstr(v.summary, "(still settling?); run about "
 			       "20,000 more calls"));
 	assert_no_trailing_period(&v);
-
-	/* The same over 40 more batches: steps in the first quarter only
-	 * no longer stand out of the total's interval. */
-	sc.measured = 60;
-	assert_int_equal(run(&sc, &v), 0);
-	assert_kind(&v, ANA_NO_LEAK);
 
 	/* A steady leak plus steps is a leak all the same. */
 	sc = base(102);
@@ -608,6 +613,50 @@ test_verdict_inconclusive_huge_noise(void **state)
 }
 
 /* ---- properties and edges ------------------------------------------ */
+
+/*
+ * The interval is honest: over 100 runs each of a quiet target (level
+ * noise; truth 0), a worker drifting as a random walk and a quiet leak
+ * (truth 48 B/call), it covers the truth at about its 95 %, false leak
+ * verdicts stay rare and the leak is always found.  (Over 3000 runs:
+ * coverage 96-97 %, false "native leak" 1.3-1.9 %; an i.i.d. bootstrap
+ * covered 84-89 %.)
+ */
+static void
+test_verdict_interval_coverage(void **state)
+{
+	int covered[3] = { 0 }, leaks[3] = { 0 }, s, i;
+
+	(void)state;
+	for (s = 0; s < 100; s++) {
+		for (i = 0; i < 3; i++) {
+			struct scenario sc = base(10000 + (uint64_t)s);
+			struct ana_batch *b;
+			struct ana_verdict v;
+			double truth = i == 2 ? 48 : 0;
+			size_t n;
+
+			if (i == 1) {
+				sc.jitter = 0;
+				sc.rand_walk = 8192;
+			}
+			sc.leak = truth;
+			n = generate(&sc, &b);
+			assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+			covered[i] += v.mem.lo <= truth && truth <= v.mem.hi;
+			leaks[i] += v.kind == ANA_NATIVE_LEAK;
+			free(b);
+		}
+	}
+	print_message("    coverage %d %d %d of 100; leak verdicts %d %d %d\n",
+		      covered[0], covered[1], covered[2], leaks[0], leaks[1],
+		      leaks[2]);
+	for (i = 0; i < 3; i++)
+		assert_true(covered[i] >= 90);
+	assert_true(leaks[0] <= 6);
+	assert_true(leaks[1] <= 6);
+	assert_int_equal(leaks[2], 100);
+}
 
 static void
 assert_same_estimate(const struct ana_estimate *a,
@@ -834,6 +883,7 @@ main(void)
 		cmocka_unit_test(test_verdict_sawtooth),
 		cmocka_unit_test(test_verdict_inconclusive_few_batches),
 		cmocka_unit_test(test_verdict_inconclusive_huge_noise),
+		cmocka_unit_test(test_verdict_interval_coverage),
 		cmocka_unit_test(test_verdict_deterministic),
 		cmocka_unit_test(test_verdict_unequal_batches),
 		cmocka_unit_test(test_verdict_edge_empty),
