@@ -5,7 +5,7 @@
  *   leakprobe                                 target
  *   ---------                                 ------
  *   lock /run/leakprobe/PID-START.lock
- *   mkdtemp TMP/leakprobe.XXXXXX (0700, target's uid)
+ *   mkdtemp TMP/leakprobe.PID.XXXXXX (0700, target's uid)
  *     helper.rb snippet.N.rb res(fifo) ack(fifo)
  *   open res O_RDONLY|O_NONBLOCK
  *   open ack O_RDWR|O_NONBLOCK  (we are its writer from the start, so the
@@ -222,7 +222,7 @@ remove_dir(struct probe_session *s)
 /*
  * The directory must be visible at the same path to us and to the target:
  * we create it through /proc/PID/root, so a target in a container (own
- * mount namespace or chroot) sees it as /tmp/leakprobe.XXXXXX.
+ * mount namespace or chroot) sees it as /tmp/leakprobe.PID.XXXXXX.
  */
 static int
 make_channel(struct probe_session *s, const struct probe_opts *o,
@@ -238,7 +238,8 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	if (stat("/", &ours) == 0 && stat(root, &theirs) == 0 &&
 	    ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
 		root[0] = '\0';	/* same root: plain /tmp, shorter paths */
-	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.XXXXXX", root);
+	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.%d.XXXXXX", root,
+		 (int)pi->pid);
 	if (!mkdtemp(s->dir)) {
 		rc = lp_err_sys(err, errno == EACCES ? LP_EPERM : LP_EIO,
 				"create the result channel directory '%s'",

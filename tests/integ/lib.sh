@@ -71,9 +71,12 @@ our_pages() {
 	echo $n
 }
 
-# Stray files of ours: channel directories in /tmp and lock files.
+# Stray files of ours for target PID (all targets without one): channel
+# directories in /tmp and lock files.
 stray_files() {
-	ls -d /tmp/leakprobe.* /run/leakprobe/*.lock /tmp/leakprobe-*.lock 2>/dev/null | wc -l
+	local p=${1:-*}
+	ls -d /tmp/leakprobe."$p".* /run/leakprobe/"$p"-*.lock \
+		/tmp/leakprobe-"$p"-*.lock 2>/dev/null | wc -l
 }
 
 tracer_of() { awk '/^TracerPid:/ {print $2}' "/proc/$1/status"; }
@@ -85,6 +88,7 @@ target_ok() {
 	alive "$pid" || fail "target $pid died"
 	[ "$(tracer_of "$pid")" = 0 ] || fail "target $pid still traced"
 	[ "$(our_pages "$pid")" = 0 ] || fail "target $pid still maps a leakprobe page"
+	[ "$(stray_files "$pid")" = 0 ] || fail "files of target $pid left behind"
 }
 
 # json_get JSON EXPR: evaluate a Ruby expression on parsed JSON `j`.

@@ -30,5 +30,5 @@ grep -q 'missing --b' <<<"$ERR" || fail "$ERR"
 expect_exit 5 "$LP" ab "$pid" --a nil --b 'raise "no"'
 grep -q 'snippet B raised RuntimeError: no' <<<"$ERR" || fail "$ERR"
 target_ok "$pid"
-[ "$(stray_files)" = 0 ] || fail "files left behind"
+[ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 echo ok

@@ -13,7 +13,7 @@ grep -q 'libcrypt' <<<"$ERR" || fail "no native stack naming libcrypt: $ERR"
 grep -q '#0 ' <<<"$ERR" || fail "no frames: $ERR"
 alive "$pid" || fail "target died"
 [ "$(tracer_of "$pid")" = 0 ] || fail "still traced"
-[ "$(stray_files)" = 0 ] || fail "files left behind"
+[ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 # The page stays mapped (the job still points at it) and is harmless.
 [ "$(our_pages "$pid")" -le 1 ] || fail "more than one page left"
 

@@ -101,6 +101,6 @@ if command -v setpriv >/dev/null; then
 	grep -q 'run as root' <<<"$ERR" || fail "no hint: $ERR"
 fi
 
-[ "$(stray_files)" = 0 ] || fail "files left behind"
+[ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 target_ok "$pid"
 echo ok

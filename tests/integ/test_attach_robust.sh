@@ -31,7 +31,7 @@ for i in $(seq 50); do
 	alive "$pid" || fail "trial $i: target died"
 	[ "$(tracer_of "$pid")" = 0 ] || fail "trial $i: target left traced"
 	[ "$(state_of "$pid")" = S ] || fail "trial $i: target state $(state_of "$pid")"
-	[ "$(stray_files)" = 0 ] || fail "trial $i: files left behind"
+	[ "$(stray_files "$pid")" = 0 ] || fail "trial $i: files left behind"
 done
 # A page defused by an interrupted run is reclaimed by the next run.
 expect_exit 0 "$LP" attach "$pid" --eval nil --times 1

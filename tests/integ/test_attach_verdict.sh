@@ -41,5 +41,5 @@ verdict "inconclusive" 7 --eval 'nil' --times 1 --fail-on-growth 100
 # Text output carries the verdict line.
 expect_exit 0 "$LP" attach "$pid" --eval 'Fiddle.malloc(256)' --times 10000 --batch 1000
 grep -q '^native leak: +' <<<"$OUT" || fail "no verdict line: $OUT"
-[ "$(stray_files)" = 0 ] || fail "files left behind"
+[ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 echo ok

@@ -23,7 +23,7 @@ run_mode() {
 	join)	grep -q '^join done' "$out" || fail "join broken";;
 	busy)	grep -q '^busy true' "$out" || fail "busy loop broken";;
 	esac
-	[ "$(stray_files)" = 0 ] || fail "$mode: files left behind"
+	[ "$(stray_files "$pid")" = 0 ] || fail "$mode: files left behind"
 }
 
 for m in sleep read select queue join busy; do

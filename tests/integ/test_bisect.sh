@@ -58,5 +58,5 @@ grep -q 'appears twice' <<<"$ERR" || fail "$ERR"
 printf '# nothing here\n' >"$T/empty.rb"
 expect_exit 2 "$LP" bisect "$pid" --steps "$T/empty.rb"
 grep -q 'has no steps' <<<"$ERR" || fail "$ERR"
-[ "$(stray_files)" = 0 ] || fail "files left behind"
+[ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 echo ok
