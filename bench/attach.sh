@@ -19,7 +19,7 @@ read -r _ <"$tmp/ready"
 pct() { sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 } END {
 	i = int((NR - 1) * p / 100 + 0.5) + 1; print a[i] }'; }
 
-: >"$tmp/wall"; : >"$tmp/stop"; : >"$tmp/held"; : >"$tmp/unmap"
+: >"$tmp/wall"; : >"$tmp/stop"; : >"$tmp/held"; : >"$tmp/unmap"; : >"$tmp/kill"
 for i in $(seq "$RUNS"); do
 	t0=$(date +%s%N)
 	"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
@@ -27,9 +27,9 @@ for i in $(seq "$RUNS"); do
 	t1=$(date +%s%N)
 	echo "$(( (t1 - t0) / 1000 ))" >>"$tmp/wall"
 	"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
-		%w[stop_ms held_ms unmap_stop_ms].zip(ARGV[1..]).each { |k, f|
+		%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
 		  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
-		"$tmp/out" "$tmp/stop" "$tmp/held" "$tmp/unmap"
+		"$tmp/out" "$tmp/stop" "$tmp/held" "$tmp/unmap" "$tmp/kill"
 done
 
 dbg_time() {	# dbg_time NAME CMD...: median wall time in us, or "fails"
@@ -70,6 +70,8 @@ printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
 	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
 	"$(pct "$tmp/held" 50)" "$(pct "$tmp/held" 99)"
+printf '  %-40s %8.1f us %8.1f us\n' "  of which injected registers live" \
+	"$(pct "$tmp/kill" 50)" "$(pct "$tmp/kill" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "second stop (unmap the code page)" \
 	"$(pct "$tmp/unmap" 50)" "$(pct "$tmp/unmap" 99)"
 echo "  other threads stopped: never (only tid == pid is seized)"
