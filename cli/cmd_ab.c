@@ -245,7 +245,8 @@ cmd_ab(int argc, char **argv)
 		sn[k].code = o.code[k];
 		sn[k].len = o.len[k];
 	}
-	s = cli_session_start("ab", o.pid, sn, 2, o.timeout, &hello, &rc);
+	s = cli_session_start("ab", o.pid, sn, 2, o.timeout, false, &hello,
+			      &rc);
 	if (!s)
 		goto out;
 	if (hello.compile_errors) {

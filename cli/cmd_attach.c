@@ -8,6 +8,8 @@
 #include "cli/cmds.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -50,6 +52,12 @@ static const char attach_usage[] =
 "                           per call is >= B bytes; 7 when inconclusive\n"
 "      --max-growth B       stop when the target grew by B bytes in all\n"
 "                           (default 64MiB), to protect it\n"
+"      --retained           trace allocations during the run and list,\n"
+"                           by allocation site, the objects born in the\n"
+"                           measured batches that are still alive after\n"
+"                           the last GC.start (two heap dumps, streamed)\n"
+"      --keep-dumps DIR     keep those dumps in DIR (implies --retained)\n"
+"      --top N              sites to list (default 10)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              print only the verdict\n"
 "  -v, --verbose            print debug details on stderr\n"
@@ -68,12 +76,16 @@ struct attach_opts {
 	double timeout;
 	bool fail_set;
 	uint64_t fail_on_growth, max_growth;
+	bool retained;		/* allocation sites of retained objects */
+	const char *keep_dumps;
+	uint64_t top;
 };
 
 static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
 {
-	enum { O_NOGC = 256, O_NOCONTROL, O_FAIL, O_MAX, O_JSON };
+	enum { O_NOGC = 256, O_NOCONTROL, O_FAIL, O_MAX, O_JSON, O_RETAINED,
+	       O_KEEP, O_TOP };
 	static const struct option lo[] = {
 		{ "eval", required_argument, NULL, 'e' },
 		{ "file", required_argument, NULL, 'f' },
@@ -86,6 +98,9 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		{ "fail-on-growth", required_argument, NULL, O_FAIL },
 		{ "max-growth", required_argument, NULL, O_MAX },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "retained", no_argument, NULL, O_RETAINED },
+		{ "keep-dumps", required_argument, NULL, O_KEEP },
+		{ "top", required_argument, NULL, O_TOP },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -100,6 +115,7 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	o->gc = o->control = true;
 	o->timeout = 30;
 	o->max_growth = 64ull << 20;
+	o->top = 10;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "e:f:n:b:w:t:qvh", lo, NULL)) !=
@@ -168,6 +184,20 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		case O_JSON:
 			o->json = true;
 			break;
+		case O_RETAINED:
+			o->retained = true;
+			break;
+		case O_KEEP:
+			o->keep_dumps = optarg;
+			o->retained = true;
+			break;
+		case O_TOP:
+			if (lp_parse_u64(optarg, &o->top) < 0 || !o->top) {
+				cli_error("attach", "--top wants a positive "
+					  "count, not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -225,6 +255,148 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	return EXIT_OK;
 }
 
+/* ---- --retained: two heap dumps around the measured batches ---------- */
+
+struct retained {
+	const struct attach_opts *o;
+	struct ana_hd_digest *dg[2];	/* before, after */
+	int fd;				/* --keep-dumps file, or -1 */
+	int io_errno;
+	char kept[2][4200];
+};
+
+static int
+retained_sink(const char *buf, size_t len, void *arg)
+{
+	struct retained *r = arg;
+	struct ana_hd_digest *d = r->dg[1] ? r->dg[1] : r->dg[0];
+	size_t off = 0;
+
+	while (r->fd >= 0 && off < len) {
+		ssize_t n = write(r->fd, buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r->io_errno = n < 0 ? errno : ENOSPC;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return ana_hd_digest_feed(d, buf, len, NULL);
+}
+
+/* Take dump `which` (0 before, 1 after) into r->dg[which]. */
+static int
+retained_dump(struct probe_session *s, struct retained *r, int which,
+	      struct lp_err *err)
+{
+	struct probe_result res;
+	int rc;
+
+	r->dg[which] = ana_hd_digest_new(which ? ana_hd_digest_stats(
+					 r->dg[0])->max_gen : ANA_HD_NO_SITES);
+	if (!r->dg[which])
+		return lp_err_set(err, LP_ENOMEM, "out of memory");
+	if (r->o->keep_dumps) {
+		char stamp[32];
+
+		lp_stamp(lp_wall_ns(), stamp, sizeof(stamp));
+		snprintf(r->kept[which], sizeof(r->kept[which]),
+			 "%s/heap-%d-%s-%s.json", r->o->keep_dumps,
+			 (int)r->o->pid, stamp, which ? "after" : "before");
+		r->fd = open(r->kept[which], O_WRONLY | O_CREAT | O_TRUNC |
+			     O_CLOEXEC, 0644);
+		if (r->fd < 0)
+			return lp_err_sys(err, LP_EIO, "cannot write '%s'",
+					  r->kept[which]);
+	}
+	rc = probe_session_dump(s, retained_sink, r, NULL, &res, err);
+	if (r->fd >= 0) {
+		if (close(r->fd) < 0 && rc == 0)
+			rc = lp_err_sys(err, LP_EIO, "writing '%s'",
+					r->kept[which]);
+		r->fd = -1;
+	}
+	if (rc == 0)
+		rc = ana_hd_digest_end(r->dg[which], err);
+	return rc;
+}
+
+static int
+retained_before(struct probe_session *s, void *arg, struct lp_err *err)
+{
+	return retained_dump(s, arg, 0, err);
+}
+
+/* Objects the helper program itself allocated (its channel directory is
+ * /tmp/leakprobe.PID.XXXXXX/helper.rb): not the user's, not listed. */
+static bool
+own_row(const struct ana_hd_row *r)
+{
+	const char *f = r->file;
+	size_t n = f ? strlen(f) : 0;
+
+	return n > 10 && !strcmp(f + n - 10, "/helper.rb") &&
+	       strstr(f, "/leakprobe.");
+}
+
+static void
+print_retained(const struct ana_hd_diff *d, uint64_t top)
+{
+	char b[32];
+
+	lp_human_bytes((double)d->total_bytes, 0, b, sizeof(b));
+	printf("retained after the last GC.start, born in the measured "
+	       "batches: %" PRIu64 " objects, %s\n", d->total_count, b);
+	for (size_t i = 0, shown = 0; i < d->nrows && shown < top; i++) {
+		const struct ana_hd_row *r = &d->rows[i];
+
+		if (own_row(r))
+			continue;
+		shown++;
+		lp_human_bytes((double)r->bytes, 0, b, sizeof(b));
+		printf("  %8" PRIu64 " %-10s %10s  %s:%" PRId64 "%s%s%s\n",
+		       r->count, r->cls && strcmp(r->cls, "(unknown)") ? r->cls :
+		       r->type ? r->type : "?", b, r->file ? r->file : "?",
+		       r->line, r->method && *r->method ? " (in " : "",
+		       r->method && *r->method ? r->method : "",
+		       r->method && *r->method ? ")" : "");
+	}
+	if (d->method != ANA_HD_SITES)
+		printf("  (no allocation sites: allocation tracing did not "
+		       "record any)\n");
+}
+
+static json_t *
+retained_json(const struct ana_hd_diff *d, uint64_t top,
+	      const struct retained *r)
+{
+	json_t *rows = json_array();
+
+	for (size_t i = 0, shown = 0; i < d->nrows && shown < top; i++) {
+		const struct ana_hd_row *w = &d->rows[i];
+
+		if (own_row(w))
+			continue;
+		shown++;
+		json_array_append_new(rows, json_pack(
+			"{s:s?,s:I,s:s?,s:s?,s:s?,s:I,s:I}",
+			"file", w->file, "line", (json_int_t)w->line,
+			"method", w->method, "type", w->type, "class", w->cls,
+			"count", (json_int_t)w->count,
+			"bytes", (json_int_t)w->bytes));
+	}
+	return json_pack("{s:s,s:I,s:I,s:I,s:o,s:s?,s:s?}",
+			 "method", d->method == ANA_HD_SITES ?
+			 "generations and allocation sites" : "classes",
+			 "after_generation", (json_int_t)d->after_gen,
+			 "objects", (json_int_t)d->total_count,
+			 "bytes", (json_int_t)d->total_bytes, "sites", rows,
+			 "dump_before", r->kept[0][0] ? r->kept[0] : NULL,
+			 "dump_after", r->kept[1][0] ? r->kept[1] : NULL);
+}
+
 struct print_ctx {
 	const struct attach_opts *o;
 };
@@ -249,6 +421,9 @@ cmd_attach(int argc, char **argv)
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
 	struct probe_run run;
+	struct retained ret;
+	struct ana_hd_diff hdiff;
+	bool have_diff = false, tracing = false;
 	struct ana_batch *b = NULL;
 	struct ana_verdict v;
 	struct lp_err err;
@@ -263,6 +438,8 @@ cmd_attach(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	lp_err_clear(&err);
 	memset(&run, 0, sizeof(run));
+	memset(&ret, 0, sizeof(ret));
+	memset(&hdiff, 0, sizeof(hdiff));
 	rc = parse_opts(argc, argv, &o);
 	if (rc != EXIT_OK) {
 		free(o.code);
@@ -272,8 +449,8 @@ cmd_attach(int argc, char **argv)
 
 	snip.code = o.code;
 	snip.len = o.code_len;
-	s = cli_session_start("attach", o.pid, &snip, 1, o.timeout, &hello,
-			      &rc);
+	s = cli_session_start("attach", o.pid, &snip, 1, o.timeout, o.retained,
+			      &hello, &rc);
 	if (!s)
 		goto out;
 	snprintf(comm, sizeof(comm), "%s", probe_session_info(s)->comm);
@@ -298,12 +475,21 @@ cmd_attach(int argc, char **argv)
 		       stop_ms, unmap_ms, start_ms);
 		fflush(stdout);
 	}
+	ret.o = &o;
+	ret.fd = -1;
+	if (o.retained && (rc = probe_session_trace(s, true, NULL, &err)) < 0) {
+		rc = cli_report("attach", &err);
+		goto out;
+	}
+	tracing = o.retained;
 	{
 		struct probe_arm arm = { &idx0, 1 };
 		struct probe_measure_opts mo = {
 			.times = o.times, .batch = o.batch,
 			.warmup = o.warmup, .gc = o.gc,
 			.control = o.control, .max_growth = o.max_growth,
+			.before_measure = o.retained ? retained_before : NULL,
+			.before_arg = &ret,
 		};
 		struct print_ctx pc = { &o };
 
@@ -311,6 +497,18 @@ cmd_attach(int argc, char **argv)
 				   o.quiet || o.json ? NULL : on_batch, &pc,
 				   &err);
 	}
+	if (rc == 0 && o.retained && !run.raised && ret.dg[0]) {
+		rc = retained_dump(s, &ret, 1, &err);
+		if (rc == 0)
+			rc = ana_hd_diff_compute(ret.dg, 2, ANA_HD_BY_SITE,
+						 &hdiff, &err);
+		have_diff = rc == 0;
+	}
+	/* never leave allocation tracing on behind the user's back */
+	if (tracing && probe_session_trace(s, false, NULL,
+					   rc < 0 ? NULL : &err) < 0 && rc == 0)
+		rc = -1;
+	tracing = false;
 	probe_session_end(s);
 	s = NULL;
 	if (rc < 0) {
@@ -338,7 +536,7 @@ cmd_attach(int argc, char **argv)
 		for (size_t i = 0; i < nb; i++)
 			json_array_append_new(jb, cli_batch_json(&b[i]));
 		doc = json_pack("{s:{s:i,s:s,s:s,s:s,s:s},"
-				"s:{s:I,s:I,s:I,s:b,s:b},s:o,s:o,s:b,"
+				"s:{s:I,s:I,s:I,s:b,s:b},s:o,s:o,s:b,s:o,"
 				"s:{s:f,s:f,s:f,s:f,s:f}}",
 				"target", "pid", (int)o.pid,
 				"command", comm, "ruby", hello.ruby,
@@ -350,6 +548,8 @@ cmd_attach(int argc, char **argv)
 				"batches", jb,
 				"verdict", cli_verdict_json(&v),
 				"stopped_early", stopped,
+				"retained", have_diff ? retained_json(&hdiff,
+						o.top, &ret) : json_null(),
 				"timing", "stop_ms", stop_ms,
 				"held_ms", held_ms, "kill_window_ms", dirty_ms,
 				"unmap_stop_ms", unmap_ms,
@@ -360,12 +560,20 @@ cmd_attach(int argc, char **argv)
 		}
 	} else {
 		printf("%s\n", v.summary);
+		if (have_diff)
+			print_retained(&hdiff, o.top);
 	}
 	rc = cli_finish_stdout("attach", rc);
 out:
 	if (doc)
 		json_decref(doc);
+	if (s && tracing)
+		probe_session_trace(s, false, NULL, NULL);
 	probe_session_end(s);
+	if (have_diff)
+		ana_hd_diff_release(&hdiff);
+	ana_hd_digest_free(ret.dg[0]);
+	ana_hd_digest_free(ret.dg[1]);
 	probe_run_release(&run);
 	free(b);
 	free(o.code);

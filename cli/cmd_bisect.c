@@ -480,7 +480,7 @@ cmd_bisect(int argc, char **argv)
 		sn[i].len = bs->steps[i].len;
 	}
 	bs->s = cli_session_start("bisect", bs->pid, sn, (size_t)bs->nsteps,
-				  bs->timeout, &bs->hello, &rc);
+				  bs->timeout, false, &bs->hello, &rc);
 	if (!bs->s)
 		goto out;
 	for (int i = 0; i < bs->hello.nbad; i++) {

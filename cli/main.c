@@ -30,6 +30,8 @@ static const struct command commands[] = {
 	  "find which steps of a worker loop leak (alone or together)" },
 	{ "run", cmd_run,
 	  "start a target, wait until ready, measure, stop it (for CI)" },
+	{ "heapdump", cmd_heapdump,
+	  "ObjectSpace.dump_all of a live process, streamed to a file" },
 	{ "watch", cmd_watch,
 	  "sample memory of processes over time (CSV or JSON lines)" },
 	{ "plot", cmd_plot, "plot a watch file with gnuplot (SVG or PNG)" },

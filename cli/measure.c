@@ -67,10 +67,10 @@ cli_check_code(const char *cmd, const char *what, const char *code,
 
 struct probe_session *
 cli_session_start(const char *cmd, pid_t pid, const struct probe_snippet *sn,
-		  size_t n, double timeout, struct probe_hello *hello,
-		  int *rc)
+		  size_t n, double timeout, bool dump,
+		  struct probe_hello *hello, int *rc)
 {
-	struct probe_opts po = { sn, n, timeout };
+	struct probe_opts po = { sn, n, timeout, dump };
 	struct probe_session *s;
 	struct lp_err err;
 	char *stack = NULL;

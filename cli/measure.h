@@ -22,12 +22,13 @@ int cli_read_code(const char *cmd, const char *path, char **buf,
 int cli_check_code(const char *cmd, const char *what, const char *code,
 		   size_t len);
 /*
- * Start a safe-point session; on failure print the error (and the main
+ * Start a safe-point session (with a heap-dump channel when dump); on
+ * failure print the error (and the main
  * thread's stack on a timeout) and set *rc to the exit status.
  */
 struct probe_session *cli_session_start(const char *cmd, pid_t pid,
 					const struct probe_snippet *sn,
-					size_t n, double timeout,
+					size_t n, double timeout, bool dump,
 					struct probe_hello *hello, int *rc);
 /* "CMD: WHAT raised Class: message" and the backtrace on stderr. */
 void cli_print_raised(const char *cmd, const struct probe_result *r,

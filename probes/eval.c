@@ -73,7 +73,7 @@ struct probe_session {
 	char dir[256];		/* our path to the channel directory */
 	char tdir[256];		/* the same directory as the target sees it */
 	int nfiles;		/* snippet files written */
-	int res_fd, ack_fd;
+	int res_fd, ack_fd, dump_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
 	bool page_reused;
 	char *inbuf;
@@ -252,7 +252,8 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	if (geteuid() != pi->euid && chown(s->dir, pi->euid, pi->egid) < 0)
 		return lp_err_sys(err, LP_EPERM, "chown '%s'", s->dir);
 	if ((rc = make_fifo(s, "res", err)) < 0 ||
-	    (rc = make_fifo(s, "ack", err)) < 0)
+	    (rc = make_fifo(s, "ack", err)) < 0 ||
+	    (o->dump_channel && (rc = make_fifo(s, "dump", err)) < 0))
 		return rc;
 	for (size_t i = 0; i < o->nsnippets; i++) {
 		snprintf(name, sizeof(name), "snippet.%zu.rb", i);
@@ -276,6 +277,14 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 		s->ack_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (s->ack_fd < 0)
 			return lp_err_sys(err, LP_EIO, "open '%s'", path);
+		if (o->dump_channel) {
+			snprintf(path, sizeof(path), "%s/dump", s->dir);
+			s->dump_fd = open(path, O_RDONLY | O_NONBLOCK |
+					  O_CLOEXEC);
+			if (s->dump_fd < 0)
+				return lp_err_sys(err, LP_EIO, "open '%s'",
+						  path);
+		}
 	}
 	(void)name;
 	return 0;
@@ -544,9 +553,42 @@ wake(struct probe_session *s, int round)
  * the next call).  `waking` sends wake signals while waiting for the
  * job to start.
  */
+/* Pass what the dump FIFO holds to the sink; 1 at EOF, -1 sink error. */
+static int
+drain_dump(struct probe_session *s, probe_sink_fn sink, void *arg)
+{
+	char buf[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(s->dump_fd, buf, sizeof(buf));
+		if (n > 0) {
+			if (sink(buf, (size_t)n, arg) < 0)
+				return -1;
+			continue;
+		}
+		if (n == 0)
+			return 1;
+		return errno == EAGAIN || errno == EINTR ? 0 : 1;
+	}
+}
+
+static int
+read_line_sink(struct probe_session *s, char **line, bool waking,
+	       probe_sink_fn sink, void *arg, bool *sink_failed,
+	       struct lp_err *err);
+
 static int
 read_line(struct probe_session *s, char **line, bool waking,
 	  struct lp_err *err)
+{
+	return read_line_sink(s, line, waking, NULL, NULL, NULL, err);
+}
+
+static int
+read_line_sink(struct probe_session *s, char **line, bool waking,
+	       probe_sink_fn sink, void *arg, bool *sink_failed,
+	       struct lp_err *err)
 {
 	uint64_t start = lp_mono_ns();
 	uint64_t deadline = start + (uint64_t)(s->timeout * 1e9);
@@ -593,11 +635,26 @@ read_line(struct probe_session *s, char **line, bool waking,
 		int ms = (int)((until - now) / 1000000) + 1;
 		if (ms > 100)
 			ms = 100;	/* look at the target now and then */
-		struct pollfd p = { s->res_fd, POLLIN, 0 };
-		int r = poll(&p, 1, ms);
+		struct pollfd p[2] = { { s->res_fd, POLLIN, 0 },
+					{ s->dump_fd, POLLIN, 0 } };
+		int np = sink && s->dump_fd >= 0 ? 2 : 1;
+		int r = poll(p, (nfds_t)np, ms);
 
 		if (r < 0 && errno != EINTR)
 			return lp_err_sys(err, LP_EIO, "poll");
+		if (r > 0 && np == 2 && p[1].revents) {
+			/* A sink that fails (disk full) closes the dump end:
+			 * the helper's dump_all then fails with EPIPE and
+			 * reports it, instead of blocking forever. */
+			if (drain_dump(s, sink, arg) != 0) {
+				close(s->dump_fd);
+				s->dump_fd = -1;
+				if (sink_failed)
+					*sink_failed = true;
+			}
+			if (!p[0].revents)
+				continue;
+		}
 		if (r <= 0) {
 			if (!target_alive(probe_session_pid(s)))
 				return lp_err_set(err, LP_EEXITED, "process "
@@ -732,6 +789,8 @@ session_free(struct probe_session *s)
 		close(s->res_fd);
 	if (s->ack_fd >= 0)
 		close(s->ack_fd);
+	if (s->dump_fd >= 0)
+		close(s->dump_fd);
 	remove_dir(s);
 	inj_close(s->t);	/* detaches if still attached */
 	drop_lock(s);
@@ -754,7 +813,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	memset(hello, 0, sizeof(*hello));
 	hello->first_bad = -1;
 	s = xcalloc(1, sizeof(*s));
-	s->lock_fd = s->res_fd = s->ack_fd = -1;
+	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
 	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
@@ -855,6 +914,91 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	if (json_is_object(e))
 		parse_error(e, out);
 	json_decref(msg);
+	return 0;
+}
+
+static int
+send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
+{
+	size_t n = strlen(cmd);
+
+	if (write(s->ack_fd, cmd, n) != (ssize_t)n)
+		return lp_err_sys(err, LP_EINJECT, "write to the helper "
+				  "thread");
+	return 0;
+}
+
+int
+probe_session_trace(struct probe_session *s, bool on, int64_t *gc_count,
+		    struct lp_err *err)
+{
+	struct probe_result r;
+	struct probe_gc g;
+	json_t *msg = NULL, *e;
+	int rc;
+
+	rc = send_cmd(s, on ? "trace on\n" : "trace off\n", err);
+	if (rc == 0)
+		rc = read_json(s, &msg, false, err);
+	if (rc < 0)
+		return rc;
+	e = json_object_get(msg, "error");
+	if (json_is_object(e)) {
+		memset(&r, 0, sizeof(r));
+		parse_error(e, &r);
+		rc = lp_err_set(err, LP_ESNIPPET, "allocation tracing: %s: %s",
+				r.err_class, r.err_message);
+	} else if (gc_count) {
+		parse_gc(json_object_get(msg, "gc"), &g);
+		*gc_count = g.count;
+	}
+	json_decref(msg);
+	return rc;
+}
+
+int
+probe_session_dump(struct probe_session *s, probe_sink_fn sink, void *arg,
+		   double *secs, struct probe_result *res, struct lp_err *err)
+{
+	bool sink_failed = false;
+	json_t *msg = NULL, *e;
+	json_error_t je;
+	char *line = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (s->dump_fd < 0)
+		return lp_err_set(err, LP_EINVAL, "no dump channel");
+	rc = send_cmd(s, "dump\n", err);
+	if (rc == 0)
+		rc = read_line_sink(s, &line, false, sink, arg, &sink_failed,
+				    err);
+	if (rc < 0)
+		return rc;
+	/* dump_all returned before the helper replied: whatever it wrote
+	 * is in the pipe now. */
+	if (s->dump_fd >= 0 && drain_dump(s, sink, arg) < 0)
+		sink_failed = true;
+	msg = json_loads(line, 0, &je);
+	if (!msg)
+		return lp_err_set(err, LP_EINJECT, "bad message from the "
+				  "helper thread: %s", je.text);
+	e = json_object_get(msg, "error");
+	if (json_is_object(e)) {
+		parse_error(e, res);
+		rc = -LP_ESNIPPET;
+	}
+	e = json_object_get(msg, "secs");
+	if (secs)
+		*secs = json_is_number(e) ? json_number_value(e) : 0;
+	parse_gc(json_object_get(msg, "gc"), &res->gc);
+	json_decref(msg);
+	if (sink_failed)
+		return lp_err_set(err, LP_EIO, "writing the heap dump failed");
+	if (rc == -LP_ESNIPPET)
+		return lp_err_set(err, LP_ESNIPPET, "ObjectSpace.dump_all "
+				  "raised %s: %s", res->err_class,
+				  res->err_message);
 	return 0;
 }
 

@@ -109,6 +109,25 @@ probe_measure(struct probe_session *s, const struct probe_arm *arms,
 					"%d", (int)lp_stop_signal);
 			goto out;
 		}
+		if (step == wsteps && o->before_measure) {
+			rc = o->before_measure(s, o->before_arg, err);
+			if (rc < 0)
+				goto out;
+			/* What the hook did in the target (a heap dump loads
+			 * objspace, allocates) must not count as the first
+			 * measured batch's growth: a fresh baseline after an
+			 * empty batch with GC. */
+			rc = probe_session_run(s, NULL, 0, 0, true, 0, &res,
+					       err);
+			if (rc == 0)
+				rc = probe_sample_fast(fast, pid, &tot, err);
+			if (rc < 0)
+				goto out;
+			b = push(run, -1);
+			b->warmup = true;
+			fill_mem(b, &tot);
+			fill_gc(b, &res.gc);
+		}
 		rc = probe_session_run(s, control ? NULL : arms[arm].idx,
 				       control ? 0 : arms[arm].nidx, n, o->gc,
 				       o->lanes && !control ? arm + 1 : 0,

@@ -109,6 +109,7 @@ struct probe_opts {
 	const struct probe_snippet *snippets;
 	size_t nsnippets;
 	double timeout;		/* seconds, per wait (job start, batch) */
+	bool dump_channel;	/* a third FIFO for ObjectSpace.dump_all */
 };
 
 /* Result of one batch, or of the hello (calls == 0). */
@@ -166,6 +167,27 @@ struct probe_session *probe_session_start(pid_t pid,
 int probe_session_run(struct probe_session *s, const int *idx, int nidx,
 		      uint64_t n, bool gc, int lane, struct probe_result *out,
 		      struct lp_err *err);
+/* Receives heap-dump bytes as they stream in; returns 0 or < 0 to stop
+ * (the dump is then abandoned and the helper's dump_all fails). */
+typedef int (*probe_sink_fn)(const char *buf, size_t len, void *arg);
+
+/*
+ * Start or stop ObjectSpace allocation tracing in the target (loads
+ * objspace).  *gc_count (may be NULL) receives GC.count at that moment.
+ */
+int probe_session_trace(struct probe_session *s, bool on, int64_t *gc_count,
+			struct lp_err *err);
+/*
+ * Full GC.start, then ObjectSpace.dump_all streamed through the dump
+ * channel into sink: nothing is written on the target's disk.  *secs
+ * gets the time dump_all took in the target (the world is stopped for
+ * it: about 3 s per GB).  Needs probe_opts.dump_channel.  A dump that
+ * raised in the target gives -LP_ESNIPPET with the error in *res.
+ */
+int probe_session_dump(struct probe_session *s, probe_sink_fn sink,
+		       void *arg, double *secs, struct probe_result *res,
+		       struct lp_err *err);
+
 /* Tell the helper to finish, close the channel, release everything. */
 void probe_session_end(struct probe_session *s);
 pid_t probe_session_pid(const struct probe_session *s);
@@ -200,6 +222,11 @@ struct probe_measure_opts {
 	bool control;		/* a no-op control batch after each batch */
 	uint64_t max_growth;	/* stop when memory grew this much (bytes) */
 	bool lanes;		/* each arm in a thread (arena) of its own */
+	/* called once after the warm-up, before the first measured batch
+	 * (e.g. to take a heap dump); < 0 stops the run with that code */
+	int (*before_measure)(struct probe_session *s, void *arg,
+			      struct lp_err *err);
+	void *before_arg;
 };
 
 /* Every batch of a run, in execution order. */
@@ -369,7 +396,7 @@ void probe_malloc_stop(struct probe_malloc *m);
  * are unwound by `unwind`, interned and kept as outstanding.
  */
 typedef int (*probe__unwind_fn)(void *arg, const struct lpm_alloc_ev *ev,
-				uint64_t *frames, int max);
+				uint64_t *frames, int max, bool *truncated);
 struct probe__mcoll;
 struct probe__mcoll_stats {
 	uint64_t outstanding, bytes;	/* unwound or waiting */
@@ -407,6 +434,34 @@ size_t probe__mcoll_sites(struct probe__mcoll *c, uint32_t k, size_t top,
 			  uint32_t scale, struct probe_malloc_site **out,
 			  size_t *total);
 void probe__sites_free(struct probe_malloc_site *s, size_t n);
+/*
+ * The unwind rule of one address, from DWARF call frame information:
+ * CFA = (rsp or rbp) + cfa_off; the return address at CFA + ra_off; the
+ * caller's rbp at CFA + rbp_off when rbp_saved.
+ */
+enum probe__row_state {
+	PROBE_ROW_OK,
+	PROBE_ROW_OUTER,	/* return address undefined: outermost frame */
+	PROBE_ROW_NOINFO,	/* no FDE covers the address */
+	PROBE_ROW_HARD,		/* rules outside the fast subset (DWARF
+				 * expressions, signal frames...) */
+};
+struct probe__cfa_row {
+	int32_t cfa_off, ra_off, rbp_off;
+	uint8_t cfa_reg;	/* DWARF register: 7 rsp, 6 rbp */
+	uint8_t state;		/* enum probe__row_state */
+	uint8_t rbp_saved;
+};
+/*
+ * Run a CIE's initial instructions, then an FDE's, up to (and including)
+ * the row that covers pc.  Returns 0 with *out filled (state OK, OUTER
+ * or HARD), or -LP_EPARSE on malformed bytes.
+ */
+int probe__cfi_eval(const uint8_t *cie_ins, size_t cie_len,
+		    const uint8_t *fde_ins, size_t fde_len,
+		    uint64_t code_align, int64_t data_align, uint64_t ra_reg,
+		    uint64_t pc_begin, uint64_t pc,
+		    struct probe__cfa_row *out);
 /*
  * Parse the header of an .eh_frame_hdr section read from memory at
  * address `at` (len bytes): the binary search table's address and
