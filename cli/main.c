@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	{ "watch", cmd_watch,
 	  "sample memory of processes over time (CSV or JSON lines)" },
 	{ "plot", cmd_plot, "plot a watch file with gnuplot (SVG or PNG)" },
+	{ "heapdiff", cmd_heapdiff,
+	  "objects retained between Ruby heap dumps, per allocation site" },
 	{ "help", cmd_help, "show help for leakprobe or a command" },
 	{ "version", cmd_version, "print the version" },
 };
