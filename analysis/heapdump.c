@@ -68,7 +68,7 @@
 #include "common/log.h"
 
 #define HD_MAX_THREADS	8
-#define HD_WINDOW	((size_t)4 << 20)	/* scanned between page drops */
+#define HD_WINDOW	((size_t)1 << 20)	/* scanned before a page drop */
 #define HD_MIN_CHUNK	((size_t)1 << 20)	/* per thread, at least */
 #define HD_READ_BLOCK	((size_t)1 << 20)	/* streaming read size */
 #define HD_SHAPES_PER_SITE 32	/* sizes kept per site, then "any" */
@@ -604,44 +604,56 @@ enum {
 static inline int
 key_id(const char *k, const char *e, const char **end)
 {
-	static const struct {
-		const char *lit;	/* with the closing quote */
-		int id;
-	} keys[] = {
-		{ "address\"", K_ADDRESS }, { "bytesize\"", K_BYTESIZE },
-		{ "class\"", K_CLASS }, { "file\"", K_FILE },
-		{ "flags\"", K_FLAGS }, { "generation\"", K_GENERATION },
-		{ "line\"", K_LINE }, { "length\"", K_LENGTH },
-		{ "memsize\"", K_MEMSIZE }, { "method\"", K_METHOD },
-		{ "name\"", K_NAME }, { "references\"", K_REFERENCES },
-		{ "real_class_name\"", K_REAL_CLASS_NAME },
-		{ "root\"", K_ROOT }, { "size\"", K_SIZE },
-		{ "type\"", K_TYPE },
-	};
-	int first, last;
-
+	/* constant sizes: the compiler inlines these memcmp calls */
+#define KEY(lit, id) \
+	if ((size_t)(e - k) >= sizeof(lit) - 1 && \
+	    !memcmp(k, lit, sizeof(lit) - 1)) { \
+		*end = k + sizeof(lit) - 2; \
+		return id; \
+	}
 	switch (k < e ? *k : 0) {
-	case 'a': first = 0; last = 0; break;
-	case 'b': first = 1; last = 1; break;
-	case 'c': first = 2; last = 2; break;
-	case 'f': first = 3; last = 4; break;
-	case 'g': first = 5; last = 5; break;
-	case 'l': first = 6; last = 7; break;
-	case 'm': first = 8; last = 9; break;
-	case 'n': first = 10; last = 10; break;
-	case 'r': first = 11; last = 13; break;
-	case 's': first = 14; last = 14; break;
-	case 't': first = 15; last = 15; break;
-	default: first = 1; last = 0; break;
+	case 'a':
+		KEY("address\"", K_ADDRESS);
+		break;
+	case 'b':
+		KEY("bytesize\"", K_BYTESIZE);
+		break;
+	case 'c':
+		KEY("class\"", K_CLASS);
+		break;
+	case 'f':
+		KEY("file\"", K_FILE);
+		KEY("flags\"", K_FLAGS);
+		break;
+	case 'g':
+		KEY("generation\"", K_GENERATION);
+		break;
+	case 'l':
+		KEY("line\"", K_LINE);
+		KEY("length\"", K_LENGTH);
+		break;
+	case 'm':
+		KEY("memsize\"", K_MEMSIZE);
+		KEY("method\"", K_METHOD);
+		break;
+	case 'n':
+		KEY("name\"", K_NAME);
+		break;
+	case 'r':
+		KEY("references\"", K_REFERENCES);
+		KEY("root\"", K_ROOT);
+		KEY("real_class_name\"", K_REAL_CLASS_NAME);
+		break;
+	case 's':
+		KEY("size\"", K_SIZE);
+		break;
+	case 't':
+		KEY("type\"", K_TYPE);
+		break;
+	default:
+		break;
 	}
-	for (int i = first; i <= last; i++) {
-		size_t l = strlen(keys[i].lit);
-
-		if ((size_t)(e - k) >= l && !memcmp(k, keys[i].lit, l)) {
-			*end = k + l - 1;
-			return keys[i].id;
-		}
-	}
+#undef KEY
 	*end = str_close(k, e);
 	return K_OTHER;
 }
@@ -1217,16 +1229,25 @@ split_lines(const char *buf, size_t len, unsigned n, size_t *cut)
 	cut[n] = len;
 }
 
-/* Drop the mapped pages of [from, to) that lie wholly inside it. */
+/*
+ * Drop the mapped pages of [from, to) from our page tables (the page cache
+ * keeps them).  from is taken HD_REMAP_MARGIN lower (but not below base,
+ * the start of the mapping): the kernel's fault-around maps whole 64 KiB
+ * blocks, so touching the first page of a window maps again pages of the
+ * window before, which were dropped already.
+ */
+#define HD_REMAP_MARGIN	((uintptr_t)128 << 10)
 static void
-drop_pages(const char *from, const char *to)
+drop_pages(const char *base, const char *from, const char *to)
 {
 	static size_t pg;
 	uintptr_t a, b;
 
 	if (!pg)
 		pg = (size_t)sysconf(_SC_PAGESIZE);
-	a = ((uintptr_t)from + pg - 1) & ~(uintptr_t)(pg - 1);
+	a = (uintptr_t)from & ~(uintptr_t)(pg - 1);
+	a = a - (uintptr_t)base > HD_REMAP_MARGIN ? a - HD_REMAP_MARGIN
+						   : (uintptr_t)base;
 	b = (uintptr_t)to & ~(uintptr_t)(pg - 1);
 	if (b > a)
 		madvise((void *)a, b - a, MADV_DONTNEED);
@@ -1236,6 +1257,7 @@ struct scan_job {
 	void (*fn)(void *acc, const char *p, const char *e);
 	void *acc;
 	const char *p, *e;
+	const char *base;	/* the mapping: page aligned */
 	bool drop;		/* the input is our own read-only mapping */
 };
 
@@ -1256,7 +1278,7 @@ scan_job_run(void *arg)
 		}
 		j->fn(j->acc, p, w);
 		if (j->drop)
-			drop_pages(p, w);
+			drop_pages(j->base, p, w);
 		p = w;
 	}
 	return NULL;
@@ -1277,7 +1299,7 @@ run_jobs(struct scan_job *jobs, unsigned n)
 		if (started[i])
 			pthread_join(tid[i], NULL);
 		else
-			scan_job_run(&jobs[i]);	/* no thread: do it here */
+			scan_job_run(&jobs[i]);	/* no thread: run here */
 	}
 }
 
@@ -1468,6 +1490,9 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 	}
 	free(tr);
 	tab_release(&cmap);
+	lp_debug("heap dump: %zu site entries, %zu type/class/size entries, "
+		 "%zu strings (%zu bytes)", d->site.n, d->tcs.n, d->str.n,
+		 d->str.len);
 	return rc;
 }
 
@@ -1497,6 +1522,7 @@ digest_scan(struct ana_hd_digest *d, const char *buf, size_t len,
 		jobs[i].acc = acc[i];
 		jobs[i].p = buf + cut[i];
 		jobs[i].e = buf + cut[i + 1];
+		jobs[i].base = buf;
 		jobs[i].drop = drop;
 	}
 	run_jobs(jobs, n);
@@ -2199,8 +2225,10 @@ ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
 			out->same_gen = d[1]->st.same_gen;
 	}
 	if (n >= 2) {
-		const struct ana_hd_stats *a = &d[n - 2]->st, *b = &d[n - 1]->st;
-		uint64_t ua = a->objects - a->traced, ub = b->objects - b->traced;
+		const struct ana_hd_stats *a = &d[n - 2]->st;
+		const struct ana_hd_stats *b = &d[n - 1]->st;
+		uint64_t ua = a->objects - a->traced;
+		uint64_t ub = b->objects - b->traced;
 
 		/* only meaningful when the older one had tracing on */
 		if (a->traced && ub > ua)
@@ -2251,7 +2279,8 @@ struct why_acc {
 	size_t n, cap;
 	uint64_t *edge;		/* referenced addresses */
 	size_t ne, ecap;
-	struct hd_tab cls;	/* [addr] -> [name offset, len | kind << 48] */
+	struct hd_tab cls;	/* [addr] -> [offset of the name << 16 |
+				 * kind] */
 	uint64_t candidates, objects;
 	bool oom;
 };
@@ -2502,10 +2531,14 @@ why_link(struct why_acc *acc, unsigned nacc, const char *buf, size_t len,
 	return 0;
 }
 
-int
-ana_hd_why_buf(const char *buf, size_t len, const char *file, int64_t line,
-	       int64_t after_gen, int64_t upto_gen, unsigned nthreads,
-	       struct ana_hd_chain *out, struct lp_err *err)
+/*
+ * drop: buf is our own read-only mapping, whose pages may be dropped once
+ * scanned (the few lines of the chain are read again from the page cache).
+ */
+static int
+why_run(const char *buf, size_t len, const char *file, int64_t line,
+	int64_t after_gen, int64_t upto_gen, unsigned nthreads, bool drop,
+	struct ana_hd_chain *out, struct lp_err *err)
 {
 	struct why_acc acc[HD_MAX_THREADS];
 	struct scan_job jobs[HD_MAX_THREADS];
@@ -2535,7 +2568,8 @@ ana_hd_why_buf(const char *buf, size_t len, const char *file, int64_t line,
 		jobs[i].acc = &acc[i];
 		jobs[i].p = buf + cut[i];
 		jobs[i].e = buf + cut[i + 1];
-		jobs[i].drop = false;	/* lines are read again below */
+		jobs[i].base = buf;
+		jobs[i].drop = drop;
 	}
 	run_jobs(jobs, nt);
 	/* one graph: append the other chunks to the first */
@@ -2683,6 +2717,15 @@ out:
 }
 
 int
+ana_hd_why_buf(const char *buf, size_t len, const char *file, int64_t line,
+	       int64_t after_gen, int64_t upto_gen, unsigned nthreads,
+	       struct ana_hd_chain *out, struct lp_err *err)
+{
+	return why_run(buf, len, file, line, after_gen, upto_gen, nthreads,
+		       false, out, err);
+}
+
+int
 ana_hd_why_file(const char *path, const char *file, int64_t line,
 		int64_t after_gen, int64_t upto_gen, unsigned nthreads,
 		struct ana_hd_chain *out, struct lp_err *err)
@@ -2707,8 +2750,8 @@ ana_hd_why_file(const char *path, const char *file, int64_t line,
 				  "graph needs a regular file (not a pipe)",
 				  path);
 	}
-	rc = ana_hd_why_buf(in.p, in.len, file, line, after_gen, upto_gen,
-			    nthreads, out, err);
+	rc = why_run(in.p, in.len, file, line, after_gen, upto_gen, nthreads,
+		     true, out, err);
 	input_close(&in);
 	return rc;
 }

@@ -1002,14 +1002,119 @@ probe_session_dump(struct probe_session *s, probe_sink_fn sink, void *arg,
 	return 0;
 }
 
+int
+probe_session_gcstat_start(struct probe_session *s, double interval,
+			   struct lp_err *err)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "gcstat %.3f\n", interval);
+	return send_cmd(s, cmd, err);
+}
+
+int
+probe_session_gcstat_poll(struct probe_session *s, struct probe_gc *out,
+			  struct lp_err *err)
+{
+	bool got = false;
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		s->inbuf = xgrow(s->inbuf, &s->incap, s->inlen + 65536, 1);
+		n = read(s->res_fd, s->inbuf + s->inlen, s->incap - s->inlen);
+		if (n > 0) {
+			s->inlen += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return lp_err_set(err, LP_EEXITED, "the GC.stat "
+					  "reporter in process %d ended",
+					  (int)probe_session_pid(s));
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return lp_err_sys(err, LP_EIO, "read result channel");
+		break;
+	}
+	while ((nl = memchr(s->inbuf, '\n', s->inlen))) {
+		size_t l = (size_t)(nl - s->inbuf);
+		json_t *msg;
+
+		*nl = '\0';
+		msg = json_loads(s->inbuf, 0, NULL);
+		if (msg && jint(msg, "gcstat") == 1) {
+			parse_gc(json_object_get(msg, "gc"), out);
+			got = true;
+		}
+		json_decref(msg);
+		memmove(s->inbuf, nl + 1, s->inlen - l - 1);
+		s->inlen -= l + 1;
+	}
+	return got;
+}
+
+/* Threads of pid named "leakprobe" (the helper and its lanes). */
+static int
+helper_threads(pid_t pid)
+{
+	char path[320], comm[32];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		FILE *fp;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid,
+			 de->d_name);
+		fp = fopen(path, "re");
+		if (!fp)
+			continue;
+		if (fgets(comm, sizeof(comm), fp) &&
+		    !strncmp(comm, "leakprobe\n", 10))
+			n++;
+		fclose(fp);
+	}
+	closedir(d);
+	return n;
+}
+
 void
 probe_session_end(struct probe_session *s)
 {
+	pid_t pid;
+	bool started;
+
 	if (!s)
 		return;
+	pid = probe_session_pid(s);
+	started = s->start_ns != 0;
 	if (s->ack_fd >= 0 && write(s->ack_fd, "stop\n", 5) != 5)
 		lp_debug("helper already gone");
 	session_free(s);
+	/*
+	 * The helper sees "stop" or EOF and ends.  Wait (briefly, bounded)
+	 * until its threads are gone: a run that starts while the previous
+	 * helper is still exiting would get a new thread stack and malloc
+	 * arena instead of reusing the cached ones, and the target's maps
+	 * would grow run after run.
+	 */
+	if (started) {
+		uint64_t deadline = lp_mono_ns() + 2000000000ull;
+
+		while (helper_threads(pid) > 0 && lp_mono_ns() < deadline) {
+			struct timespec ts = { 0, 500000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 }
 
 pid_t

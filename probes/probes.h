@@ -188,6 +188,20 @@ int probe_session_dump(struct probe_session *s, probe_sink_fn sink,
 		       void *arg, double *secs, struct probe_result *res,
 		       struct lp_err *err);
 
+/*
+ * Turn the helper into a light GC.stat reporter: one line every `interval`
+ * seconds until the session ends or leakprobe dies (the helper then sees
+ * EPIPE and ends).  No batches can be run afterwards.
+ */
+int probe_session_gcstat_start(struct probe_session *s, double interval,
+			       struct lp_err *err);
+/*
+ * Without blocking: the latest GC.stat received.  Returns 1 when *out was
+ * updated, 0 when nothing new arrived, < 0 when the helper is gone.
+ */
+int probe_session_gcstat_poll(struct probe_session *s, struct probe_gc *out,
+			      struct lp_err *err);
+
 /* Tell the helper to finish, close the channel, release everything. */
 void probe_session_end(struct probe_session *s);
 pid_t probe_session_pid(const struct probe_session *s);
@@ -291,8 +305,8 @@ struct probe_malloc_opts {
 	uint32_t group_frames;	/* group by innermost K frames; 0 = 8 */
 	uint32_t max_outstanding;	/* pointers tracked; 0 = 2 Mi */
 	uint64_t pending_bytes;	/* raw stacks held before unwinding;
-				 * 0 = 32 MiB */
-	uint32_t ring_bytes;	/* ring buffer; 0 = 32 MiB */
+				 * 0 = 16 MiB */
+	uint32_t ring_bytes;	/* ring buffer; 0 = 16 MiB */
 	bool count_only;	/* attach every probe, only count calls (the
 				 * floor any uprobe tracer pays) */
 };
@@ -418,10 +432,13 @@ void probe__mcoll_alloc(struct probe__mcoll *c,
 void probe__mcoll_forget(struct probe__mcoll *c, uint64_t ptr);
 /* Unwind every waiting record. */
 void probe__mcoll_flush(struct probe__mcoll *c);
-/* Keep only the pointers keep() accepts; returns how many were dropped. */
-uint64_t probe__mcoll_retain(struct probe__mcoll *c,
-			     bool (*keep)(void *arg, uint64_t ptr),
-			     void *arg);
+/*
+ * Reconciliation with a reference set of pointers: mark each pointer of
+ * the set (false when the collector does not hold it), then sweep:
+ * drop every unmarked allocation (returns how many) and clear the marks.
+ */
+bool probe__mcoll_mark(struct probe__mcoll *c, uint64_t ptr);
+uint64_t probe__mcoll_sweep(struct probe__mcoll *c);
 void probe__mcoll_stats(const struct probe__mcoll *c,
 			struct probe__mcoll_stats *out);
 /*
