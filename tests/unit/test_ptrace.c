@@ -1,0 +1,288 @@
+/*
+ * The injector against a real child process (a fork of this test): stop
+ * it inside a blocking syscall, run syscalls and calls in it, restore it,
+ * and check it carries on exactly as before: its read() still gets its
+ * data, its sleep is not cut short, its SSE registers are intact, and a
+ * signal sent while it was held is delivered after detach.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "injector/injector.h"
+
+static volatile long called;
+static volatile sig_atomic_t usr1;
+
+/* Called remotely in the child. */
+long __attribute__((noinline, used))
+lp_test_add(long a, long b)
+{
+	called = a + b;
+	return a + b;
+}
+
+/* Called remotely: clobbers xmm7 (caller-saved, so an interrupted thread
+ * never expected it to change). */
+void __attribute__((noinline, used))
+lp_test_clobber(void)
+{
+	__asm__ volatile("pcmpeqd %%xmm7, %%xmm7" ::: "xmm7");
+}
+
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	usr1++;
+}
+
+struct child {
+	pid_t pid;
+	int to[2], from[2];
+};
+
+/*
+ * The child: set xmm7 to a marker, block in read() on `to` (the syscall
+ * the test interrupts), then report what it read, xmm7, `called` and the
+ * SIGUSR1 count on `from`.
+ */
+static void
+child_main(struct child *c, int mode)
+{
+	char buf[64] = "";
+	uint64_t before = 0x1122334455667788ull, after = 0;
+	long n;
+	struct timespec t0, t1;
+
+	signal(SIGUSR1, on_usr1);
+	close(c->to[1]);
+	close(c->from[0]);
+	if (write(c->from[1], "R", 1) != 1)
+		_exit(2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (mode == 0) {
+		/* read() with the marker live in xmm7 across the syscall */
+		__asm__ volatile("movq %[v], %%xmm7\n\t"
+				 "syscall\n\t"
+				 "movq %%xmm7, %[o]"
+				 : "=a"(n), [o] "=r"(after)
+				 : "a"((long)SYS_read), "D"((long)c->to[0]),
+				   "S"(buf), "d"((long)sizeof(buf) - 1),
+				   [v] "r"(before)
+				 : "rcx", "r11", "memory", "xmm7");
+	} else {
+		struct timespec d = { 1, 0 };	/* nanosleep: ERESTART_RESTARTBLOCK */
+
+		n = nanosleep(&d, NULL) == 0 ? 0 : -errno;
+		after = before;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	dprintf(c->from[1], "%ld %s %d %ld %d %.3f\n", n,
+		n > 0 ? buf : "-", after == before, (long)called, (int)usr1,
+		(double)(t1.tv_sec - t0.tv_sec) +
+		(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	_exit(0);
+}
+
+static void
+start_child(struct child *c, int mode)
+{
+	char r;
+
+	assert_int_equal(pipe(c->to), 0);
+	assert_int_equal(pipe(c->from), 0);
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (c->pid == 0)
+		child_main(c, mode);
+	close(c->to[0]);
+	close(c->from[1]);
+	assert_int_equal(read(c->from[0], &r, 1), 1);
+}
+
+/* Wait until the child sleeps in its syscall (a real state, polled). */
+static void
+wait_blocked(pid_t pid)
+{
+	char path[64], st = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 5000 && st != 'S'; i++) {
+		FILE *fp = fopen(path, "r");
+
+		if (fp) {
+			if (fscanf(fp, "%*d (%*[^)]) %c", &st) != 1)
+				st = 0;
+			fclose(fp);
+		}
+		if (st != 'S')
+			usleep(1000);
+	}
+	assert_int_equal(st, 'S');
+}
+
+static void
+finish_child(struct child *c, char *line, size_t len)
+{
+	FILE *fp = fdopen(c->from[0], "r");
+	int status;
+
+	assert_non_null(fp);
+	assert_non_null(fgets(line, (int)len, fp));
+	fclose(fp);
+	close(c->to[1]);
+	assert_int_equal(waitpid(c->pid, &status, 0), c->pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void
+test_ptrace_read_survives_injection(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 0 }, ret = 0, page = 0, blob = 0xfeedfacecafebeefull;
+	uint64_t back = 0;
+	int64_t r = 0;
+	char line[256];
+	long n, got_called;
+	int same, sig;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_prepare(t, &err), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	/* stopped inside read(): orig_rax says so */
+	assert_int_equal(inj_stopped_syscall(t), SYS_read);
+
+	/* a signal for the child while we hold it: queued, re-delivered */
+	assert_int_equal(syscall(SYS_tgkill, c.pid, c.pid, SIGUSR1), 0);
+
+	assert_int_equal(inj_syscall(t, SYS_getpid, args, &r, &err), 0);
+	assert_int_equal(r, c.pid);
+
+	args[0] = 2;
+	args[1] = 40;
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
+				  &ret, 1000, &err), 0);
+	assert_int_equal(ret, 42);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_clobber,
+				  NULL, 0, &ret, 1000, &err), 0);
+
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE, &page,
+				  &err), 0);
+	assert_int_equal(inj_write(t, page, &blob, sizeof(blob), &err), 0);
+	assert_int_equal(inj_read(t, page, &back, sizeof(back), &err), 0);
+	assert_int_equal(back, blob);
+	assert_int_equal(inj_munmap(t, page, 4096, &err), 0);
+
+	assert_int_equal(inj_detach(t, &err), 0);
+	assert_true(inj_last_dirty_ns(t) <= inj_last_held_ns(t));
+	inj_close(t);
+
+	/* the interrupted read() restarts and gets its data */
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld %d", &n, &same,
+				&got_called, &sig), 4);
+	assert_int_equal(n, 5);
+	assert_non_null(strstr(line, " hello "));
+	assert_int_equal(same, 1);		/* xmm7 intact */
+	assert_int_equal(got_called, 42);	/* the call ran in the child */
+	assert_int_equal(sig, 1);		/* SIGUSR1 delivered once */
+}
+
+static void
+test_ptrace_sleep_not_cut_short(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 0 };
+	int64_t r;
+	char line[256];
+	double secs = 0;
+	long n;
+
+	(void)state;
+	start_child(&c, 1);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_syscall(t, SYS_getppid, args, &r, &err), 0);
+	assert_int_equal(r, getpid());
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %*d %*d %*d %lf", &n, &secs), 2);
+	assert_int_equal(n, 0);		/* nanosleep completed, no EINTR */
+	assert_true(secs >= 1.0);	/* and slept its full second */
+}
+
+static void
+test_ptrace_refuses_bad_targets(void **state)
+{
+	struct lp_err err = { 0 };
+
+	(void)state;
+	assert_null(inj_open(getpid(), &err));
+	assert_int_equal(err.code, LP_ESELF);
+	lp_err_clear(&err);
+	assert_null(inj_open(0x3ffffff0, &err));
+	assert_int_equal(err.code, LP_ENOPROC);
+}
+
+static void
+test_ptrace_detach_after_exit(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	char line[256];
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	assert_int_equal(write(c.to[1], "bye", 3), 3);
+	finish_child(&c, line, sizeof(line));
+	/* the process is gone: a second attach fails cleanly */
+	lp_err_clear(&err);
+	assert_true(inj_attach(t, &err) < 0);
+	inj_close(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ptrace_read_survives_injection),
+		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
+		cmocka_unit_test(test_ptrace_refuses_bad_targets),
+		cmocka_unit_test(test_ptrace_detach_after_exit),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
