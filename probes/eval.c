@@ -4,7 +4,7 @@
  *
  *   leakprobe                                 target
  *   ---------                                 ------
- *   lock /run/leakprobe/PID-START.lock
+ *   lock: abstract socket @leakprobe/PID-START
  *   mkdtemp TMP/leakprobe.PID.XXXXXX (0700, target's uid)
  *     helper.rb snippet.N.rb res(fifo) ack(fifo)
  *   open res O_RDONLY|O_NONBLOCK
@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -80,57 +82,62 @@ struct probe_session {
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
+	bool ignore_stop;	/* grace period after SIGINT: see start */
+	bool gcstat;		/* helper turned into a GC.stat reporter */
 };
 
 /* ---- lock ------------------------------------------------------------ */
 
+/*
+ * One leakprobe per target: an abstract unix socket named after the
+ * target's pid and start time (so a reused pid is another name).  The
+ * kernel releases it when we exit, however we exit, and it is no file:
+ * a SIGKILLed leakprobe leaves nothing behind.  The holder listens, so a
+ * second leakprobe can ask who holds it (SO_PEERCRED).
+ */
 static int
 take_lock(struct probe_session *s, struct lp_err *err)
 {
 	const struct inj_procinfo *pi = inj_info(s->t);
-	const char *base = "/run/leakprobe";
-	struct stat a, b;
-	char buf[32];
-	int fd;
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd, n;
 
-	if (mkdir(base, 0755) < 0 && errno != EEXIST)
-		base = "/tmp";
-	snprintf(s->lock_path, sizeof(s->lock_path), "%s/%s%d-%" PRIu64
-		 ".lock", base, strcmp(base, "/tmp") ? "" : "leakprobe-",
-		 (int)pi->pid, pi->start_time);
-	for (int tries = 0; tries < 8; tries++) {
-		fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC |
-			  O_NOFOLLOW, 0600);
-		if (fd < 0)
-			return lp_err_sys(err, LP_EIO, "lock '%s'",
-					  s->lock_path);
-		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			ssize_t n = read(fd, buf, sizeof(buf) - 1);
-
-			buf[n > 0 ? n : 0] = '\0';
-			close(fd);
-			return lp_err_set(err, LP_EBUSY, "process %d is "
-					  "already being probed by leakprobe"
-					  " (pid %s); wait for it to finish",
-					  (int)pi->pid, buf[0] ? buf : "?");
-		}
-		/* The holder may have unlinked the file between our open
-		 * and flock: make sure we locked the file at the path. */
-		if (fstat(fd, &a) == 0 && stat(s->lock_path, &b) == 0 &&
-		    a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-			if (ftruncate(fd, 0) == 0) {
-				int n = snprintf(buf, sizeof(buf), "%d",
-						 (int)getpid());
-				if (write(fd, buf, (size_t)n) != n)
-					lp_debug("lock: short write");
-			}
-			s->lock_fd = fd;
-			return 0;
-		}
-		close(fd);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1,
+		     "leakprobe/%d-%" PRIu64, (int)pi->pid, pi->start_time);
+	snprintf(s->lock_path, sizeof(s->lock_path), "@%s", sa.sun_path + 1);
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			  (size_t)n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return lp_err_sys(err, LP_EIO, "lock: socket");
+	if (bind(fd, (struct sockaddr *)&sa, len) == 0 && listen(fd, 4) == 0) {
+		s->lock_fd = fd;
+		return 0;
 	}
-	return lp_err_set(err, LP_EBUSY, "lock '%s' keeps changing",
-			  s->lock_path);
+	if (errno != EADDRINUSE) {
+		lp_err_sys(err, LP_EIO, "lock '%s'", s->lock_path);
+		close(fd);
+		return -LP_EIO;
+	}
+	close(fd);
+	{
+		struct ucred cred = { 0, 0, 0 };
+		socklen_t cl = sizeof(cred);
+		char who[32] = "?";
+
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, len) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0)
+			snprintf(who, sizeof(who), "%d", (int)cred.pid);
+		if (fd >= 0)
+			close(fd);
+		return lp_err_set(err, LP_EBUSY, "process %d is already being "
+				  "probed by leakprobe (pid %s); wait for it "
+				  "to finish", (int)pi->pid, who);
+	}
 }
 
 static void
@@ -138,7 +145,6 @@ drop_lock(struct probe_session *s)
 {
 	if (s->lock_fd < 0)
 		return;
-	unlink(s->lock_path);
 	close(s->lock_fd);
 	s->lock_fd = -1;
 }
@@ -618,7 +624,7 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 			return 0;
 		}
 		uint64_t now = lp_mono_ns();
-		if (lp_stop_signal)
+		if (lp_stop_signal && !s->ignore_stop)
 			return lp_err_set(err, LP_EINTR, "interrupted by signal"
 					  " %d", (int)lp_stop_signal);
 		if (now >= deadline)
@@ -844,6 +850,26 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 				   "never checks interrupts?)", s->timeout,
 				   (int)pid);
 		}
+		if (rc == -LP_EINTR) {
+			/*
+			 * Interrupted while the job was pending.  It usually
+			 * starts within a few ms: give it that long, so the
+			 * page can be unmapped instead of left defused.  The
+			 * helper then sees EOF and ends at once.
+			 */
+			double keep = s->timeout;
+			json_t *late = NULL;
+
+			s->ignore_stop = true;
+			s->timeout = 0.3;
+			if (read_json(s, &late, true, NULL) == 0) {
+				json_decref(late);
+				remove_dir(s);
+				unmap_page(s);
+			}
+			s->timeout = keep;
+			s->ignore_stop = false;
+		}
 		/* The job may still be pending: defuse it, and remove the
 		 * channel so that even a late start finds nothing. */
 		defuse_page(s);
@@ -1009,6 +1035,7 @@ probe_session_gcstat_start(struct probe_session *s, double interval,
 	char cmd[64];
 
 	snprintf(cmd, sizeof(cmd), "gcstat %.3f\n", interval);
+	s->gcstat = true;
 	return send_cmd(s, cmd, err);
 }
 
@@ -1054,67 +1081,40 @@ probe_session_gcstat_poll(struct probe_session *s, struct probe_gc *out,
 	return got;
 }
 
-/* Threads of pid named "leakprobe" (the helper and its lanes). */
-static int
-helper_threads(pid_t pid)
-{
-	char path[320], comm[32];
-	struct dirent *de;
-	int n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((de = readdir(d))) {
-		FILE *fp;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid,
-			 de->d_name);
-		fp = fopen(path, "re");
-		if (!fp)
-			continue;
-		if (fgets(comm, sizeof(comm), fp) &&
-		    !strncmp(comm, "leakprobe\n", 10))
-			n++;
-		fclose(fp);
-	}
-	closedir(d);
-	return n;
-}
-
 void
 probe_session_end(struct probe_session *s)
 {
-	pid_t pid;
-	bool started;
-
 	if (!s)
 		return;
-	pid = probe_session_pid(s);
-	started = s->start_ns != 0;
 	if (s->ack_fd >= 0 && write(s->ack_fd, "stop\n", 5) != 5)
 		lp_debug("helper already gone");
-	session_free(s);
 	/*
-	 * The helper sees "stop" or EOF and ends.  Wait (briefly, bounded)
-	 * until its threads are gone: a run that starts while the previous
-	 * helper is still exiting would get a new thread stack and malloc
-	 * arena instead of reusing the cached ones, and the target's maps
-	 * would grow run after run.
+	 * Wait (bounded) until the helper has closed its end, i.e. its
+	 * thread is done: a run that starts while the previous helper is
+	 * still running would get a new thread stack and malloc arena
+	 * instead of reusing the cached ones, and the target's maps would
+	 * grow run after run.  A GC.stat reporter only notices EPIPE, so it
+	 * is not waited for.
 	 */
-	if (started) {
+	if (s->start_ns && !s->gcstat && s->res_fd >= 0) {
 		uint64_t deadline = lp_mono_ns() + 2000000000ull;
+		char buf[4096];
 
-		while (helper_threads(pid) > 0 && lp_mono_ns() < deadline) {
-			struct timespec ts = { 0, 500000 };
+		while (lp_mono_ns() < deadline) {
+			struct pollfd p = { s->res_fd, POLLIN, 0 };
+			ssize_t n;
 
-			nanosleep(&ts, NULL);
+			if (poll(&p, 1, 100) < 0 && errno != EINTR)
+				break;
+			n = read(s->res_fd, buf, sizeof(buf));
+			if (n == 0 || (n < 0 && errno != EAGAIN &&
+				       errno != EINTR))
+				break;
+			if (!target_alive(probe_session_pid(s)))
+				break;
 		}
 	}
+	session_free(s);
 }
 
 pid_t

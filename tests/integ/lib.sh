@@ -72,11 +72,10 @@ our_pages() {
 }
 
 # Stray files of ours for target PID (all targets without one): channel
-# directories in /tmp and lock files.
+# directories in /tmp (the per-target lock is an abstract socket, no file).
 stray_files() {
 	local p=${1:-*}
-	ls -d /tmp/leakprobe."$p".* /run/leakprobe/"$p"-*.lock \
-		/tmp/leakprobe-"$p"-*.lock 2>/dev/null | wc -l
+	ls -d /tmp/leakprobe."$p".* 2>/dev/null | wc -l
 }
 
 tracer_of() { awk '/^TracerPid:/ {print $2}' "/proc/$1/status"; }

@@ -49,4 +49,20 @@ cat <&6 >/dev/null
 wait "$first" || fail "first run failed"
 exec 6<&-
 target_ok "$pid"
+
+# The target dies in the middle of a run: a clear error (3), nothing left.
+start_target leaks.rb
+p2=$TARGET_PID
+mkfifo "$T/lp2.out"
+"$LP" attach "$p2" --eval 'sleep 0.01' --times 1000 --batch 10 \
+	--no-control >"$T/lp2.out" 2>"$T/lp2.err" & l2=$!
+exec 8<"$T/lp2.out"
+read -r _ <&8	# "attached to ...": batches are running
+kill -9 "$p2"
+cat <&8 >/dev/null
+exec 8<&-
+wait "$l2"; rc=$?
+[ "$rc" = 3 ] || fail "target exit: exit $rc: $(cat "$T/lp2.err")"
+grep -qE "process $p2 exited|pid $p2: no such process" "$T/lp2.err" || fail "message: $(cat "$T/lp2.err")"
+[ "$(stray_files "$p2")" = 0 ] || fail "files left after the target died"
 echo ok
