@@ -154,6 +154,14 @@ struct ana_sample {
 	uint64_t arena_rss;		/* other glibc arenas */
 	uint64_t anon_rss;		/* other anonymous */
 	uint64_t swap;
+	/* GC.stat of a Ruby process (watch --gc-stat), counts: */
+	uint64_t live_slots;		/* heap_live_slots */
+	uint64_t heap_pages;		/* heap_allocated_pages */
+	uint64_t malloc_increase;	/* malloc_increase_bytes */
+	uint64_t gc_count, major_gc_count;
+	uint64_t allocated_objects;	/* total_allocated_objects */
+	uint64_t freed_objects;		/* total_freed_objects */
+	unsigned gc_known;	/* bit (idx - ANA_NMETRICS) per GC value set */
 	const char *event;	/* NULL, "exit", "noaccess", "new" */
 };
 
@@ -161,17 +169,26 @@ enum ana_format { ANA_FMT_CSV, ANA_FMT_JSONL };
 
 /* Fill a sample's memory columns from parsed totals. */
 void ana_sample_from_totals(struct ana_sample *out, const struct ana_totals *t);
-/* CSV header line (with newline). */
-const char *ana_csv_header(void);
-/* Format one row into buf (with newline); returns length or -1. */
+/*
+ * CSV header line (with newline); with gc, the GC.stat columns follow
+ * the others: live_slots heap_pages malloc_increase gc_count
+ * major_gc_count allocated_objects freed_objects.
+ */
+const char *ana_csv_header(bool gc);
+/*
+ * Format one row into buf (with newline); returns length or -1.  With
+ * gc, the row has the GC.stat columns too: in CSV always (empty for a
+ * value not known), in JSON lines the known ones.
+ */
 int ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
-		      char *buf, size_t len);
+		      bool gc, char *buf, size_t len);
 
 /* A watch file loaded for plotting/summaries. */
 struct ana_series {
 	struct ana_sample *rows;
 	size_t n, cap;
 	enum ana_format fmt;
+	bool gc;	/* GC.stat columns in the header, or in any JSON row */
 };
 /* Parse a watch file (CSV or JSONL, detected); rows with bad syntax are
  * skipped and counted in *bad (may be NULL). */
@@ -179,12 +196,28 @@ int ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		    struct lp_err *err);
 void ana_series_release(struct ana_series *s);
 
-/* Metric names usable in plot --metric: rss pss uss heap_rss heap_size
- * arena_rss anon_rss swap.  Returns -1 when unknown. */
+/*
+ * Metrics usable in plot --metric.  Indices 0 .. ANA_NMETRICS-1 are the
+ * memory columns, in bytes, in every row: rss pss uss heap_rss heap_size
+ * arena_rss anon_rss swap.  Then ANA_NGCMETRICS GC.stat counts, known
+ * only in rows of watch --gc-stat (gc_known): live_slots heap_pages
+ * malloc_increase gc_count major_gc_count allocated_objects
+ * freed_objects (malloc_increase is bytes but drawn as a count).
+ * ana_metric_index returns -1 when unknown; ana_sample_metric 0 for an
+ * unknown index or value.
+ */
+#define ANA_NMETRICS 8
+#define ANA_NGCMETRICS 7
+#define ANA_NALLMETRICS (ANA_NMETRICS + ANA_NGCMETRICS)
 int ana_metric_index(const char *name);
 const char *ana_metric_name(int idx);
 uint64_t ana_sample_metric(const struct ana_sample *s, int idx);
-#define ANA_NMETRICS 8
+/* Is idx a memory metric in bytes (plotted in MiB)? */
+bool ana_metric_is_bytes(int idx);
+/* Does the row carry that metric (memory: always; GC: when known)? */
+bool ana_sample_has_metric(const struct ana_sample *s, int idx);
+/* Set a metric; a GC one becomes known. */
+void ana_sample_set_metric(struct ana_sample *s, int idx, uint64_t v);
 
 /* Growth summary of one pid from first to last sample. */
 struct ana_growth_summary {
@@ -215,9 +248,12 @@ size_t ana_series_growth(const struct ana_series *s,
 			 struct ana_growth_summary **out);
 /*
  * Recognise the first line of an existing watch file (without newline):
- * the CSV header, or a JSONL row.  Sets *fmt; returns 0 or -LP_EPARSE.
+ * a CSV header as watch writes it, or a JSONL row.  Sets *fmt and *gc
+ * (may be NULL): the header has the GC.stat columns, or the JSON row GC
+ * fields.  Returns 0 or -LP_EPARSE.
  */
-int ana_series_detect(const char *line, size_t len, enum ana_format *fmt);
+int ana_series_detect(const char *line, size_t len, enum ana_format *fmt,
+		      bool *gc);
 /*
  * Parse a time: ISO-8601 as watch writes it (2026-11-21T12:00:00.123+0100;
  * ms, offset and seconds optional, 'T' or ' '; no offset = local time),

@@ -18,15 +18,24 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-/* Column order of both formats; the CSV header lists the same names. */
-static const char *const metric_names[ANA_NMETRICS] = {
+/* Column order of both formats; the CSV header lists the same names.
+ * The GC.stat columns come last, after event (watch --gc-stat). */
+static const char *const metric_names[ANA_NALLMETRICS] = {
 	"rss", "pss", "uss", "heap_rss", "heap_size", "arena_rss",
 	"anon_rss", "swap",
+	"live_slots", "heap_pages", "malloc_increase", "gc_count",
+	"major_gc_count", "allocated_objects", "freed_objects",
 };
 
-static const char csv_header[] =
-	"time,pid,comm,rss,pss,uss,heap_rss,heap_size,arena_rss,anon_rss,"
-	"swap,event\n";
+#define CSV_COLUMNS \
+	"time,pid,comm,rss,pss,uss,heap_rss,heap_size,arena_rss,anon_rss," \
+	"swap,event"
+#define CSV_GC_COLUMNS \
+	",live_slots,heap_pages,malloc_increase,gc_count,major_gc_count," \
+	"allocated_objects,freed_objects"
+
+static const char csv_header[] = CSV_COLUMNS "\n";
+static const char csv_header_gc[] = CSV_COLUMNS CSV_GC_COLUMNS "\n";
 
 /* Events a row may carry; rows point at these, never at file text. */
 static const char *const event_names[] = { "exit", "noaccess", "new" };
@@ -47,7 +56,7 @@ event_intern(const char *s, size_t len)
 int
 ana_metric_index(const char *name)
 {
-	for (int i = 0; i < ANA_NMETRICS; i++)
+	for (int i = 0; i < ANA_NALLMETRICS; i++)
 		if (!strcmp(metric_names[i], name))
 			return i;
 	return -1;
@@ -56,25 +65,68 @@ ana_metric_index(const char *name)
 const char *
 ana_metric_name(int idx)
 {
-	if (idx < 0 || idx >= ANA_NMETRICS)
+	if (idx < 0 || idx >= ANA_NALLMETRICS)
 		return NULL;
 	return metric_names[idx];
+}
+
+bool
+ana_metric_is_bytes(int idx)
+{
+	return idx >= 0 && idx < ANA_NMETRICS;
+}
+
+bool
+ana_sample_has_metric(const struct ana_sample *s, int idx)
+{
+	if (idx < 0 || idx >= ANA_NALLMETRICS)
+		return false;
+	return idx < ANA_NMETRICS ||
+	       (s->gc_known & (1u << (idx - ANA_NMETRICS)));
+}
+
+/* The field of metric idx, or NULL. */
+static uint64_t *
+metric_field(struct ana_sample *s, int idx)
+{
+	switch (idx) {
+	case 0: return &s->rss;
+	case 1: return &s->pss;
+	case 2: return &s->uss;
+	case 3: return &s->heap_rss;
+	case 4: return &s->heap_size;
+	case 5: return &s->arena_rss;
+	case 6: return &s->anon_rss;
+	case 7: return &s->swap;
+	case 8: return &s->live_slots;
+	case 9: return &s->heap_pages;
+	case 10: return &s->malloc_increase;
+	case 11: return &s->gc_count;
+	case 12: return &s->major_gc_count;
+	case 13: return &s->allocated_objects;
+	case 14: return &s->freed_objects;
+	default: return NULL;
+	}
+}
+
+void
+ana_sample_set_metric(struct ana_sample *s, int idx, uint64_t v)
+{
+	uint64_t *f = metric_field(s, idx);
+
+	if (!f)
+		return;
+	*f = v;
+	if (idx >= ANA_NMETRICS)
+		s->gc_known |= 1u << (idx - ANA_NMETRICS);
 }
 
 uint64_t
 ana_sample_metric(const struct ana_sample *s, int idx)
 {
-	switch (idx) {
-	case 0: return s->rss;
-	case 1: return s->pss;
-	case 2: return s->uss;
-	case 3: return s->heap_rss;
-	case 4: return s->heap_size;
-	case 5: return s->arena_rss;
-	case 6: return s->anon_rss;
-	case 7: return s->swap;
-	default: return 0;
-	}
+	if (!ana_sample_has_metric(s, idx))
+		return 0;
+	return *metric_field((struct ana_sample *)s, idx);
 }
 
 void
@@ -91,9 +143,9 @@ ana_sample_from_totals(struct ana_sample *out, const struct ana_totals *t)
 }
 
 const char *
-ana_csv_header(void)
+ana_csv_header(bool gc)
 {
-	return csv_header;
+	return gc ? csv_header_gc : csv_header;
 }
 
 /* ---- writing ------------------------------------------------------- */
@@ -223,7 +275,7 @@ put_json_str(char *buf, size_t len, size_t *pos, const char *s)
 }
 
 int
-ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
+ana_sample_format(const struct ana_sample *s, enum ana_format fmt, bool gc,
 		  char *buf, size_t len)
 {
 	char ts[40], comm[sizeof(s->comm) * 2];
@@ -238,8 +290,18 @@ ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
 		for (int i = 0; ok && i < ANA_NMETRICS; i++)
 			ok = put(buf, len, &pos, ",%llu", (unsigned long long)
 				 ana_sample_metric(s, i));
-		ok = ok && put(buf, len, &pos, ",%s\n",
+		ok = ok && put(buf, len, &pos, ",%s",
 			       s->event ? s->event : "");
+		for (int i = ANA_NMETRICS; ok && gc && i < ANA_NALLMETRICS;
+		     i++) {
+			if (ana_sample_has_metric(s, i))
+				ok = put(buf, len, &pos, ",%llu",
+					 (unsigned long long)
+					 ana_sample_metric(s, i));
+			else
+				ok = put(buf, len, &pos, ",");
+		}
+		ok = ok && put(buf, len, &pos, "\n");
 	} else {
 		ok = put(buf, len, &pos, "{\"time\":\"%s\",\"pid\":%d,"
 			 "\"comm\":", ts, (int)s->pid) &&
@@ -248,6 +310,12 @@ ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
 			ok = put(buf, len, &pos, ",\"%s\":%llu",
 				 metric_names[i], (unsigned long long)
 				 ana_sample_metric(s, i));
+		for (int i = ANA_NMETRICS; ok && gc && i < ANA_NALLMETRICS;
+		     i++)
+			if (ana_sample_has_metric(s, i))
+				ok = put(buf, len, &pos, ",\"%s\":%llu",
+					 metric_names[i], (unsigned long long)
+					 ana_sample_metric(s, i));
 		if (ok && s->event)
 			ok = put(buf, len, &pos, ",\"event\":") &&
 			     put_json_str(buf, len, &pos, s->event);
@@ -256,24 +324,43 @@ ana_sample_format(const struct ana_sample *s, enum ana_format fmt,
 	return ok ? (int)pos : -1;
 }
 
+/* Is line (len bytes, no newline) one of the headers watch writes? */
+static bool
+is_header(const char *line, size_t len, bool *gc)
+{
+	if (len == sizeof(csv_header) - 2 && !memcmp(line, csv_header, len)) {
+		*gc = false;
+		return true;
+	}
+	if (len == sizeof(csv_header_gc) - 2 &&
+	    !memcmp(line, csv_header_gc, len)) {
+		*gc = true;
+		return true;
+	}
+	return false;
+}
+
 int
-ana_series_detect(const char *line, size_t len, enum ana_format *fmt)
+ana_series_detect(const char *line, size_t len, enum ana_format *fmt,
+		  bool *gc)
 {
 	static const char jsonl_start[] = "{\"time\":\"";
-	size_t hlen = sizeof(csv_header) - 2;	/* without the newline */
+	bool g = false;
 
 	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
-	if (len == hlen && !memcmp(line, csv_header, hlen)) {
+	if (is_header(line, len, &g)) {
 		*fmt = ANA_FMT_CSV;
-		return 0;
-	}
-	if (len > sizeof(jsonl_start) - 1 && line[len - 1] == '}' &&
-	    !memcmp(line, jsonl_start, sizeof(jsonl_start) - 1)) {
+	} else if (len > sizeof(jsonl_start) - 1 && line[len - 1] == '}' &&
+		   !memcmp(line, jsonl_start, sizeof(jsonl_start) - 1)) {
 		*fmt = ANA_FMT_JSONL;
-		return 0;
+		g = memmem(line, len, ",\"live_slots\":", 14) != NULL;
+	} else {
+		return -LP_EPARSE;
 	}
-	return -LP_EPARSE;
+	if (gc)
+		*gc = g;
+	return 0;
 }
 
 /* ---- time ---------------------------------------------------------- */
@@ -440,7 +527,7 @@ series_push(struct ana_series *s, const struct ana_sample *row)
 	s->rows[s->n++] = *row;
 }
 
-enum { COL_TIME = ANA_NMETRICS, COL_PID, COL_COMM, COL_EVENT, NCOLS };
+enum { COL_TIME = ANA_NALLMETRICS, COL_PID, COL_COMM, COL_EVENT, NCOLS };
 
 struct csv_field {
 	char *p;
@@ -519,6 +606,28 @@ csv_column_id(const struct csv_field *f)
 	return -1;
 }
 
+/*
+ * Map the columns of a header line (split in place) to column ids;
+ * sets the flags for the columns seen.  Returns the number of columns
+ * or -1.
+ */
+static int
+csv_header_map(char *line, size_t len, int *colmap, bool *have_time,
+	       bool *have_pid, bool *gc)
+{
+	struct csv_field f[MAX_FIELDS];
+	int nf = csv_split(line, len, f);
+
+	for (int i = 0; i < nf; i++) {
+		colmap[i] = csv_column_id(&f[i]);
+		*have_time |= colmap[i] == COL_TIME;
+		*have_pid |= colmap[i] == COL_PID;
+		*gc |= colmap[i] >= ANA_NMETRICS &&
+		       colmap[i] < ANA_NALLMETRICS;
+	}
+	return nf;
+}
+
 /* Parse a field into a NUL-terminated scratch copy. */
 static bool
 field_str(const struct csv_field *f, char *buf, size_t len)
@@ -561,19 +670,13 @@ csv_row(char *line, size_t len, const int *colmap, int ncols,
 
 		if (c < 0)
 			continue;
-		if (c < ANA_NMETRICS) {
+		if (c < ANA_NALLMETRICS) {
+			/* A GC.stat value may be empty: not known then. */
+			if (c >= ANA_NMETRICS && f[i].len == 0)
+				continue;
 			if (!parse_u64(f[i].p, f[i].len, &v))
 				return false;
-			switch (c) {
-			case 0: row->rss = v; break;
-			case 1: row->pss = v; break;
-			case 2: row->uss = v; break;
-			case 3: row->heap_rss = v; break;
-			case 4: row->heap_size = v; break;
-			case 5: row->arena_rss = v; break;
-			case 6: row->anon_rss = v; break;
-			case 7: row->swap = v; break;
-			}
+			ana_sample_set_metric(row, c, v);
 		} else if (c == COL_TIME) {
 			if (!field_str(&f[i], tbuf, sizeof(tbuf)) ||
 			    ana_parse_time(tbuf, 0, &row->wall_ns) < 0)
@@ -612,7 +715,7 @@ static bool
 jsonl_row(const char *line, size_t len, struct ana_sample *row)
 {
 	json_t *o, *v;
-	uint64_t pid = 0, m[ANA_NMETRICS] = { 0 };
+	uint64_t pid = 0, m;
 	bool ok = false;
 
 	o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
@@ -628,17 +731,16 @@ jsonl_row(const char *line, size_t len, struct ana_sample *row)
 	if (!json_u64(o, "pid", &pid, true) || !valid_pid(pid))
 		goto out;
 	row->pid = (pid_t)pid;
-	for (int i = 0; i < ANA_NMETRICS; i++)
-		if (!json_u64(o, metric_names[i], &m[i], false))
+	/* Memory keys default to 0 (an exit row has none); a GC.stat key
+	 * that is absent or null is not known. */
+	for (int i = 0; i < ANA_NALLMETRICS; i++) {
+		v = json_object_get(o, metric_names[i]);
+		if (!v || (i >= ANA_NMETRICS && json_is_null(v)))
+			continue;
+		if (!json_u64(o, metric_names[i], &m, true))
 			goto out;
-	row->rss = m[0];
-	row->pss = m[1];
-	row->uss = m[2];
-	row->heap_rss = m[3];
-	row->heap_size = m[4];
-	row->arena_rss = m[5];
-	row->anon_rss = m[6];
-	row->swap = m[7];
+		ana_sample_set_metric(row, i, m);
+	}
 	v = json_object_get(o, "comm");
 	if (v) {
 		if (!json_is_string(v))
@@ -665,7 +767,7 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		struct lp_err *err)
 {
 	int colmap[MAX_FIELDS], ncols = 0;
-	bool have_header = false, have_time = false, have_pid = false;
+	bool have_header = false, have_time = false, have_pid = false, hgc;
 	struct ana_sample row;
 	char *line = NULL;
 	size_t cap = 0, nbad = 0;
@@ -693,14 +795,10 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 				s->fmt = ANA_FMT_JSONL;
 				have_header = true;
 			} else {
-				struct csv_field f[MAX_FIELDS];
-				int nf = csv_split(line, n, f);
+				int nf = csv_header_map(line, n, colmap,
+							&have_time, &have_pid,
+							&s->gc);
 
-				for (int i = 0; i < nf; i++) {
-					colmap[i] = csv_column_id(&f[i]);
-					have_time |= colmap[i] == COL_TIME;
-					have_pid |= colmap[i] == COL_PID;
-				}
 				if (nf <= 0 || !have_time || !have_pid) {
 					rc = lp_err_set(err, LP_EPARSE,
 						"'%s' is not a leakprobe "
@@ -716,10 +814,14 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 			}
 		}
 		if (s->fmt == ANA_FMT_CSV) {
-			/* A repeated header (files concatenated) is no row. */
-			if (n == sizeof(csv_header) - 2 &&
-			    !memcmp(line, csv_header, n))
+			/* A repeated header of ours (files concatenated) is
+			 * no row; the rows after it follow its columns. */
+			if (is_header(line, n, &hgc)) {
+				ncols = csv_header_map(line, n, colmap,
+						       &have_time, &have_pid,
+						       &s->gc);
 				continue;
+			}
 			if (!csv_row(line, n, colmap, ncols, &row)) {
 				nbad++;
 				continue;
@@ -727,6 +829,8 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		} else if (!jsonl_row(line, n, &row)) {
 			nbad++;
 			continue;
+		} else if (row.gc_known) {
+			s->gc = true;
 		}
 		series_push(s, &row);
 	}

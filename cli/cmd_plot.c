@@ -37,7 +37,7 @@ struct plot {
 	char *out_path;		/* final output (malloc'd) */
 	char *tmp_path;		/* gnuplot draws here first */
 	bool png;
-	int metrics[ANA_NMETRICS];
+	int metrics[ANA_NALLMETRICS];
 	size_t nmetrics;
 	pid_t *want_pids;
 	size_t nwant, want_cap;
@@ -57,7 +57,9 @@ usage(FILE *fp)
 "                 [--metric NAME...] [--pid PID...]\n"
 "\n"
 "Draw memory over time from a watch file (CSV or JSON lines) with gnuplot:\n"
-"one line per process and metric, MiB against local time.\n"
+"one line per process and metric, MiB against local time (GC.stat counts\n"
+"from watch --gc-stat as they are, on a 'count' axis: the right-hand one\n"
+"when memory metrics are drawn too).\n"
 "\n"
 "options:\n"
 "  -o, --output OUT   SVG or PNG, by its extension.  Default: FILE without\n"
@@ -70,20 +72,40 @@ usage(FILE *fp)
 "                     the file's first sample\n"
 "      --to TIME      last sample to draw (same forms)\n"
 "  -m, --metric NAME  rss pss uss heap_rss heap_size arena_rss anon_rss\n"
-"                     swap; repeat or separate with commas.  Default: rss\n"
-"                     heap_rss arena_rss anon_rss for one process, rss for\n"
-"                     several\n"
+"                     swap, or (files of watch --gc-stat) live_slots\n"
+"                     heap_pages malloc_increase gc_count major_gc_count\n"
+"                     allocated_objects freed_objects; repeat or separate\n"
+"                     with commas.  Default: rss heap_rss arena_rss\n"
+"                     anon_rss for one process, rss for several\n"
 "  -p, --pid PID      processes to draw; repeat or separate with commas.\n"
 "                     Default: all, or the %d that grew most when more\n"
 "  -h, --help         this help\n"
 "\n"
 "Needs gnuplot (Debian package gnuplot-nox).  Prints the path written.\n"
-"exit status: 0 done, 2 usage (unknown metric, bad time, no samples),\n"
+"exit status: 0 done, 2 usage (unknown metric, bad time, no samples, no\n"
+"GC.stat values for a GC metric),\n"
 "4 gnuplot missing or failed, 6 cannot read FILE or write OUT.\n",
 		MAX_AUTO_PIDS);
 }
 
 /* ---- options -------------------------------------------------------- */
+
+/* "rss pss ... freed_objects" for messages. */
+static const char *
+metric_list(void)
+{
+	static char buf[256];
+
+	if (!buf[0]) {
+		size_t n = 0;
+
+		for (int i = 0; i < ANA_NALLMETRICS; i++)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n,
+					      "%s%s", i ? " " : "",
+					      ana_metric_name(i));
+	}
+	return buf;
+}
 
 static int
 add_metrics(struct plot *p, const char *arg)
@@ -98,9 +120,8 @@ add_metrics(struct plot *p, const char *arg)
 		bool seen = false;
 
 		if (m < 0) {
-			cli_error(CMD, "unknown metric '%s'; valid: rss pss "
-				  "uss heap_rss heap_size arena_rss anon_rss "
-				  "swap", tok);
+			cli_error(CMD, "unknown metric '%s'; valid: %s", tok,
+				  metric_list());
 			rc = -1;
 			break;
 		}
@@ -110,8 +131,7 @@ add_metrics(struct plot *p, const char *arg)
 			p->metrics[p->nmetrics++] = m;
 	}
 	if (!rc && !ntok) {
-		cli_error(CMD, "empty --metric; valid: rss pss uss heap_rss "
-			  "heap_size arena_rss anon_rss swap");
+		cli_error(CMD, "empty --metric; valid: %s", metric_list());
 		rc = -1;
 	}
 	free(dup);
@@ -246,7 +266,8 @@ pid_growth(const struct plot *p, pid_t pid, int m)
 	for (size_t i = lo; i < hi; i++) {
 		const struct ana_sample *r = &p->s.rows[p->order[i]];
 
-		if (!is_data(r) || !in_range(p, r))
+		if (!is_data(r) || !in_range(p, r) ||
+		    !ana_sample_has_metric(r, m))
 			continue;
 		if (!first)
 			first = r;
@@ -439,6 +460,56 @@ local_seconds(uint64_t ns)
 	return (double)ns / 1e9 + (double)tm.tm_gmtoff;
 }
 
+/*
+ * Which axes the metrics need: memory in MiB on y, GC.stat counts on y,
+ * or on y2 when memory is drawn too.
+ */
+static void
+axes_of(const struct plot *p, bool *bytes, bool *counts)
+{
+	*bytes = *counts = false;
+	for (size_t i = 0; i < p->nmetrics; i++) {
+		if (ana_metric_is_bytes(p->metrics[i]))
+			*bytes = true;
+		else
+			*counts = true;
+	}
+}
+
+/* A GC.stat metric with no value in what is drawn: exit status or 0. */
+static int
+check_gc_metrics(const struct plot *p)
+{
+	for (size_t mi = 0; mi < p->nmetrics; mi++) {
+		int m = p->metrics[mi];
+		bool any = false;
+
+		if (ana_metric_is_bytes(m))
+			continue;
+		for (size_t j = 0; j < p->npids && !any; j++) {
+			size_t lo, hi;
+
+			pid_span(p, p->pids[j], &lo, &hi);
+			for (size_t i = lo; i < hi && !any; i++) {
+				const struct ana_sample *r =
+					&p->s.rows[p->order[i]];
+
+				any = is_data(r) && in_range(p, r) &&
+				      ana_sample_has_metric(r, m);
+			}
+		}
+		if (!any) {
+			cli_error(CMD, "'%s' has no %s values%s; record them "
+				  "with 'leakprobe watch --gc-stat PID'",
+				  p->input, ana_metric_name(m),
+				  p->s.gc ? " for these processes and times" :
+				  " (no GC.stat columns)");
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
 static int
 write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 {
@@ -448,6 +519,7 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 	struct tm tm;
 	size_t k = 0;
 	double span;
+	bool bytes, counts;
 
 	/* Time extent of what is drawn, for the title and the axis. */
 	for (size_t j = 0; j < p->npids; j++) {
@@ -506,8 +578,13 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 	fprintf(fp, "set format x '%s'\n", span > 2 * 86400 ? "%m-%d %H:%M" :
 		span > 3 * 3600 ? "%H:%M" : span > 60 ? "%H:%M:%S" :
 		"%H:%M:%.1S");
-	fprintf(fp, "set xlabel 'local time (UTC%s)'\nset ylabel 'MiB'\n",
-		zone);
+	fprintf(fp, "set xlabel 'local time (UTC%s)'\n", zone);
+	axes_of(p, &bytes, &counts);
+	if (bytes && counts)
+		fprintf(fp, "set ylabel 'MiB'\nset ytics nomirror\n"
+			"set y2label 'count'\nset y2tics\n");
+	else
+		fprintf(fp, "set ylabel '%s'\n", bytes ? "MiB" : "count");
 	fprintf(fp, "set grid\nset key outside right top vertical "
 		"noenhanced\n");
 	if (p->from_s || p->to_s) {
@@ -537,10 +614,15 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 			for (size_t i = lo; i < hi; i++) {
 				const struct ana_sample *r =
 					&p->s.rows[p->order[i]];
+				int m = p->metrics[mi];
+				double x = local_seconds(r->wall_ns);
 
 				if (!in_range(p, r))
 					continue;
-				if (!is_data(r)) {
+				/* An exit, or a GC.stat value not known:
+				 * the line breaks there. */
+				if (!is_data(r) ||
+				    !ana_sample_has_metric(r, m)) {
 					brk = any;
 					continue;
 				}
@@ -548,9 +630,13 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 					fputc('\n', fp);
 				brk = false;
 				any = true;
-				fprintf(fp, "%.3f %.6f\n", local_seconds(
-					r->wall_ns), (double)ana_sample_metric(
-					r, p->metrics[mi]) / MIB);
+				if (ana_metric_is_bytes(m))
+					fprintf(fp, "%.3f %.6f\n", x, (double)
+						ana_sample_metric(r, m) / MIB);
+				else
+					fprintf(fp, "%.3f %llu\n", x,
+						(unsigned long long)
+						ana_sample_metric(r, m));
 				(*npoints)++;
 			}
 			fprintf(fp, "EOD\n");
@@ -563,8 +649,12 @@ write_script(struct plot *p, FILE *fp, size_t *nseries, size_t *npoints)
 		bool few = pid_points(p, p->pids[j]) <= 60;
 
 		for (size_t mi = 0; mi < p->nmetrics; mi++) {
-			fprintf(fp, "%s$d%zu using 1:2 with %s title \"pid %d ",
-				k ? ", \\\n     " : "", k,
+			bool y2 = bytes && counts &&
+				  !ana_metric_is_bytes(p->metrics[mi]);
+
+			fprintf(fp, "%s$d%zu using 1:2%s with %s title "
+				"\"pid %d ", k ? ", \\\n     " : "", k,
+				y2 ? " axes x1y2" : "",
 				few ? "linespoints pt 7 ps 0.5" : "lines",
 				(int)p->pids[j]);
 			put_title_text(fp, comm_of(p, p->pids[j]));
@@ -850,6 +940,9 @@ cmd_plot(int argc, char **argv)
 	if (!p.nmetrics)
 		p.metrics[p.nmetrics++] = ana_metric_index("rss");
 	rc = select_pids(&p);
+	if (rc)
+		goto out;
+	rc = check_gc_metrics(&p);
 	if (rc)
 		goto out;
 	if (!metrics_given && p.npids == 1) {

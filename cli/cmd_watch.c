@@ -25,6 +25,7 @@
 
 #include "analysis/analysis.h"
 #include "cli/exit.h"
+#include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -35,6 +36,7 @@
 #define MIN_INTERVAL_NS	1000000ull		/* 1 ms */
 #define MAX_INTERVAL_NS	(86400ull * 1000000000ull)	/* 1 day */
 #define SUMMARY_TOP	10
+#define GC_START_TIMEOUT 30.0	/* s: for the helper thread's hello */
 
 enum wstate {
 	W_LIVE,		/* sampled every sweep */
@@ -55,11 +57,16 @@ struct wproc {
 	struct ana_sample first, last;
 	struct ana_smaps snap[2];	/* --smaps-diff: alternate buffers */
 	int cur;
+	/* --gc-stat */
+	struct probe_session *sess;	/* the GC.stat reporter, or NULL */
+	struct probe_gc gc;		/* newest report (-1: not known) */
+	bool gc_lost;			/* the reporter ended early */
+	bool gc_lost_told;
 };
 
 struct watch {
 	/* options */
-	bool all, smaps_diff, quiet;
+	bool all, smaps_diff, quiet, gc_stat;
 	uint64_t interval_ns, duration_ns, count;
 	enum ana_format fmt;
 	const char *output;
@@ -96,7 +103,7 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: leakprobe watch PID... | --all [--interval SEC] [--count N |\n"
 "                 --duration SEC] [-o FILE] [--format csv|jsonl]\n"
-"                 [--smaps-diff]\n"
+"                 [--smaps-diff] [--gc-stat]\n"
 "\n"
 "Sample the memory of processes and write one row per process per sample:\n"
 "time (ISO-8601, ms, UTC offset), pid, comm, rss, pss, uss, heap_rss,\n"
@@ -117,6 +124,11 @@ usage(FILE *fp)
 "                        .ndjson or .json\n"
 "      --smaps-diff      print each sample's changed mappings: to stderr\n"
 "                        when rows go to stdout, else to stdout\n"
+"      --gc-stat         Ruby PIDs only (not --all): add GC.stat columns\n"
+"                        live_slots heap_pages malloc_increase gc_count\n"
+"                        major_gc_count allocated_objects freed_objects,\n"
+"                        reported every interval by a helper thread in\n"
+"                        each target (it ends when leakprobe does)\n"
 "  -h, --help            this help\n"
 "\n"
 "Without --count or --duration, watch runs until every PID has exited\n"
@@ -128,8 +140,9 @@ usage(FILE *fp)
 "kill of leakprobe loses at most that row; the file is fdatasync'ed at\n"
 "the end, not per row.\n"
 "\n"
-"exit status: 0 done, 2 usage, 3 no such process or permission denied,\n"
-"6 output file error (disk full, not writable).\n");
+"exit status: 0 done, 2 usage, 3 no such process, permission denied or\n"
+"(--gc-stat) not Ruby, 4 --gc-stat helper did not start, 6 output file\n"
+"error (disk full, not writable).\n");
 }
 
 /* Clear the progress line before anything else goes to stderr. */
@@ -219,7 +232,7 @@ emit(struct watch *w, const struct ana_sample *s)
 
 	if (w->err.code)
 		return -w->err.code;
-	n = ana_sample_format(s, w->fmt, buf, sizeof(buf));
+	n = ana_sample_format(s, w->fmt, w->gc_stat, buf, sizeof(buf));
 	if (n < 0)
 		return lp_err_set(&w->err, LP_EINVAL,
 				  "internal: row longer than %d bytes",
@@ -231,18 +244,93 @@ emit(struct watch *w, const struct ana_sample *s)
 }
 
 /*
+ * Check that an existing file (rfd, size bytes) holds rows we may append
+ * to: the same format and, for CSV, the same columns (with or without
+ * GC.stat).  JSON lines name their fields, so rows with and without GC
+ * fields mix.  *newline: the last row is torn (no newline).  Returns 0
+ * or -LP_EINVAL / -LP_EIO with w->err and *exit_code.
+ */
+static int
+check_existing(struct watch *w, int rfd, off_t size, bool *newline,
+	       int *exit_code)
+{
+	char buf[4096];
+	enum ana_format have;
+	bool have_gc;
+	ssize_t n;
+
+	*newline = false;
+	n = pread(rfd, buf, sizeof(buf) - 1, 0);
+	if (n < 0) {
+		*exit_code = EXIT_IO;
+		return lp_err_sys(&w->err, LP_EIO, "read '%s'", w->output);
+	}
+	if (n == 0)
+		return 0;
+	*exit_code = EXIT_USAGE;
+	{
+		char *nl = memchr(buf, '\n', (size_t)n);
+		size_t len = nl ? (size_t)(nl - buf) : (size_t)n;
+
+		if (ana_series_detect(buf, len, &have, &have_gc) < 0)
+			return lp_err_set(&w->err, LP_EINVAL,
+				"'%s' exists and is not a leakprobe watch "
+				"file; give another file name", w->output);
+	}
+	if (have != w->fmt) {
+		const char *hn = have == ANA_FMT_CSV ? "csv" : "jsonl";
+
+		return lp_err_set(&w->err, LP_EINVAL,
+			"'%s' holds %s rows, not %s; use --format %s "
+			"or another file", w->output, hn,
+			w->fmt == ANA_FMT_CSV ? "csv" : "jsonl", hn);
+	}
+	if (have == ANA_FMT_CSV && have_gc != w->gc_stat)
+		return lp_err_set(&w->err, LP_EINVAL,
+			"'%s' holds rows %s GC.stat columns; %s --gc-stat "
+			"or use another file", w->output,
+			have_gc ? "with" : "without",
+			have_gc ? "add" : "drop");
+	/* A torn last row (crash mid-write) stays one bad line. */
+	if (pread(rfd, buf, 1, size - 1) == 1 && buf[0] != '\n')
+		*newline = true;
+	return 0;
+}
+
+/*
+ * Before anything is started in a target: refuse an existing output we
+ * would not append to (open_output checks it again).
+ */
+static int
+precheck_output(struct watch *w, int *exit_code)
+{
+	struct stat st;
+	bool newline;
+	int rfd, rc;
+
+	if (!w->output)
+		return 0;
+	rfd = open(w->output, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (rfd < 0)
+		return 0;	/* created (or refused) by open_output */
+	rc = 0;
+	if (fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		rc = check_existing(w, rfd, st.st_size, &newline, exit_code);
+	close(rfd);
+	return rc;
+}
+
+/*
  * Open the output.  An existing non-empty regular file must hold rows of
  * the same format: we append to it and never write a second header.
  */
 static int
 open_output(struct watch *w, int *exit_code)
 {
-	char buf[4096];
+	const char *hdr = ana_csv_header(w->gc_stat);
 	struct stat st;
 	bool header = w->fmt == ANA_FMT_CSV, newline = false;
-	enum ana_format have;
-	ssize_t n;
-	int rfd;
+	int rfd, rc;
 
 	*exit_code = EXIT_IO;
 	if (!w->output) {
@@ -265,46 +353,57 @@ open_output(struct watch *w, int *exit_code)
 	if (rfd < 0)
 		return lp_err_sys(&w->err, LP_EIO, "cannot read '%s' to check "
 				  "its format before appending", w->output);
-	n = pread(rfd, buf, sizeof(buf) - 1, 0);
-	if (n > 0) {
-		char *nl = memchr(buf, '\n', (size_t)n);
-		size_t len = nl ? (size_t)(nl - buf) : (size_t)n;
-
-		if (ana_series_detect(buf, len, &have) < 0) {
-			close(rfd);
-			*exit_code = EXIT_USAGE;
-			return lp_err_set(&w->err, LP_EINVAL,
-				"'%s' exists and is not a leakprobe watch "
-				"file; give another file name", w->output);
-		}
-		if (have != w->fmt) {
-			const char *hn = have == ANA_FMT_CSV ? "csv" : "jsonl";
-
-			close(rfd);
-			*exit_code = EXIT_USAGE;
-			return lp_err_set(&w->err, LP_EINVAL,
-				"'%s' holds %s rows, not %s; use --format %s "
-				"or another file", w->output, hn,
-				w->fmt == ANA_FMT_CSV ? "csv" : "jsonl", hn);
-		}
-		/* A torn last row (crash mid-write) stays one bad line. */
-		if (pread(rfd, buf, 1, st.st_size - 1) == 1 && buf[0] != '\n')
-			newline = true;
-	}
+	rc = check_existing(w, rfd, st.st_size, &newline, exit_code);
 	close(rfd);
-	if (n < 0)
-		return lp_err_sys(&w->err, LP_EIO, "read '%s'", w->output);
+	if (rc < 0)
+		return rc;
+	*exit_code = EXIT_IO;
 	header = false;
 	if (newline && write_row(w, "\n", 1) < 0)
 		return -LP_EIO;
 header:
-	if (header && write_row(w, ana_csv_header(),
-				strlen(ana_csv_header())) < 0)
+	if (header && write_row(w, hdr, strlen(hdr)) < 0)
 		return -LP_EIO;
 	return 0;
 }
 
 /* ---- processes ------------------------------------------------------ */
+
+/* No GC.stat value known. */
+static void
+gc_unknown(struct probe_gc *g)
+{
+	g->live_slots = g->pages = g->allocated = g->freed = -1;
+	g->malloc_increase = g->count = g->major = -1;
+}
+
+/* Put the known GC.stat values into a row. */
+static void
+gc_to_sample(const struct probe_gc *g, struct ana_sample *s)
+{
+	/* In the order of the GC metrics (ANA_NMETRICS and after). */
+	const int64_t v[ANA_NGCMETRICS] = {
+		g->live_slots, g->pages, g->malloc_increase, g->count,
+		g->major, g->allocated, g->freed,
+	};
+
+	for (int i = 0; i < ANA_NGCMETRICS; i++)
+		if (v[i] >= 0)
+			ana_sample_set_metric(s, ANA_NMETRICS + i,
+					      (uint64_t)v[i]);
+}
+
+/*
+ * Stop the GC.stat reporter: the helper thread sees EPIPE at its next
+ * report (within one interval) and ends; nothing stays in the target.
+ */
+static void
+gc_end(struct wproc *p)
+{
+	probe_session_end(p->sess);
+	p->sess = NULL;
+	gc_unknown(&p->gc);
+}
 
 static struct wproc *
 wproc_new(pid_t pid)
@@ -312,6 +411,7 @@ wproc_new(pid_t pid)
 	struct wproc *p = xcalloc(1, sizeof(*p));
 
 	p->pid = pid;
+	gc_unknown(&p->gc);
 	ana_smaps_init(&p->snap[0]);
 	ana_smaps_init(&p->snap[1]);
 	return p;
@@ -322,6 +422,7 @@ wproc_free(struct wproc *p)
 {
 	if (!p)
 		return;
+	gc_end(p);
 	ana_smaps_release(&p->snap[0]);
 	ana_smaps_release(&p->snap[1]);
 	free(p);
@@ -350,6 +451,7 @@ wproc_reset(struct watch *w, struct wproc *p)
 	p->snap[0] = s0;
 	p->snap[1] = s1;
 	p->snap[0].nmaps = p->snap[1].nmaps = 0;
+	gc_unknown(&p->gc);
 }
 
 static void
@@ -370,6 +472,7 @@ mark_exit(struct watch *w, struct wproc *p)
 {
 	if (p->st != W_LIVE)
 		return;
+	gc_end(p);
 	p->st = W_DONE;
 	p->exited = true;
 	event_row(w, p, "exit");
@@ -390,6 +493,7 @@ mark_noaccess(struct watch *w, struct wproc *p)
 		fprintf(stderr, "leakprobe: watch: pid %d (%s) is no longer "
 			"readable (permission denied); dropping it\n",
 			(int)p->pid, p->comm);
+		gc_end(p);
 		p->st = W_DONE;
 	} else {
 		w->noaccess++;
@@ -437,6 +541,36 @@ print_diff(struct watch *w, struct wproc *p, const struct ana_sample *s,
 	free(c);
 }
 
+/*
+ * --gc-stat: take the newest GC.stat report, if one came since the last
+ * sample (else the previous values stay).  When the reporter is gone
+ * while the process still looks alive, it may be exiting: the next
+ * sample tells, and only a process still alive then gets a warning.
+ */
+static void
+gc_poll(struct watch *w, struct wproc *p)
+{
+	struct lp_err e = { 0 };
+
+	if (p->gc_lost && !p->gc_lost_told) {
+		p->gc_lost_told = true;
+		if (!w->quiet) {
+			progress_clear(w);
+			fprintf(stderr, "leakprobe: watch: pid %d (%s): the "
+				"GC.stat reporter thread ended; its GC columns "
+				"stay empty from now on\n", (int)p->pid,
+				p->comm);
+		}
+	}
+	if (!p->sess)
+		return;
+	if (probe_session_gcstat_poll(p->sess, &p->gc, &e) < 0) {
+		lp_debug("watch: pid %d: %s", (int)p->pid, e.msg);
+		gc_end(p);
+		p->gc_lost = true;
+	}
+}
+
 static void
 sample_proc(struct watch *w, struct wproc *p)
 {
@@ -464,6 +598,8 @@ sample_proc(struct watch *w, struct wproc *p)
 		memcpy(p->comm, pp.comm, sizeof(p->comm));
 	}
 
+	if (w->gc_stat)
+		gc_poll(w, p);
 	memset(&s, 0, sizeof(s));
 	s.wall_ns = lp_wall_ns();
 	s.pid = p->pid;
@@ -490,6 +626,7 @@ sample_proc(struct watch *w, struct wproc *p)
 		return;
 	}
 	ana_sample_from_totals(&s, &tot);
+	gc_to_sample(&p->gc, &s);
 	if (p->is_new) {
 		s.event = "new";
 		p->is_new = false;
@@ -650,6 +787,41 @@ summary_line(const char *what, uint64_t first, uint64_t last, double rate,
 		d, have_rate ? r : "n/a", have_rate ? "/h" : "");
 }
 
+/* --gc-stat: live slots and GC counts, first -> last sample. */
+static void
+summary_gc(const struct watch *w, pid_t pid)
+{
+	const int m[3] = { ana_metric_index("live_slots"),
+			   ana_metric_index("gc_count"),
+			   ana_metric_index("major_gc_count") };
+	uint64_t a[3], b[3];
+
+	for (size_t i = 0; i < w->nprocs; i++) {
+		const struct wproc *p = w->procs[i];
+
+		if (p->pid != pid || !p->nsamples)
+			continue;
+		for (int k = 0; k < 3; k++) {
+			if (!ana_sample_has_metric(&p->first, m[k]) ||
+			    !ana_sample_has_metric(&p->last, m[k])) {
+				fprintf(stderr, "      %-16s n/a\n",
+					"live_slots");
+				return;
+			}
+			a[k] = ana_sample_metric(&p->first, m[k]);
+			b[k] = ana_sample_metric(&p->last, m[k]);
+		}
+		fprintf(stderr, "      %-16s %10llu -> %10llu  %+11lld  %llu "
+			"GC%s (%llu major)\n", "live_slots",
+			(unsigned long long)a[0], (unsigned long long)b[0],
+			(long long)b[0] - (long long)a[0],
+			(unsigned long long)(b[1] - a[1]),
+			b[1] - a[1] == 1 ? "" : "s",
+			(unsigned long long)(b[2] - a[2]));
+		return;
+	}
+}
+
 static void
 print_summary(struct watch *w)
 {
@@ -693,6 +865,8 @@ print_summary(struct watch *w)
 			     g[i].rss_per_hour, rate);
 		summary_line("heap+arena+anon", g[i].first_heap,
 			     g[i].last_heap, g[i].heap_per_hour, rate);
+		if (w->gc_stat)
+			summary_gc(w, g[i].pid);
 	}
 	if (shown < n)
 		fprintf(stderr, "  ... and %zu more process%s\n", n - shown,
@@ -778,6 +952,42 @@ check_named(struct watch *w)
 	return 0;
 }
 
+/*
+ * --gc-stat: start a session in each process and turn its helper thread
+ * into a GC.stat reporter.  Any process that is not Ruby (or where the
+ * helper does not start) ends the watch before it begins: exit status,
+ * or 0.  The sessions started are ended by watch_release.
+ */
+static int
+start_gc(struct watch *w)
+{
+	double iv = (double)w->interval_ns / 1e9;
+
+	for (size_t i = 0; i < w->nprocs; i++) {
+		struct wproc *p = w->procs[i];
+		struct probe_hello hello;
+		struct lp_err e = { 0 };
+		int rc = EXIT_INJECT;
+
+		memset(&hello, 0, sizeof(hello));
+		p->sess = cli_session_start(CMD, p->pid, NULL, 0,
+					    GC_START_TIMEOUT, false, &hello,
+					    &rc);
+		if (!p->sess)
+			return rc;
+		/* The hello carries GC.stat: the first row has it. */
+		p->gc = hello.gc;
+		if (probe_session_gcstat_start(p->sess, iv, &e) < 0)
+			return cli_report(CMD, &e);
+		if (lp_stop_signal) {
+			cli_error(CMD, "interrupted while starting the GC.stat "
+				  "reporters");
+			return EXIT_INJECT;
+		}
+	}
+	return 0;
+}
+
 static void
 watch_release(struct watch *w)
 {
@@ -804,6 +1014,7 @@ cmd_watch(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "smaps-diff", no_argument, NULL, 'D' },
+		{ "gc-stat", no_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -864,6 +1075,9 @@ cmd_watch(int argc, char **argv)
 		case 'D':
 			w.smaps_diff = true;
 			break;
+		case 'G':
+			w.gc_stat = true;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = cli_finish_stdout(CMD, EXIT_OK);
@@ -907,6 +1121,12 @@ cmd_watch(int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out;
 	}
+	if (w.all && w.gc_stat) {
+		cli_error(CMD, "--gc-stat needs the PIDs of Ruby processes, "
+			  "not --all (it starts a helper thread in each)");
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	if (!w.all && optind >= argc) {
 		cli_error(CMD, "no process given: name PIDs or use --all; "
 			  "see 'leakprobe watch --help'");
@@ -927,6 +1147,18 @@ cmd_watch(int argc, char **argv)
 	rc = check_named(&w);
 	if (rc)
 		goto out;
+	if (w.gc_stat) {
+		/* Refuse a bad output before touching any target. */
+		if (precheck_output(&w, &code) < 0) {
+			cli_error(CMD, "%s", w.err.msg);
+			rc = code;
+			goto out;
+		}
+		cli_install_signals();
+		rc = start_gc(&w);
+		if (rc)
+			goto out;
+	}
 	if (w.all)
 		w.fast = probe_fast_new();
 	if (open_output(&w, &code) < 0) {

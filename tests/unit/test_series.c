@@ -1,7 +1,8 @@
 /*
- * Unit tests for analysis/series.c: watch rows (CSV and JSON lines),
- * loading them back (hostile lines included), metric lookup, time
- * parsing and growth summaries.
+ * Unit tests for analysis/series.c: watch rows (CSV and JSON lines, with
+ * and without the GC.stat columns of watch --gc-stat), loading them back
+ * (hostile lines included), metric lookup, time parsing and growth
+ * summaries.
  *
  * Fixtures are data: tests/fixtures/series/NAME (.csv or .jsonl) sits
  * beside NAME.expected (format in tests/fixtures/series/README);
@@ -55,6 +56,18 @@ sample(uint64_t wall_ns, pid_t pid, const char *comm, uint64_t base)
 	return s;
 }
 
+/* A sample with every GC.stat value known: base + 100 + i. */
+static struct ana_sample
+sample_gc(uint64_t wall_ns, pid_t pid, const char *comm, uint64_t base)
+{
+	struct ana_sample s = sample(wall_ns, pid, comm, base);
+
+	for (int i = 0; i < ANA_NGCMETRICS; i++)
+		ana_sample_set_metric(&s, ANA_NMETRICS + i, base + 100 +
+				      (uint64_t)i);
+	return s;
+}
+
 /* A temporary file holding text; the caller unlinks path. */
 static void
 write_temp(char *path, size_t len, const char *text, size_t tlen)
@@ -70,8 +83,8 @@ write_temp(char *path, size_t len, const char *text, size_t tlen)
 
 /* Write rows with ana_sample_format (plus the CSV header) and load them. */
 static void
-roundtrip(const struct ana_sample *in, size_t n, enum ana_format fmt,
-	  struct ana_series *out)
+roundtrip_gc(const struct ana_sample *in, size_t n, enum ana_format fmt,
+	     bool gc, struct ana_series *out)
 {
 	char path[64], *text;
 	size_t len = 0, cap = 65536, bad = 99;
@@ -80,11 +93,12 @@ roundtrip(const struct ana_sample *in, size_t n, enum ana_format fmt,
 	text = malloc(cap);
 	assert_non_null(text);
 	if (fmt == ANA_FMT_CSV) {
-		strcpy(text, ana_csv_header());
+		strcpy(text, ana_csv_header(gc));
 		len = strlen(text);
 	}
 	for (size_t i = 0; i < n; i++) {
-		int k = ana_sample_format(&in[i], fmt, text + len, cap - len);
+		int k = ana_sample_format(&in[i], fmt, gc, text + len,
+					  cap - len);
 
 		assert_true(k > 0);
 		assert_int_equal(text[len + (size_t)k - 1], '\n');
@@ -102,14 +116,26 @@ roundtrip(const struct ana_sample *in, size_t n, enum ana_format fmt,
 }
 
 static void
+roundtrip(const struct ana_sample *in, size_t n, enum ana_format fmt,
+	  struct ana_series *out)
+{
+	roundtrip_gc(in, n, fmt, false, out);
+	assert_false(out->gc);
+}
+
+static void
 assert_same_sample(const struct ana_sample *a, const struct ana_sample *b)
 {
 	/* Files keep milliseconds. */
 	assert_int_equal(a->wall_ns / 1000000, b->wall_ns / 1000000);
 	assert_int_equal(a->pid, b->pid);
-	for (int m = 0; m < ANA_NMETRICS; m++)
+	for (int m = 0; m < ANA_NALLMETRICS; m++) {
+		assert_int_equal(ana_sample_has_metric(a, m),
+				 ana_sample_has_metric(b, m));
 		assert_int_equal(ana_sample_metric(a, m),
 				 ana_sample_metric(b, m));
+	}
+	assert_int_equal(a->gc_known, b->gc_known);
 	if (a->event)
 		assert_string_equal(a->event, b->event);
 	else
@@ -137,15 +163,15 @@ test_format_csv_exact(void **state)
 	int n;
 
 	(void)state;
-	n = ana_sample_format(&s, ANA_FMT_CSV, buf, sizeof(buf));
+	n = ana_sample_format(&s, ANA_FMT_CSV, false, buf, sizeof(buf));
 	assert_string_equal(buf, "2026-11-21T12:00:00.123+0000,4242,ruby,"
 			    "1000,1001,1002,1003,1004,1005,1006,1007,\n");
 	assert_int_equal(n, (int)strlen(buf));
 	s.event = "exit";
-	ana_sample_format(&s, ANA_FMT_CSV, buf, sizeof(buf));
+	ana_sample_format(&s, ANA_FMT_CSV, false, buf, sizeof(buf));
 	assert_non_null(strstr(buf, ",1007,exit\n"));
 	/* The header names the same columns, in order. */
-	assert_string_equal(ana_csv_header(),
+	assert_string_equal(ana_csv_header(false),
 			    "time,pid,comm,rss,pss,uss,heap_rss,heap_size,"
 			    "arena_rss,anon_rss,swap,event\n");
 }
@@ -160,7 +186,7 @@ test_format_csv_local_offset(void **state)
 	(void)state;
 	setenv("TZ", "CET-1", 1);
 	tzset();
-	ana_sample_format(&s, ANA_FMT_CSV, buf, sizeof(buf));
+	ana_sample_format(&s, ANA_FMT_CSV, false, buf, sizeof(buf));
 	assert_true(!strncmp(buf, "2026-11-21T13:00:00.000+0100,", 29));
 	/* Loading it back gives the same instant, whatever the zone. */
 	roundtrip(&s, 1, ANA_FMT_CSV, &in);
@@ -178,7 +204,7 @@ test_format_jsonl_fields(void **state)
 	char buf[512];
 
 	(void)state;
-	ana_sample_format(&s, ANA_FMT_JSONL, buf, sizeof(buf));
+	ana_sample_format(&s, ANA_FMT_JSONL, false, buf, sizeof(buf));
 	o = json_loads(buf, 0, NULL);
 	assert_non_null(o);
 	assert_string_equal(json_string_value(json_object_get(o, "time")),
@@ -193,7 +219,7 @@ test_format_jsonl_fields(void **state)
 	assert_null(json_object_get(o, "event"));
 	json_decref(o);
 	s.event = "noaccess";
-	ana_sample_format(&s, ANA_FMT_JSONL, buf, sizeof(buf));
+	ana_sample_format(&s, ANA_FMT_JSONL, false, buf, sizeof(buf));
 	o = json_loads(buf, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(o, "event")),
 			    "noaccess");
@@ -237,23 +263,27 @@ test_format_hostile_comm(void **state)
 static void
 test_format_small_buffer(void **state)
 {
-	struct ana_sample s = sample(T0, 1, "ruby", UINT64_MAX - 8);
-	char buf[512];
+	struct ana_sample s = sample_gc(T0, 1, "ruby", UINT64_MAX - 200);
+	enum ana_format fmt;
+	char buf[1024];
 	int full;
 
 	(void)state;
-	for (int f = 0; f < 2; f++) {
-		full = ana_sample_format(&s, (enum ana_format)f, buf,
-					 sizeof(buf));
+	for (int f = 0; f < 4; f++) {
+		bool gc = f >= 2;
+
+		fmt = (enum ana_format)(f % 2);
+		full = ana_sample_format(&s, fmt, gc, buf, sizeof(buf));
 		assert_true(full > 0);
 		/* Exactly enough (with the NUL) works; one less does not. */
-		assert_int_equal(ana_sample_format(&s, (enum ana_format)f, buf,
+		assert_int_equal(ana_sample_format(&s, fmt, gc, buf,
 						   (size_t)full + 1), full);
-		assert_int_equal(ana_sample_format(&s, (enum ana_format)f, buf,
+		assert_int_equal(ana_sample_format(&s, fmt, gc, buf,
 						   (size_t)full), -1);
-		assert_int_equal(ana_sample_format(&s, (enum ana_format)f, buf,
-						   0), -1);
+		assert_int_equal(ana_sample_format(&s, fmt, gc, buf, 0), -1);
 	}
+	/* The widest row (every value 20 digits) fits watch's 1 KiB. */
+	assert_true(full < 1024);
 }
 
 static void
@@ -273,6 +303,108 @@ test_format_roundtrip_both(void **state)
 	for (int f = 0; f < 2; f++) {
 		roundtrip(in, 50, (enum ana_format)f, &out);
 		for (size_t i = 0; i < 50; i++)
+			assert_same_sample(&in[i], &out.rows[i]);
+		ana_series_release(&out);
+	}
+}
+
+/* ---- GC.stat columns (watch --gc-stat) ------------------------------ */
+
+static void
+test_format_csv_gc_exact(void **state)
+{
+	struct ana_sample s = sample_gc(T0, 4242, "ruby", 1000);
+	char buf[512];
+	int n;
+
+	(void)state;
+	/* The GC.stat columns follow event, in the header's order. */
+	assert_string_equal(ana_csv_header(true),
+			    "time,pid,comm,rss,pss,uss,heap_rss,heap_size,"
+			    "arena_rss,anon_rss,swap,event,live_slots,"
+			    "heap_pages,malloc_increase,gc_count,"
+			    "major_gc_count,allocated_objects,"
+			    "freed_objects\n");
+	n = ana_sample_format(&s, ANA_FMT_CSV, true, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-21T12:00:00.000+0000,4242,ruby,"
+			    "1000,1001,1002,1003,1004,1005,1006,1007,,"
+			    "1100,1101,1102,1103,1104,1105,1106\n");
+	assert_int_equal(n, (int)strlen(buf));
+	/* Without gc the row is the plain one, whatever the sample holds. */
+	ana_sample_format(&s, ANA_FMT_CSV, false, buf, sizeof(buf));
+	assert_string_equal(buf, "2026-11-21T12:00:00.000+0000,4242,ruby,"
+			    "1000,1001,1002,1003,1004,1005,1006,1007,\n");
+	/* Not known (before the first report, an exit row): empty. */
+	s = sample(T0, 4242, "ruby", 1000);
+	s.event = "exit";
+	ana_sample_format(&s, ANA_FMT_CSV, true, buf, sizeof(buf));
+	assert_non_null(strstr(buf, ",1007,exit,,,,,,,\n"));
+	/* Some known. */
+	ana_sample_set_metric(&s, ana_metric_index("gc_count"), 0);
+	ana_sample_set_metric(&s, ana_metric_index("freed_objects"),
+			      UINT64_MAX);
+	s.event = NULL;
+	ana_sample_format(&s, ANA_FMT_CSV, true, buf, sizeof(buf));
+	assert_non_null(strstr(buf, ",1007,,,,,0,,,18446744073709551615\n"));
+}
+
+static void
+test_format_jsonl_gc_fields(void **state)
+{
+	struct ana_sample s = sample_gc(T0, 77, "ruby", 5);
+	json_t *o;
+	char buf[1024];
+
+	(void)state;
+	ana_sample_format(&s, ANA_FMT_JSONL, true, buf, sizeof(buf));
+	o = json_loads(buf, 0, NULL);
+	assert_non_null(o);
+	for (int m = 0; m < ANA_NALLMETRICS; m++)
+		assert_int_equal(json_integer_value(json_object_get(o,
+				 ana_metric_name(m))),
+				 m < ANA_NMETRICS ? 5 + m :
+				 105 + m - ANA_NMETRICS);
+	json_decref(o);
+	/* Without gc, or not known: no GC keys at all. */
+	ana_sample_format(&s, ANA_FMT_JSONL, false, buf, sizeof(buf));
+	assert_null(strstr(buf, "live_slots"));
+	s.gc_known = 0;
+	ana_sample_format(&s, ANA_FMT_JSONL, true, buf, sizeof(buf));
+	assert_null(strstr(buf, "live_slots"));
+	assert_null(strstr(buf, "gc_count"));
+	/* One known: only that key. */
+	ana_sample_set_metric(&s, ana_metric_index("major_gc_count"), 3);
+	ana_sample_format(&s, ANA_FMT_JSONL, true, buf, sizeof(buf));
+	o = json_loads(buf, 0, NULL);
+	assert_non_null(o);
+	assert_int_equal(json_object_size(o), 3 + ANA_NMETRICS + 1);
+	assert_int_equal(json_integer_value(json_object_get(o,
+			 "major_gc_count")), 3);
+	json_decref(o);
+}
+
+static void
+test_format_roundtrip_gc(void **state)
+{
+	struct ana_sample in[40];
+	struct ana_series out = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < 40; i++) {
+		/* All known, none known, and each subset pattern of i. */
+		in[i] = sample(T0 + i * 1000000000ull, (pid_t)(100 + i % 2),
+			       "ruby", i * 4096);
+		for (int g = 0; g < ANA_NGCMETRICS; g++)
+			if (i % 4 == 0 || (i % 4 == 2 && (i >> g) & 1))
+				ana_sample_set_metric(&in[i], ANA_NMETRICS + g,
+						      i * 1000003ull + g);
+		if (i == 39)
+			in[i].event = "exit";
+	}
+	for (int f = 0; f < 2; f++) {
+		roundtrip_gc(in, 40, (enum ana_format)f, true, &out);
+		assert_true(out.gc);
+		for (size_t i = 0; i < 40; i++)
 			assert_same_sample(&in[i], &out.rows[i]);
 		ana_series_release(&out);
 	}
@@ -316,28 +448,74 @@ static void
 test_detect(void **state)
 {
 	enum ana_format f = ANA_FMT_JSONL;
-	const char *h = ana_csv_header();
+	const char *h = ana_csv_header(false);
 	char row[512];
 	struct ana_sample s = sample(T0, 1, "x", 1);
 
 	(void)state;
-	assert_int_equal(ana_series_detect(h, strlen(h), &f), 0);
+	assert_int_equal(ana_series_detect(h, strlen(h), &f, NULL), 0);
 	assert_int_equal(f, ANA_FMT_CSV);
-	assert_int_equal(ana_series_detect(h, strlen(h) - 1, &f), 0);
-	ana_sample_format(&s, ANA_FMT_JSONL, row, sizeof(row));
-	assert_int_equal(ana_series_detect(row, strlen(row), &f), 0);
+	assert_int_equal(ana_series_detect(h, strlen(h) - 1, &f, NULL), 0);
+	ana_sample_format(&s, ANA_FMT_JSONL, false, row, sizeof(row));
+	assert_int_equal(ana_series_detect(row, strlen(row), &f, NULL), 0);
 	assert_int_equal(f, ANA_FMT_JSONL);
 	/* A CSV data row, another header, other JSON, text: not ours. */
-	ana_sample_format(&s, ANA_FMT_CSV, row, sizeof(row));
-	assert_int_equal(ana_series_detect(row, strlen(row), &f),
+	ana_sample_format(&s, ANA_FMT_CSV, false, row, sizeof(row));
+	assert_int_equal(ana_series_detect(row, strlen(row), &f, NULL),
 			 -LP_EPARSE);
-	assert_int_equal(ana_series_detect("time,pid,rss", 12, &f),
+	assert_int_equal(ana_series_detect("time,pid,rss", 12, &f, NULL),
 			 -LP_EPARSE);
-	assert_int_equal(ana_series_detect("{\"a\":1}", 7, &f), -LP_EPARSE);
-	assert_int_equal(ana_series_detect("{\"time\":\"x", 10, &f),
+	assert_int_equal(ana_series_detect("{\"a\":1}", 7, &f, NULL),
 			 -LP_EPARSE);
-	assert_int_equal(ana_series_detect("hello", 5, &f), -LP_EPARSE);
-	assert_int_equal(ana_series_detect("", 0, &f), -LP_EPARSE);
+	assert_int_equal(ana_series_detect("{\"time\":\"x", 10, &f, NULL),
+			 -LP_EPARSE);
+	assert_int_equal(ana_series_detect("hello", 5, &f, NULL), -LP_EPARSE);
+	assert_int_equal(ana_series_detect("", 0, &f, NULL), -LP_EPARSE);
+}
+
+static void
+test_detect_gc(void **state)
+{
+	enum ana_format f = ANA_FMT_JSONL;
+	const char *h = ana_csv_header(true), *p = ana_csv_header(false);
+	struct ana_sample s = sample_gc(T0, 1, "x", 1);
+	char row[1024], line[1024];
+	bool gc = false;
+
+	(void)state;
+	assert_int_equal(ana_series_detect(h, strlen(h), &f, &gc), 0);
+	assert_int_equal(f, ANA_FMT_CSV);
+	assert_true(gc);
+	snprintf(line, sizeof(line), "%.*s\r\n", (int)strlen(h) - 1, h);
+	gc = false;
+	assert_int_equal(ana_series_detect(line, strlen(line), &f, &gc), 0);
+	assert_true(gc);
+	assert_int_equal(ana_series_detect(p, strlen(p), &f, &gc), 0);
+	assert_false(gc);
+	/* JSON lines: whether the row has GC fields. */
+	ana_sample_format(&s, ANA_FMT_JSONL, true, row, sizeof(row));
+	assert_int_equal(ana_series_detect(row, strlen(row), &f, &gc), 0);
+	assert_int_equal(f, ANA_FMT_JSONL);
+	assert_true(gc);
+	ana_sample_format(&s, ANA_FMT_JSONL, false, row, sizeof(row));
+	assert_int_equal(ana_series_detect(row, strlen(row), &f, &gc), 0);
+	assert_false(gc);
+	/* Part of the GC columns, another order, one more: not ours. */
+	snprintf(line, sizeof(line), "%.*s,live_slots", (int)strlen(p) - 1,
+		 p);
+	assert_int_equal(ana_series_detect(line, strlen(line), &f, &gc),
+			 -LP_EPARSE);
+	snprintf(line, sizeof(line), "%.*s,x", (int)strlen(h) - 1, h);
+	assert_int_equal(ana_series_detect(line, strlen(line), &f, &gc),
+			 -LP_EPARSE);
+	snprintf(line, sizeof(line), "%s", h);
+	memcpy(strstr(line, "gc_count"), "gc_c0unt", 8);
+	assert_int_equal(ana_series_detect(line, strlen(line), &f, &gc),
+			 -LP_EPARSE);
+	/* A CSV row with GC columns is no header. */
+	ana_sample_format(&s, ANA_FMT_CSV, true, row, sizeof(row));
+	assert_int_equal(ana_series_detect(row, strlen(row), &f, &gc),
+			 -LP_EPARSE);
 }
 
 static void
@@ -385,6 +563,25 @@ check_fixture(const char *name)
 			if (s.n != a)
 				fail_msg("%s: %zu rows, expected %llu", name,
 					 s.n, a);
+		} else if (sscanf(line, "gc %31s", word) == 1) {
+			assert_int_equal(s.gc, !strcmp(word, "yes"));
+		} else if (sscanf(line, "metric %u %31s %31s", &idx, word,
+				  ev) == 3) {
+			int m = ana_metric_index(word);
+
+			if (m < 0)
+				fail_msg("%s: unknown metric %s", name, word);
+			assert_true(idx < s.n);
+			if (!strcmp(ev, "-")) {
+				assert_false(ana_sample_has_metric(
+					&s.rows[idx], m));
+			} else {
+				assert_true(ana_sample_has_metric(
+					&s.rows[idx], m));
+				assert_int_equal(ana_sample_metric(
+					&s.rows[idx], m), strtoull(ev, NULL,
+					10));
+			}
 		} else if (sscanf(line, "bad %llu", &a) == 1) {
 			if (bad != a)
 				fail_msg("%s: %zu bad lines, expected %llu",
@@ -429,7 +626,7 @@ test_load_fixtures_match_expected(void **state)
 		}
 	}
 	closedir(d);
-	assert_true(n >= 6);
+	assert_true(n >= 10);
 }
 
 static void
@@ -472,7 +669,7 @@ test_load_missing_file(void **state)
 static void
 test_load_long_line(void **state)
 {
-	const char *h = ana_csv_header();
+	const char *h = ana_csv_header(false);
 	size_t hl = strlen(h), big = 200000;
 	char path[64], *text = malloc(hl + big + 200);
 	const char *row = "2026-11-21T12:00:00.000+0000,5,a,1,1,1,1,1,1,1,1,\n";
@@ -504,22 +701,63 @@ test_metric_lookup(void **state)
 	static const char *const names[] = {
 		"rss", "pss", "uss", "heap_rss", "heap_size", "arena_rss",
 		"anon_rss", "swap",
+		"live_slots", "heap_pages", "malloc_increase", "gc_count",
+		"major_gc_count", "allocated_objects", "freed_objects",
 	};
-	struct ana_sample s = sample(T0, 1, "x", 100);
+	struct ana_sample s = sample_gc(T0, 1, "x", 100);
 
 	(void)state;
-	for (int i = 0; i < ANA_NMETRICS; i++) {
+	assert_int_equal(sizeof(names) / sizeof(names[0]), ANA_NALLMETRICS);
+	for (int i = 0; i < ANA_NALLMETRICS; i++) {
 		assert_int_equal(ana_metric_index(names[i]), i);
 		assert_string_equal(ana_metric_name(i), names[i]);
-		assert_int_equal(ana_sample_metric(&s, i), 100 + i);
+		assert_true(ana_sample_has_metric(&s, i));
+		assert_int_equal(ana_sample_metric(&s, i),
+				 i < ANA_NMETRICS ? 100 + i :
+				 200 + i - ANA_NMETRICS);
+		assert_int_equal(ana_metric_is_bytes(i), i < ANA_NMETRICS);
 	}
+	/* The fields behind the names. */
+	assert_int_equal(s.live_slots, 200);
+	assert_int_equal(s.heap_pages, 201);
+	assert_int_equal(s.malloc_increase, 202);
+	assert_int_equal(s.gc_count, 203);
+	assert_int_equal(s.major_gc_count, 204);
+	assert_int_equal(s.allocated_objects, 205);
+	assert_int_equal(s.freed_objects, 206);
+	assert_int_equal(s.gc_known, (1u << ANA_NGCMETRICS) - 1);
 	assert_int_equal(ana_metric_index("RSS"), -1);
 	assert_int_equal(ana_metric_index("heap"), -1);
 	assert_int_equal(ana_metric_index(""), -1);
 	assert_int_equal(ana_metric_index("time"), -1);
+	assert_int_equal(ana_metric_index("event"), -1);
 	assert_null(ana_metric_name(-1));
-	assert_null(ana_metric_name(ANA_NMETRICS));
+	assert_null(ana_metric_name(ANA_NALLMETRICS));
+	assert_false(ana_metric_is_bytes(-1));
+	assert_false(ana_metric_is_bytes(ANA_NALLMETRICS));
+	assert_false(ana_sample_has_metric(&s, -1));
+	assert_false(ana_sample_has_metric(&s, ANA_NALLMETRICS));
+	assert_int_equal(ana_sample_metric(&s, ANA_NALLMETRICS), 0);
+	assert_int_equal(ana_sample_metric(&s, -1), 0);
+	/* Out of range: nothing set, nothing known. */
+	ana_sample_set_metric(&s, ANA_NALLMETRICS, 5);
+	ana_sample_set_metric(&s, -1, 5);
+	assert_int_equal(s.gc_known, (1u << ANA_NGCMETRICS) - 1);
+
+	/* A GC value is known once set, and 0 until then. */
+	s = sample(T0, 1, "x", 100);
+	s.live_slots = 99;	/* set directly: not known */
+	assert_false(ana_sample_has_metric(&s, ANA_NMETRICS));
 	assert_int_equal(ana_sample_metric(&s, ANA_NMETRICS), 0);
+	ana_sample_set_metric(&s, ana_metric_index("gc_count"), 7);
+	assert_true(ana_sample_has_metric(&s, ana_metric_index("gc_count")));
+	assert_false(ana_sample_has_metric(&s,
+					   ana_metric_index("live_slots")));
+	assert_int_equal(s.gc_count, 7);
+	/* Memory metrics are always there. */
+	ana_sample_set_metric(&s, 0, 42);
+	assert_int_equal(s.rss, 42);
+	assert_int_equal(s.gc_known, 1u << 3);
 }
 
 /* ---- time ----------------------------------------------------------- */
@@ -683,8 +921,12 @@ main(void)
 		cmocka_unit_test(test_format_hostile_comm),
 		cmocka_unit_test(test_format_small_buffer),
 		cmocka_unit_test(test_format_roundtrip_both),
+		cmocka_unit_test(test_format_csv_gc_exact),
+		cmocka_unit_test(test_format_jsonl_gc_fields),
+		cmocka_unit_test(test_format_roundtrip_gc),
 		cmocka_unit_test(test_sample_from_totals),
 		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_detect_gc),
 		cmocka_unit_test(test_load_fixtures_match_expected),
 		cmocka_unit_test(test_load_good_values),
 		cmocka_unit_test(test_load_missing_file),
