@@ -206,6 +206,10 @@ main(int argc, char **argv)
 	const struct command *c;
 	int i = 1;
 
+	/* First thing: from here on SIGINT/SIGTERM/SIGHUP only set a flag
+	 * that every command polls, so no signal can cut a run short while
+	 * a target is held. */
+	cli_install_signals();
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 
