@@ -15,7 +15,7 @@ BUILD    ?= build
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-PKGS     := libelf libunwind-ptrace capstone jansson
+PKGS     := libelf libunwind-ptrace capstone jansson libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -51,6 +51,33 @@ BIN := leakprobe
 else
 BIN := $(BUILD)/leakprobe
 endif
+
+# ---- BPF: malloc tracing (probes/malloc.bpf.c) -----------------------------
+# clang builds the BPF object from source against the UAPI headers only
+# (struct pt_regs of a uprobe is ABI: no vmlinux.h, no kernel headers, no
+# kernel BTF), and bpftool turns it into a skeleton header that embeds the
+# object; probes/malloc.c includes it from $(BUILD)/probes.  The user's
+# CFLAGS and the sanitizers do not apply to BPF code.
+CLANG    ?= clang
+BPFTOOL  ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+BPF_MULTIARCH := $(or $(shell $(CC) -print-multiarch 2>/dev/null),x86_64-linux-gnu)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror -I. \
+	      -I/usr/include/$(BPF_MULTIARCH)
+LIB_SRCS := $(filter-out %.bpf.c,$(LIB_SRCS))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+
+$(BUILD)/probes/malloc.bpf.o: probes/malloc.bpf.c probes/malloc_bpf.h
+	@mkdir -p $(dir $@)
+	@echo "  BPF     $@"
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c -o $@ $<
+
+$(BUILD)/probes/malloc.skel.h: $(BUILD)/probes/malloc.bpf.o
+	@echo "  GENSKEL $@"
+	$(Q)$(BPFTOOL) gen skeleton $< name malloc_bpf >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/probes/malloc.o: $(BUILD)/probes/malloc.skel.h
+$(BUILD)/probes/malloc.o: LP_CFLAGS += -I$(BUILD)
+# ---- end of BPF -------------------------------------------------------------
 
 .PHONY: all check unit integ mancheck bench demo deps install uninstall \
 	clean check-san

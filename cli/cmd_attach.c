@@ -20,6 +20,7 @@
 
 #include "analysis/analysis.h"
 #include "cli/exit.h"
+#include "cli/malloc_report.h"
 #include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -57,6 +58,11 @@ static const char attach_usage[] =
 "                           measured batches that are still alive after\n"
 "                           the last GC.start (two heap dumps, streamed)\n"
 "      --keep-dumps DIR     keep those dumps in DIR (implies --retained)\n"
+"      --malloc-sites       trace malloc/free with eBPF uprobes during\n"
+"                           the measured batches and list the native\n"
+"                           stacks that still hold the bytes (root)\n"
+"      --stack-bytes N      stack copied per allocation (default 4096)\n"
+"      --sample N           record 1 in N allocations (default 1)\n"
 "      --top N              sites to list (default 10)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              print only the verdict\n"
@@ -77,6 +83,8 @@ struct attach_opts {
 	bool fail_set;
 	uint64_t fail_on_growth, max_growth;
 	bool retained;		/* allocation sites of retained objects */
+	bool malloc_sites;	/* native stacks holding the growth */
+	uint64_t stack_bytes, sample;
 	const char *keep_dumps;
 	uint64_t top;
 };
@@ -85,7 +93,7 @@ static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
 {
 	enum { O_NOGC = 256, O_NOCONTROL, O_FAIL, O_MAX, O_JSON, O_RETAINED,
-	       O_KEEP, O_TOP };
+	       O_KEEP, O_TOP, O_MSITES, O_SBYTES, O_SAMPLE };
 	static const struct option lo[] = {
 		{ "eval", required_argument, NULL, 'e' },
 		{ "file", required_argument, NULL, 'f' },
@@ -101,6 +109,9 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		{ "retained", no_argument, NULL, O_RETAINED },
 		{ "keep-dumps", required_argument, NULL, O_KEEP },
 		{ "top", required_argument, NULL, O_TOP },
+		{ "malloc-sites", no_argument, NULL, O_MSITES },
+		{ "stack-bytes", required_argument, NULL, O_SBYTES },
+		{ "sample", required_argument, NULL, O_SAMPLE },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -191,6 +202,25 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			o->keep_dumps = optarg;
 			o->retained = true;
 			break;
+		case O_MSITES:
+			o->malloc_sites = true;
+			break;
+		case O_SBYTES:
+		case O_SAMPLE: {
+			uint64_t v;
+
+			if (lp_parse_u64(optarg, &v) < 0 || !v ||
+			    v > (c == O_SBYTES ? 16384 : 1000000)) {
+				cli_error("attach", "--%s wants %s, not '%s'",
+					  c == O_SBYTES ? "stack-bytes" : "sample",
+					  c == O_SBYTES ? "1 to 16384 bytes" :
+					  "a count from 1", optarg);
+				return EXIT_USAGE;
+			}
+			*(c == O_SBYTES ? &o->stack_bytes : &o->sample) = v;
+			o->malloc_sites = true;
+			break;
+		}
 		case O_TOP:
 			if (lp_parse_u64(optarg, &o->top) < 0 || !o->top) {
 				cli_error("attach", "--top wants a positive "
@@ -323,10 +353,42 @@ retained_dump(struct probe_session *s, struct retained *r, int which,
 	return rc;
 }
 
+/* What runs between the warm-up and the first measured batch. */
+struct phase {
+	struct retained *ret;		/* --retained, or NULL */
+	struct probe_malloc *pm;	/* --malloc-sites, or NULL */
+	bool window;			/* malloc window open */
+};
+
 static int
-retained_before(struct probe_session *s, void *arg, struct lp_err *err)
+before_measure(struct probe_session *s, void *arg, struct lp_err *err)
 {
-	return retained_dump(s, arg, 0, err);
+	struct phase *ph = arg;
+	int rc;
+
+	if (ph->ret && (rc = retained_dump(s, ph->ret, 0, err)) < 0)
+		return rc;
+	if (ph->pm) {
+		rc = probe_malloc_window_begin(ph->pm, err);
+		if (rc < 0)
+			return rc;
+		ph->window = true;
+	}
+	return 0;
+}
+
+/* Control batches are the target's own drift: not the snippet's sites. */
+static void
+around_control(void *arg, bool before)
+{
+	struct phase *ph = arg;
+
+	if (!ph->window)
+		return;
+	if (before)
+		probe_malloc_pause(ph->pm);
+	else
+		probe_malloc_resume(ph->pm);
 }
 
 /* Objects the helper program itself allocated (its channel directory is
@@ -422,6 +484,9 @@ cmd_attach(int argc, char **argv)
 	struct probe_session *s = NULL;
 	struct probe_run run;
 	struct retained ret;
+	struct phase ph = { NULL, NULL, false };
+	struct probe_malloc *pm = NULL;
+	struct probe_malloc_report *mr = NULL;
 	struct ana_hd_diff hdiff;
 	bool have_diff = false, tracing = false;
 	struct ana_batch *b = NULL;
@@ -449,6 +514,19 @@ cmd_attach(int argc, char **argv)
 
 	snip.code = o.code;
 	snip.len = o.code_len;
+	/* BPF first: when it cannot be used, nothing was injected yet. */
+	if (o.malloc_sites) {
+		struct probe_malloc_opts mopt;
+
+		memset(&mopt, 0, sizeof(mopt));
+		mopt.stack_bytes = (uint32_t)o.stack_bytes;
+		mopt.sample = (uint32_t)o.sample;
+		pm = probe_malloc_start(o.pid, &mopt, &err);
+		if (!pm) {
+			rc = cli_report("attach", &err);
+			goto out;
+		}
+	}
 	s = cli_session_start("attach", o.pid, &snip, 1, o.timeout, o.retained,
 			      &hello, &rc);
 	if (!s)
@@ -477,6 +555,8 @@ cmd_attach(int argc, char **argv)
 	}
 	ret.o = &o;
 	ret.fd = -1;
+	ph.ret = o.retained ? &ret : NULL;
+	ph.pm = pm;
 	if (o.retained && (rc = probe_session_trace(s, true, NULL, &err)) < 0) {
 		rc = cli_report("attach", &err);
 		goto out;
@@ -488,14 +568,27 @@ cmd_attach(int argc, char **argv)
 			.times = o.times, .batch = o.batch,
 			.warmup = o.warmup, .gc = o.gc,
 			.control = o.control, .max_growth = o.max_growth,
-			.before_measure = o.retained ? retained_before : NULL,
-			.before_arg = &ret,
+			.before_measure = o.retained || pm ? before_measure :
+					  NULL,
+			.before_arg = &ph,
+			.around_control = pm ? around_control : NULL,
+			.control_arg = &ph,
 		};
 		struct print_ctx pc = { &o };
 
 		rc = probe_measure(s, &arm, 1, &mo, &hello, &run,
 				   o.quiet || o.json ? NULL : on_batch, &pc,
 				   &err);
+	}
+	if (ph.window) {
+		int mrc = probe_malloc_window_end(pm, rc < 0 ? NULL : &err);
+
+		if (mrc == 0)
+			mrc = probe_malloc_report(pm, o.top, &mr,
+						  rc < 0 ? NULL : &err);
+		if (mrc < 0 && rc == 0)
+			rc = mrc;
+		ph.window = false;
 	}
 	if (rc == 0 && o.retained && !run.raised && ret.dg[0]) {
 		rc = retained_dump(s, &ret, 1, &err);
@@ -554,6 +647,10 @@ cmd_attach(int argc, char **argv)
 				"held_ms", held_ms, "kill_window_ms", dirty_ms,
 				"unmap_stop_ms", unmap_ms,
 				"start_ms", start_ms);
+		if (doc && mr)
+			json_object_set_new(doc, "malloc_sites",
+					    cli_malloc_sites_json(mr,
+						v.measured_calls));
 		if (doc) {
 			json_dumpf(doc, stdout, JSON_INDENT(2));
 			fputc('\n', stdout);
@@ -562,6 +659,8 @@ cmd_attach(int argc, char **argv)
 		printf("%s\n", v.summary);
 		if (have_diff)
 			print_retained(&hdiff, o.top);
+		if (mr)
+			cli_print_malloc_sites(stdout, mr, v.measured_calls);
 	}
 	rc = cli_finish_stdout("attach", rc);
 out:
@@ -572,6 +671,8 @@ out:
 	probe_session_end(s);
 	if (have_diff)
 		ana_hd_diff_release(&hdiff);
+	probe_malloc_report_free(mr);
+	probe_malloc_stop(pm);
 	ana_hd_digest_free(ret.dg[0]);
 	ana_hd_digest_free(ret.dg[1]);
 	probe_run_release(&run);

@@ -37,6 +37,8 @@ static const struct command commands[] = {
 	{ "plot", cmd_plot, "plot a watch file with gnuplot (SVG or PNG)" },
 	{ "heapdiff", cmd_heapdiff,
 	  "objects retained between Ruby heap dumps, per allocation site" },
+	{ "malloc", cmd_malloc,
+	  "which native stacks hold the bytes that grew (eBPF uprobes)" },
 	{ "help", cmd_help, "show help for leakprobe or a command" },
 	{ "version", cmd_version, "print the version" },
 };

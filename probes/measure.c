@@ -128,10 +128,14 @@ probe_measure(struct probe_session *s, const struct probe_arm *arms,
 			fill_mem(b, &tot);
 			fill_gc(b, &res.gc);
 		}
+		if (control && o->around_control)
+			o->around_control(o->control_arg, true);
 		rc = probe_session_run(s, control ? NULL : arms[arm].idx,
 				       control ? 0 : arms[arm].nidx, n, o->gc,
 				       o->lanes && !control ? arm + 1 : 0,
 				       &res, err);
+		if (control && o->around_control)
+			o->around_control(o->control_arg, false);
 		if (rc < 0)
 			goto out;
 		if (res.raised) {

@@ -241,6 +241,10 @@ struct probe_measure_opts {
 	int (*before_measure)(struct probe_session *s, void *arg,
 			      struct lp_err *err);
 	void *before_arg;
+	/* called around each control batch (before = true, then false),
+	 * e.g. to pause malloc tracing during it */
+	void (*around_control)(void *arg, bool before);
+	void *control_arg;
 };
 
 /* Every batch of a run, in execution order. */
@@ -305,8 +309,8 @@ struct probe_malloc_opts {
 	uint32_t group_frames;	/* group by innermost K frames; 0 = 8 */
 	uint32_t max_outstanding;	/* pointers tracked; 0 = 2 Mi */
 	uint64_t pending_bytes;	/* raw stacks held before unwinding;
-				 * 0 = 16 MiB */
-	uint32_t ring_bytes;	/* ring buffer; 0 = 16 MiB */
+				 * 0 = 8 MiB */
+	uint32_t ring_bytes;	/* ring buffer; 0 = 32 MiB */
 	bool count_only;	/* attach every probe, only count calls (the
 				 * floor any uprobe tracer pays) */
 };
@@ -316,7 +320,8 @@ struct probe_malloc_site {
 	uint64_t bytes, count;		/* outstanding, scaled by --sample */
 	uint64_t raw_bytes, raw_count;	/* as recorded */
 	double share;		/* bytes / window growth; < 0: no growth */
-	uint32_t threads;	/* distinct threads that allocated them */
+	uint32_t threads;	/* distinct threads that allocated them;
+				 * 17: more than 16 */
 	uint32_t stacks;	/* distinct full stacks in the group */
 	const char *func;	/* "malloc", "realloc", ... */
 	size_t nframes;		/* frames[0] = the allocator function */
@@ -357,7 +362,8 @@ struct probe_malloc_report {
 	/* leakprobe's own cost */
 	uint64_t rss_peak;	/* peak RSS of leakprobe, bytes */
 	uint64_t bpf_bytes;	/* kernel memory of the BPF maps */
-	uint64_t bound_bytes;	/* the bound on both, from the options */
+	uint64_t bound_bytes;	/* bound on leakprobe's memory (options) */
+	uint64_t bpf_bound_bytes;	/* bound on the kernel's */
 	size_t nsites, total_sites;	/* reported, and groups in all */
 	struct probe_malloc_site *sites;
 };
