@@ -79,7 +79,8 @@ $(BUILD)/probes/malloc.o: $(BUILD)/probes/malloc.skel.h
 $(BUILD)/probes/malloc.o: LP_CFLAGS += -I$(BUILD)
 # ---- end of BPF -------------------------------------------------------------
 
-.PHONY: all check unit integ mancheck bench demo deps install uninstall \
+.PHONY: all check unit integ mancheck bench bench-bins demo deps install \
+	uninstall \
 	clean check-san
 .DEFAULT_GOAL := all
 
@@ -206,10 +207,17 @@ check: deps
 check-san:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 unit integ
 
-bench: deps $(BIN) $(BENCH_BINS)
+bench:
+	$(Q)scripts/install-deps --bench
+	$(Q)$(MAKE) --no-print-directory all bench-bins
 	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) BENCH_BIN=$(abspath $(BUILD)/bench) bench/run
 
-demo: deps $(BIN)
+bench-bins: $(BENCH_BINS)
+
+# deps first, then a sub-make: pkg-config flags are read when make starts,
+# so the build must start after the packages are there.
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
 	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) scripts/demo
 
 install: $(BIN)
