@@ -310,8 +310,7 @@ find_stale_page(struct probe_session *s)
 	struct page_hdr h;
 	size_t n;
 
-	if (inj_refresh_maps(s->t, NULL) < 0)
-		return 0;
+	/* the maps were read by inj_open() a moment ago */
 	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-s", cand, 64);
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
