@@ -15,17 +15,20 @@ mkfifo "$tmp/ready"
 tpid=$!
 read -r _ <"$tmp/ready"
 
+# us T0 T1: microseconds between two $EPOCHREALTIME readings
+us() { echo "$1 $2" | awk '{ printf "%d\n", ($2 - $1) * 1e6 }'; }
+
 # percentile FILE P: the P-th percentile of the numbers in FILE
 pct() { sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 } END {
 	i = int((NR - 1) * p / 100 + 0.5) + 1; print a[i] }'; }
 
 : >"$tmp/wall"; : >"$tmp/stop"; : >"$tmp/held"; : >"$tmp/unmap"; : >"$tmp/kill"
 for i in $(seq "$RUNS"); do
-	t0=$(date +%s%N)
+	t0=$EPOCHREALTIME	# bash's clock: no fork of date(1) in the timing
 	"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
 		{ echo "run $i failed: $(cat "$tmp/out")"; exit 1; }
-	t1=$(date +%s%N)
-	echo "$(( (t1 - t0) / 1000 ))" >>"$tmp/wall"
+	t1=$EPOCHREALTIME
+	us $t0 $t1 >>"$tmp/wall"
 	"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
 		%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
 		  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
@@ -36,14 +39,14 @@ dbg_time() {	# dbg_time NAME CMD...: median wall time in us, or "fails"
 	local name=$1; shift
 	: >"$tmp/$name"
 	for i in $(seq "$DBG_RUNS"); do
-		t0=$(date +%s%N)
+		t0=$EPOCHREALTIME
 		timeout 60 "$@" >"$tmp/$name.out" 2>&1
-		t1=$(date +%s%N)
+		t1=$EPOCHREALTIME
 		if ! grep -q "$name-ok" "$tmp/$name.out"; then
 			echo "fails"
 			return
 		fi
-		echo "$(( (t1 - t0) / 1000 ))" >>"$tmp/$name"
+		us $t0 $t1 >>"$tmp/$name"
 	done
 	pct "$tmp/$name" 50
 }
@@ -64,6 +67,9 @@ w50=$(pct "$tmp/wall" 50); w99=$(pct "$tmp/wall" 99)
 printf '\nattach --eval nil --times 1, %d runs on a sleeping ruby (%s)\n' \
 	"$RUNS" "$("$RUBY" -e 'print RUBY_VERSION')"
 printf '  %-40s %10s %10s\n' "" "median" "p99"
+t0=$EPOCHREALTIME; /bin/true; t1=$EPOCHREALTIME
+printf '  %-40s %8.2f ms\n' "(fork+exec of /bin/true, for scale)" \
+	"$(echo "$(us $t0 $t1) / 1000" | bc -l)"
 printf '  %-40s %8.2f ms %8.2f ms\n' "end to end (wall)" \
 	"$(echo "$w50 / 1000" | bc -l)" "$(echo "$w99 / 1000" | bc -l)"
 printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
