@@ -295,10 +295,18 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 	out->pss = f->rollup.totals.pss;
 	out->uss = f->rollup.totals.uss;
 	out->swap = f->rollup.totals.swap;
+	/*
+	 * One pread of pagemap serves every tracked range that starts within
+	 * PM_CHUNK pages of the window's start (processes with many small
+	 * anonymous mappings would otherwise cost a syscall each); a range
+	 * larger than a window is counted chunk by chunk.
+	 */
+	uint64_t pg = (uint64_t)f->page, wfirst = 0, wn = 0;
+
 	for (size_t i = 0; i < f->maps.nmaps; i++) {
 		const struct ana_mapping *m = &f->maps.maps[i];
 		struct ana_class_totals *c;
-		uint64_t present = 0, swapped = 0;
+		uint64_t present = 0, swapped = 0, first, last;
 
 		if (m->cls != ANA_MAP_HEAP && m->cls != ANA_MAP_ARENA &&
 		    m->cls != ANA_MAP_ANON)
@@ -309,12 +317,65 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 		 * pages; skipping them saves reading 64 MiB worth each. */
 		if (!memcmp(m->perms, "---", 3))
 			continue;
-		rc = pagemap_count(f, fd, pid, m->start, m->end, &present,
-				   &swapped, err);
-		if (rc < 0)
-			break;
-		c->rss += present * (uint64_t)f->page;
-		c->swap += swapped * (uint64_t)f->page;
+		first = m->start / pg;
+		last = (m->end + pg - 1) / pg;
+		if (last - first > PM_CHUNK) {
+			rc = pagemap_count(f, fd, pid, m->start, m->end,
+					   &present, &swapped, err);
+			if (rc < 0)
+				break;
+		} else {
+			if (first < wfirst || last > wfirst + wn) {
+				/* new window: up to the last tracked range
+				 * that still fits in PM_CHUNK pages */
+				uint64_t wend = last;
+				ssize_t n;
+
+				for (size_t j = i + 1; j < f->maps.nmaps; j++) {
+					const struct ana_mapping *q =
+						&f->maps.maps[j];
+					uint64_t qe = (q->end + pg - 1) / pg;
+
+					if (qe - first > PM_CHUNK)
+						break;
+					if (q->cls == ANA_MAP_HEAP ||
+					    q->cls == ANA_MAP_ARENA ||
+					    q->cls == ANA_MAP_ANON)
+						wend = qe;
+				}
+				do {
+					n = pread(fd, f->pm, (wend - first) *
+						  sizeof(*f->pm),
+						  (off_t)(first *
+							  sizeof(*f->pm)));
+				} while (n < 0 && errno == EINTR);
+				if (n <= 0) {
+					rc = n == 0 || errno == ESRCH ?
+					     lp_err_set(err, LP_ENOPROC,
+							"pid %d: no such process",
+							(int)pid) :
+					     lp_err_sys(err, lp_errno_code(errno,
+							LP_EIO), "read "
+							"'/proc/%d/pagemap'",
+							(int)pid);
+					break;
+				}
+				wfirst = first;
+				wn = (uint64_t)n / sizeof(*f->pm);
+				if (last > wfirst + wn)
+					last = wfirst + wn;	/* short read */
+			}
+			for (uint64_t k = first; k < last; k++) {
+				uint64_t e = f->pm[k - wfirst];
+
+				if (e & PM_PRESENT)
+					present++;
+				else if (e & PM_SWAPPED)
+					swapped++;
+			}
+		}
+		c->rss += present * pg;
+		c->swap += swapped * pg;
 	}
 	close(fd);
 	return rc;
