@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -190,11 +191,44 @@ probe_list_pids(pid_t **pids, size_t *cap, struct lp_err *err)
 #define PM_SWAPPED	(1ull << 62)
 #define PM_CHUNK	8192	/* pagemap entries per pread: 64 KiB */
 
+#define PM_PFN_MASK	((1ull << 55) - 1)
+
 struct probe_fast {
 	struct ana_smaps rollup, maps;
 	uint64_t *pm;
 	long page;
+	uint64_t zero_pfn;	/* the shared zero page, 0 when unknown */
 };
+
+/*
+ * Anonymous memory that was only read maps the kernel's shared zero
+ * page: pagemap says "present", smaps' Rss (rightly) does not count it.
+ * Learn its page frame number from a page of our own that we only read
+ * (PFNs are visible with CAP_SYS_ADMIN; without, they read as 0 and
+ * such pages are counted, an over-estimate that the man page notes).
+ */
+static uint64_t
+zero_pfn(long pg)
+{
+	volatile char *p;
+	uint64_t e = 0;
+	int fd;
+
+	p = mmap(NULL, (size_t)pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+		 -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
+	(void)p[0];
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)p /
+			  (uintptr_t)pg * sizeof(e))) != sizeof(e))
+			e = 0;
+		close(fd);
+	}
+	munmap((void *)p, (size_t)pg);
+	return e & (1ull << 63) ? e & PM_PFN_MASK : 0;
+}
 
 struct probe_fast *
 probe_fast_new(void)
@@ -207,6 +241,7 @@ probe_fast_new(void)
 	f->page = sysconf(_SC_PAGESIZE);
 	if (f->page <= 0)
 		f->page = 4096;
+	f->zero_pfn = zero_pfn(f->page);
 	return f;
 }
 
@@ -248,8 +283,12 @@ pagemap_count(struct probe_fast *f, int fd, pid_t pid, uint64_t start,
 		}
 		n /= (ssize_t)sizeof(*f->pm);
 		for (ssize_t i = 0; i < n; i++) {
-			if (f->pm[i] & PM_PRESENT)
+			if (f->pm[i] & PM_PRESENT) {
+				if (f->zero_pfn &&
+				    (f->pm[i] & PM_PFN_MASK) == f->zero_pfn)
+					continue;
 				(*present)++;
+			}
 			else if (f->pm[i] & PM_SWAPPED)
 				(*swapped)++;
 		}
@@ -368,8 +407,11 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 			for (uint64_t k = first; k < last; k++) {
 				uint64_t e = f->pm[k - wfirst];
 
-				if (e & PM_PRESENT)
-					present++;
+				if (e & PM_PRESENT) {
+					if (!f->zero_pfn ||
+					    (e & PM_PFN_MASK) != f->zero_pfn)
+						present++;
+				}
 				else if (e & PM_SWAPPED)
 					swapped++;
 			}
