@@ -143,9 +143,10 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			file = optarg;
 			break;
 		case 'n':
-			if (lp_parse_u64(optarg, &o->times) < 0 || !o->times) {
-				cli_error("attach", "--times wants a positive "
-					  "count, not '%s'", optarg);
+			if (lp_parse_u64(optarg, &o->times) < 0 || !o->times ||
+			    o->times > 1000000000000ull) {
+				cli_error("attach", "--times wants a count from 1 "
+					  "to 10^12, not '%s'", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -569,7 +570,8 @@ cmd_attach(int argc, char **argv)
 	ret.fd = -1;
 	ph.ret = o.retained ? &ret : NULL;
 	ph.pm = pm;
-	if (o.retained && (rc = probe_session_trace(s, true, NULL, &err)) < 0) {
+	if (o.retained &&
+	    (rc = probe_session_trace(s, true, false, NULL, &err)) < 0) {
 		rc = cli_report("attach", &err);
 		goto out;
 	}
@@ -610,7 +612,7 @@ cmd_attach(int argc, char **argv)
 		have_diff = rc == 0;
 	}
 	/* never leave allocation tracing on behind the user's back */
-	if (tracing && probe_session_trace(s, false, NULL,
+	if (tracing && probe_session_trace(s, false, false, NULL,
 					   rc < 0 ? NULL : &err) < 0 && rc == 0)
 		rc = -1;
 	tracing = false;
@@ -679,7 +681,7 @@ out:
 	if (doc)
 		json_decref(doc);
 	if (s && tracing)
-		probe_session_trace(s, false, NULL, NULL);
+		probe_session_trace(s, false, false, NULL, NULL);
 	probe_session_end(s);
 	if (have_diff)
 		ana_hd_diff_release(&hdiff);

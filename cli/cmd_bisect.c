@@ -221,7 +221,7 @@ parse(int argc, char **argv, struct bisect *bs)
 			uint64_t v;
 
 			if (lp_parse_u64(optarg, &v) < 0 ||
-			    (c != 'w' && v == 0)) {
+			    (c != 'w' && v == 0) || v > 1000000000000ull) {
 				cli_error("bisect", "-%c wants a %s count, not "
 					  "'%s'", c, c == 'w' ? "non-negative" :
 					  "positive", optarg);

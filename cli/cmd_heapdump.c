@@ -89,6 +89,7 @@ cmd_heapdump(int argc, char **argv)
 	const char *out = NULL;
 	char defname[128], tmp[4200];
 	bool trace = false, stop = false, json = false, to_stdout;
+	bool traced = false;
 	double timeout = 120, secs = 0;
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
@@ -181,9 +182,13 @@ cmd_heapdump(int argc, char **argv)
 			      &rc);
 	if (!s)
 		goto out;
-	if (trace && probe_session_trace(s, true, NULL, &err) < 0) {
-		rc = cli_report("heapdump", &err);
-		goto out;
+	if (trace) {
+		/* the reply may be lost (timeout): say tracing may be on */
+		traced = true;
+		if (probe_session_trace(s, true, true, NULL, &err) < 0) {
+			rc = cli_report("heapdump", &err);
+			goto out;
+		}
 	}
 	fprintf(stderr, "leakprobe: heapdump: dumping the heap of %d "
 		"(dump_all stops its world for about 3 s per GB)\n", (int)pid);
@@ -196,10 +201,12 @@ cmd_heapdump(int argc, char **argv)
 		rc = err.code == LP_EIO ? EXIT_IO : cli_exit_code(err.code);
 		goto out;
 	}
-	if (stop && probe_session_trace(s, false, NULL, &err) < 0) {
+	if (stop && probe_session_trace(s, false, false, NULL, &err) < 0) {
 		rc = cli_report("heapdump", &err);
 		goto out;
 	}
+	if (stop)
+		traced = false;
 	probe_session_end(s);
 	s = NULL;
 	if (!to_stdout) {
@@ -249,13 +256,13 @@ cmd_heapdump(int argc, char **argv)
 			       secs, all);
 		}
 	}
-	if (trace)
+	rc = cli_finish_stdout("heapdump", rc);
+out:
+	if (traced)
 		fprintf(stderr, "leakprobe: heapdump: allocation tracing is now "
 			"ON in %d (it costs CPU and memory); stop it with "
 			"'leakprobe heapdump %d --stop-tracing'\n", (int)pid,
 			(int)pid);
-	rc = cli_finish_stdout("heapdump", rc);
-out:
 	probe_session_end(s);
 	if (k.fd >= 0 && k.fd != STDOUT_FILENO)
 		close(k.fd);

@@ -198,7 +198,7 @@ maps_ruby(pid_t pid)
  * printed); EXIT_INJECT when interrupted.
  */
 static int
-wait_ready(const struct run_opts *o, pid_t child, int *status)
+wait_ready(const struct run_opts *o, pid_t child, int *status, bool *reaped)
 {
 	uint64_t start = lp_mono_ns();
 	uint64_t limit = (uint64_t)(o->ready_timeout * 1e9);
@@ -236,6 +236,7 @@ wait_ready(const struct run_opts *o, pid_t child, int *status)
 			return EXIT_TARGET;
 		}
 		if (nap(child, o->ready_file ? 10 : 100, status)) {
+			*reaped = true;
 			if (WIFEXITED(*status))
 				cli_error("run", "the target exited with status "
 					  "%d before it was ready",
@@ -277,7 +278,8 @@ cmd_run(int argc, char **argv)
 	struct run_opts o;
 	char pidbuf[16];
 	int rc, status = 0, pipefd[2], err = 0;
-	pid_t child;
+	bool reaped = false;
+	pid_t child, parent;
 
 	memset(&o, 0, sizeof(o));
 	rc = parse(argc, argv, &o);
@@ -295,6 +297,7 @@ cmd_run(int argc, char **argv)
 	}
 	fflush(stdout);
 	fflush(stderr);
+	parent = getpid();
 	child = fork();
 	if (child < 0) {
 		cli_error("run", "fork: %s", strerror(errno));
@@ -306,6 +309,8 @@ cmd_run(int argc, char **argv)
 
 		setpgid(0, 0);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)	/* leakprobe died already */
+			_exit(127);
 		signal(SIGPIPE, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
@@ -321,8 +326,11 @@ cmd_run(int argc, char **argv)
 			dup2(2, 1);	/* keep leakprobe's stdout clean */
 		}
 		fd = open("/dev/null", O_RDONLY);
-		if (fd >= 0)
+		if (fd >= 0) {
 			dup2(fd, 0);
+			if (fd != 0)
+				close(fd);
+		}
 		execvp(o.cmd[0], o.cmd);
 child_fail:
 		err = errno;
@@ -343,7 +351,7 @@ child_fail:
 	close(pipefd[0]);
 	lp_debug("run: target %d started", (int)child);
 
-	rc = wait_ready(&o, child, &status);
+	rc = wait_ready(&o, child, &status, &reaped);
 	if (rc == 0) {
 		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)child);
 		o.margv[o.margc++] = pidbuf;
@@ -355,10 +363,10 @@ child_fail:
 		else
 			rc = cmd_attach(o.margc, o.margv);
 		fflush(stdout);
-	} else if (WIFEXITED(status) || WIFSIGNALED(status)) {
+	} else if (reaped) {
 		free(o.margv);
-		kill(-child, SIGKILL);
-		return rc;	/* already reaped */
+		kill(-child, SIGKILL);	/* what it left in its group */
+		return rc;
 	}
 	stop_target(child, o.stop_timeout);
 	free(o.margv);

@@ -132,6 +132,7 @@ cli_exit_code(int code)
 	case LP_EBUSY:
 	case LP_ESELF:
 	case LP_EEXITED:
+	case LP_EUNSAFE:
 		return EXIT_TARGET;
 	case LP_ESNIPPET:
 		return EXIT_SNIPPET;
@@ -188,6 +189,7 @@ cli_install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);	/* no core dump mid-injection */
 	signal(SIGPIPE, SIG_IGN);
 }
 

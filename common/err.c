@@ -103,6 +103,7 @@ lp_strerror(int code)
 		[LP_EEXITED] = "target exited",
 		[LP_ENOTOOL] = "tool missing",
 		[LP_EBPF] = "bpf unusable",
+		[LP_EUNSAFE] = "unsafe target state",
 	};
 
 	if (code < 0)

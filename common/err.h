@@ -30,6 +30,7 @@ enum {
 	LP_EEXITED,		/* target exited under us */
 	LP_ENOTOOL,		/* an external tool (gnuplot, ...) is missing */
 	LP_EBPF,		/* BPF unusable */
+	LP_EUNSAFE,		/* the target is in a state we must not touch */
 	LP_ENCODES
 };
 

@@ -132,14 +132,21 @@ lp_parse_u64(const char *s, uint64_t *out)
 	v = strtoull(s, &end, 0);
 	if (errno || end == s)
 		return -LP_EINVAL;
-	/* Accept size suffixes k, M, G (binary). */
-	switch (*end) {
-	case 'k': case 'K':
-		v <<= 10; end++; break;
-	case 'm': case 'M':
-		v <<= 20; end++; break;
-	case 'g': case 'G':
-		v <<= 30; end++; break;
+	/* Accept size suffixes k, M, G (binary), without overflow. */
+	{
+		int shift = 0;
+
+		switch (*end) {
+		case 'k': case 'K':
+			shift = 10; end++; break;
+		case 'm': case 'M':
+			shift = 20; end++; break;
+		case 'g': case 'G':
+			shift = 30; end++; break;
+		}
+		if (shift && v > (~0ull >> shift))
+			return -LP_EINVAL;
+		v <<= shift;
 	}
 	if (*end == 'i' && end[-1] != *s)
 		end++;
@@ -159,7 +166,7 @@ lp_parse_seconds(const char *s, double *out)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || !isfinite(v) || v <= 0)
+	if (errno || end == s || !isfinite(v) || v <= 0 || v > 1e7)
 		return -LP_EINVAL;
 	if (*end == 's' && end[1] == '\0')
 		end++;

@@ -3,6 +3,7 @@
 
 #include "injector/injector.h"
 
+#include <signal.h>
 #include <sys/user.h>
 
 /* ---- elfsym.c --------------------------------------------------------
@@ -184,6 +185,9 @@ struct inj_target {
 	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
 	uint64_t dirty_start_ns, dirty_ns;	/* injected registers live */
 	bool gone;		/* target exited under us */
+	bool stuck;		/* a stop never came: still seized */
+	bool masked;		/* job-control signals blocked while held */
+	sigset_t oldmask;
 };
 
 int inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,

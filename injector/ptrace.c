@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -105,6 +106,11 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 static void
 queue_signal(struct inj_target *t, int sig)
 {
+	/* A synchronous fault re-executes its instruction on resume and
+	 * faults again by itself: re-sending it would deliver it twice. */
+	if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
+	    sig == SIGFPE || sig == SIGTRAP)
+		return;
 	for (int i = 0; i < t->npending; i++)
 		if (t->pending_sig[i] == sig && sig < SIGRTMIN)
 			return;	/* standard signals do not queue */
@@ -159,6 +165,8 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 		return lp_err_set(err, LP_EEXITED, "process %d is gone",
 				  (int)t->pid);
 	t->npending = 0;
+	t->regs_saved = false;
+	t->regs_dirty = false;
 	/* No PTRACE_O_EXITKILL: if leakprobe dies the target must live. */
 	if (ptrace(PTRACE_SEIZE, t->pid, 0, 0) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
@@ -166,6 +174,18 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 				  (int)t->pid);
 	t->attached = true;
 	t->stop_start_ns = lp_mono_ns();
+	/* Ctrl-Z must not suspend leakprobe while it holds the thread. */
+	{
+		sigset_t stop;
+
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTSTP);
+		sigaddset(&stop, SIGTTIN);
+		sigaddset(&stop, SIGTTOU);
+		pthread_sigmask(SIG_BLOCK, &stop, &t->oldmask);
+		t->masked = true;
+	}
+
 	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0) {
 		rc = lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				"attach: ptrace(PTRACE_INTERRUPT, %d)",
@@ -173,6 +193,20 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 		goto fail;
 	}
 	rc = inj__wait_stop(t, &status, 2000, err);
+	if (rc == -LP_ETIMEDOUT && !t->gone) {
+		/*
+		 * The thread does not stop (uninterruptible sleep, a frozen
+		 * cgroup).  The interrupt is still pending: detaching now
+		 * fails while it is running, and it would stop later with
+		 * nobody to resume it.  Wait for that stop, then detach.
+		 */
+		if (inj__wait_stop(t, &status, 10000, NULL) == 0 &&
+		    !t->gone)
+			t->regs_saved = false;	/* nothing injected yet */
+		else
+			t->stuck = true;
+		goto fail;
+	}
 	if (rc < 0)
 		goto fail;
 	if (!WIFSTOPPED(status)) {
@@ -281,6 +315,14 @@ run_until(struct inj_target *t, int req, int want_sig, int timeout_ms,
 	int status, rc, left;
 
 	for (;;) {
+		/* a stream of signals for the target must not defeat the
+		 * timeout */
+		if (lp_mono_ns() > deadline) {
+			reinterrupt(t);
+			return lp_err_set(err, LP_ETIMEDOUT, "injected code in "
+					  "%d did not finish within %d ms",
+					  (int)t->pid, timeout_ms);
+		}
 		if (ptrace(req, t->pid, 0, 0) < 0)
 			return lp_err_sys(err, lp_errno_code(errno,
 							     LP_EINJECT),
@@ -469,13 +511,29 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		return 0;
 	if (t->gone) {
 		t->attached = false;
+		t->regs_saved = false;
+		if (t->masked) {
+			pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
+			t->masked = false;
+		}
 		return 0;
 	}
 	if (t->regs_saved && t->regs_dirty) {
 		/* The thread must be in a ptrace stop to take registers. */
-		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0 &&
-		    errno == ESRCH && reinterrupt(t) == 0 && !t->gone)
-			ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved);
+		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0) {
+			if (errno == ESRCH && reinterrupt(t) == 0 && !t->gone) {
+				if (ptrace(PTRACE_SETREGS, t->pid, 0,
+					   &t->saved) < 0 && !t->gone)
+					rc = lp_err_sys(err, LP_EINJECT,
+							"detach: restore "
+							"registers of %d",
+							(int)t->pid);
+			} else if (!t->gone) {
+				rc = lp_err_sys(err, LP_EINJECT, "detach: "
+						"restore registers of %d",
+						(int)t->pid);
+			}
+		}
 		t->regs_dirty = false;
 		t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 	}
@@ -490,6 +548,11 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"
 				", %d)", (int)t->pid);
 	t->attached = false;
+	t->regs_saved = false;
+	if (t->masked) {
+		pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
+		t->masked = false;
+	}
 	{
 		uint64_t now = lp_mono_ns();
 

@@ -75,7 +75,7 @@ struct probe_session {
 	char dir[256];		/* our path to the channel directory */
 	char tdir[256];		/* the same directory as the target sees it */
 	int nfiles;		/* snippet files written */
-	int res_fd, ack_fd, dump_fd;
+	int res_fd, ack_fd, dump_fd, alive_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
 	bool page_reused;
 	char *inbuf;
@@ -84,6 +84,7 @@ struct probe_session {
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
+	bool helper_seen;	/* the helper opened its end of the channel */
 };
 
 /* ---- lock ------------------------------------------------------------ */
@@ -242,8 +243,17 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 
 	snprintf(root, sizeof(root), "/proc/%d/root", (int)pi->pid);
 	if (stat("/", &ours) == 0 && stat(root, &theirs) == 0 &&
-	    ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
-		root[0] = '\0';	/* same root: plain /tmp, shorter paths */
+	    ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino) {
+		/* same root; a plain /tmp only in the same mount namespace
+		 * (systemd's PrivateTmp= gives the target its own /tmp) */
+		char ns[64];
+
+		snprintf(ns, sizeof(ns), "/proc/%d/ns/mnt", (int)pi->pid);
+		if (stat("/proc/self/ns/mnt", &ours) == 0 &&
+		    stat(ns, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
+		    ours.st_dev == theirs.st_dev)
+			root[0] = '\0';
+	}
 	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.%d.XXXXXX", root,
 		 (int)pi->pid);
 	if (!mkdtemp(s->dir)) {
@@ -259,6 +269,7 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 		return lp_err_sys(err, LP_EPERM, "chown '%s'", s->dir);
 	if ((rc = make_fifo(s, "res", err)) < 0 ||
 	    (rc = make_fifo(s, "ack", err)) < 0 ||
+	    (rc = make_fifo(s, "alive", err)) < 0 ||
 	    (o->dump_channel && (rc = make_fifo(s, "dump", err)) < 0))
 		return rc;
 	for (size_t i = 0; i < o->nsnippets; i++) {
@@ -282,6 +293,11 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 		snprintf(path, sizeof(path), "%s/ack", s->dir);
 		s->ack_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (s->ack_fd < 0)
+			return lp_err_sys(err, LP_EIO, "open '%s'", path);
+		/* never written: the helper's watchdog sees EOF when we go */
+		snprintf(path, sizeof(path), "%s/alive", s->dir);
+		s->alive_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		if (s->alive_fd < 0)
 			return lp_err_sys(err, LP_EIO, "open '%s'", path);
 		if (o->dump_channel) {
 			snprintf(path, sizeof(path), "%s/dump", s->dir);
@@ -315,8 +331,13 @@ find_stale_page(struct probe_session *s)
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
 			continue;
-		if (!memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)) &&
-		    h.state == STATE_HARMLESS)
+		if (memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)))
+			continue;
+		/* defused, or armed by a leakprobe that died (SIGKILL)
+		 * before it could clean up */
+		if (h.state == STATE_HARMLESS ||
+		    (h.state == STATE_ARMED && h.owner_pid &&
+		     kill((pid_t)h.owner_pid, 0) < 0 && errno == ESRCH))
 			return cand[i];
 	}
 	return 0;
@@ -404,6 +425,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 	struct inj_target *t = s->t;
 	char boot[1024];
 	uint64_t ret = 0, args[3], t0;
+	bool maybe = false;
 	int rc, tries;
 
 	char helper[300];
@@ -452,11 +474,15 @@ register_job(struct probe_session *s, struct lp_err *err)
 	args[0] = 0;
 	args[1] = s->ruby.eval_string;
 	args[2] = s->page + HDR_SIZE;
+	/* From here until a definite "not registered", a job may point at
+	 * the page: it must never be unmapped then, only defused. */
+	maybe = true;
 	if (s->ruby.preregister) {
 		rc = inj_call(t, s->ruby.preregister, args, 3, &ret, 1000, err);
 		if (rc < 0)
 			goto out;
 		if ((uint32_t)ret == UINT32_MAX) {
+			maybe = false;
 			rc = lp_err_set(err, LP_EINJECT, "the target's "
 					"postponed-job table is full");
 			goto out;
@@ -473,12 +499,14 @@ register_job(struct probe_session *s, struct lp_err *err)
 		/* 1 registered; 2 a job for rb_eval_string is already
 		 * pending and our data was dropped; 0 table full. */
 		if ((int)ret == 2 && !s->page_reused) {
+			maybe = false;	/* our data was dropped */
 			rc = lp_err_set(err, LP_EBUSY, "another rb_eval_string "
 					"job is already pending in process %d;"
 					" try again later", (int)inj_info(t)->pid);
 			goto out;
 		}
 		if ((int)ret == 0) {
+			maybe = false;
 			rc = lp_err_set(err, LP_EINJECT, "the target's "
 					"postponed-job buffer is full");
 			goto out;
@@ -491,7 +519,7 @@ out:
 	if (rc < 0 && s->page) {
 		/* Nothing registered (or registration unknown): a fresh page
 		 * can go; a reused one may still be referenced. */
-		if (!s->page_reused && inj_attached(t) &&
+		if (!s->page_reused && !maybe && inj_attached(t) &&
 		    inj_munmap(t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		else
@@ -672,6 +700,7 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 				 s->incap - s->inlen);
 		if (n > 0) {
 			s->inlen += (size_t)n;
+			s->helper_seen = true;
 			continue;
 		}
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -796,6 +825,8 @@ session_free(struct probe_session *s)
 		close(s->ack_fd);
 	if (s->dump_fd >= 0)
 		close(s->dump_fd);
+	if (s->alive_fd >= 0)
+		close(s->alive_fd);
 	remove_dir(s);
 	inj_close(s->t);	/* detaches if still attached */
 	drop_lock(s);
@@ -818,7 +849,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	memset(hello, 0, sizeof(*hello));
 	hello->first_bad = -1;
 	s = xcalloc(1, sizeof(*s));
-	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = -1;
+	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = s->alive_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
 	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
@@ -838,6 +869,12 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	lp_debug("job registered at %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	t0 = lp_mono_ns();
 	rc = read_json(s, &msg, true, err);
+	if (rc == 0 && jint(msg, "started") == 1) {
+		/* the job ran and the helper is compiling: stop waking */
+		json_decref(msg);
+		msg = NULL;
+		rc = read_json(s, &msg, false, err);
+	}
 	if (rc < 0) {
 		if (rc == -LP_ETIMEDOUT) {
 			if (stack)
@@ -869,8 +906,12 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 			s->timeout = keep;
 			s->ignore_stop = false;
 		}
-		/* The job may still be pending: defuse it, and remove the
-		 * channel so that even a late start finds nothing. */
+		/* The helper started and ended (EOF): the job ran, the page
+		 * is free.  Otherwise it may still be pending: defuse it, and
+		 * remove the channel so that even a late start finds
+		 * nothing. */
+		if (err && err->code == LP_EINJECT && s->helper_seen)
+			unmap_page(s);
 		defuse_page(s);
 		goto fail;
 	}
@@ -954,15 +995,16 @@ send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
 }
 
 int
-probe_session_trace(struct probe_session *s, bool on, int64_t *gc_count,
-		    struct lp_err *err)
+probe_session_trace(struct probe_session *s, bool on, bool persist,
+		    int64_t *gc_count, struct lp_err *err)
 {
 	struct probe_result r;
 	struct probe_gc g;
 	json_t *msg = NULL, *e;
 	int rc;
 
-	rc = send_cmd(s, on ? "trace on\n" : "trace off\n", err);
+	rc = send_cmd(s, !on ? "trace off\n" : persist ? "trace on persist\n" :
+		      "trace on\n", err);
 	if (rc == 0)
 		rc = read_json(s, &msg, false, err);
 	if (rc < 0)

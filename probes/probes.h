@@ -173,10 +173,11 @@ typedef int (*probe_sink_fn)(const char *buf, size_t len, void *arg);
 
 /*
  * Start or stop ObjectSpace allocation tracing in the target (loads
- * objspace).  *gc_count (may be NULL) receives GC.count at that moment.
+ * objspace).  Tracing started here stops when the helper ends, however it
+ * ends, unless persist.  *gc_count (may be NULL) receives GC.count then.
  */
-int probe_session_trace(struct probe_session *s, bool on, int64_t *gc_count,
-			struct lp_err *err);
+int probe_session_trace(struct probe_session *s, bool on, bool persist,
+			int64_t *gc_count, struct lp_err *err);
 /*
  * Full GC.start, then ObjectSpace.dump_all streamed through the dump
  * channel into sink: nothing is written on the target's disk.  *secs

@@ -72,6 +72,18 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	 * send a signal the target catches: the default action of both
 	 * could kill (SIGVTALRM) or be lost (SIGCHLD).
 	 */
+	/*
+	 * The helper notices that leakprobe is gone by EPIPE/EOF.  Ruby
+	 * catches SIGPIPE; a target that put it back to the default action
+	 * (trap("PIPE", "SYSTEM_DEFAULT")) would be killed by that write.
+	 */
+	if (!(pi->sig_caught & (1ull << (SIGPIPE - 1))) &&
+	    !(pi->sig_ignored & (1ull << (SIGPIPE - 1))))
+		return lp_err_set(err, LP_EUNSAFE, "process %d (%s) has SIGPIPE "
+				  "at its default action (trap(\"PIPE\", "
+				  "\"SYSTEM_DEFAULT\")?): the helper thread "
+				  "could kill it when leakprobe ends; refusing",
+				  (int)pi->pid, pi->comm);
 	out->wake_vtalrm = pi->sig_caught & (1ull << (SIGVTALRM - 1));
 	out->wake_chld = out->preregister &&
 			 (pi->sig_caught & (1ull << (SIGCHLD - 1)));

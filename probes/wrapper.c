@@ -52,19 +52,33 @@ probe__ruby_quote(char *buf, size_t len, const char *s, size_t n)
 int
 probe__bootstrap(char *buf, size_t len, const char *path)
 {
-	static const char head[] = "::Thread.new { begin; ::Kernel.load(";
-	static const char tail[] = ", true); rescue ::Exception; end }";
-	size_t hl = sizeof(head) - 1, tl = sizeof(tail) - 1;
+	/* The path appears twice (read, and as the program's __FILE__). */
+	static const char head[] = "::Thread.new { begin; "
+		"::RubyVM::InstructionSequence.compile(::File.binread(";
+	static const char mid[] = "), ";
+	static const char tail[] = ").eval; rescue ::Exception; end }";
+	size_t hl = sizeof(head) - 1, ml = sizeof(mid) - 1;
+	size_t tl = sizeof(tail) - 1, o;
 	int q;
 
-	if (len < hl + tl + 3)
+	if (len < hl + ml + tl + 6)
 		return -LP_EINVAL;
 	memcpy(buf, head, hl);
-	q = probe__ruby_quote(buf + hl, len - hl - tl, path, strlen(path));
+	o = hl;
+	q = probe__ruby_quote(buf + o, len - o - ml - tl, path, strlen(path));
 	if (q < 0)
 		return q;
-	memcpy(buf + hl + (size_t)q, tail, tl + 1);
-	return (int)(hl + (size_t)q + tl);
+	o += (size_t)q;
+	memcpy(buf + o, mid, ml);
+	o += ml;
+	if (len - o < tl + 3)
+		return -LP_EINVAL;
+	q = probe__ruby_quote(buf + o, len - o - tl, path, strlen(path));
+	if (q < 0)
+		return q;
+	o += (size_t)q;
+	memcpy(buf + o, tail, tl + 1);
+	return (int)(o + tl);
 }
 
 /*
@@ -81,10 +95,22 @@ const char probe__helper_rb[] =
 "th.name = 'leakprobe' if th.respond_to?(:name=)\n"
 "th.report_on_exception = false if th.respond_to?(:report_on_exception=)\n"
 "dir = File.dirname(__FILE__)\n"
-"res = ack = dmp = nil\n"
+"res = ack = dmp = alive = watchdog = tracing = nil\n"
 "begin\n"
 "  res = File.open(File.join(dir, 'res'), File::WRONLY | File::NONBLOCK)\n"
 "  ack = File.open(File.join(dir, 'ack'), File::RDONLY | File::NONBLOCK)\n"
+"  started = res.write_nonblock(\"{\\\"started\\\":1}\\n\")\n"
+"  # leakprobe holds the write end of 'alive' and never writes: EOF there\n"
+"  # means leakprobe is gone, even in the middle of a long batch.\n"
+"  alive = File.open(File.join(dir, 'alive'), File::RDONLY | File::NONBLOCK)\n"
+"  me = Thread.current\n"
+"  lanes = {}\n"
+"  watchdog = Thread.new do\n"
+"    Thread.current.name = 'leakprobe' if Thread.current.respond_to?(:name=)\n"
+"    IO.select([alive])\n"
+"    lanes.each_value { |_, _, t| t.kill if t }\n"
+"    me.kill\n"
+"  end\n"
 "  dpath = File.join(dir, 'dump')\n"
 "  dmp = File.exist?(dpath) ? File.open(dpath, File::WRONLY | File::NONBLOCK) : nil\n"
 "  esc = lambda do |s|\n"
@@ -153,7 +179,6 @@ const char probe__helper_rb[] =
 "         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
 "  # Lane threads get their queues as block parameters: never share a\n"
 "  # captured variable between threads.\n"
-"  lanes = {}\n"
 "  new_lane = lambda do |qi, qo|\n"
 "    Thread.new do\n"
 "      Thread.current.name = 'leakprobe' if Thread.current.respond_to?(:name=)\n"
@@ -178,8 +203,10 @@ const char probe__helper_rb[] =
 "        require 'objspace'\n"
 "        if cmd[1] == 'on'\n"
 "          ObjectSpace.trace_object_allocations_start\n"
+"          tracing = cmd[2] == 'persist' ? :persist : :ours\n"
 "        else\n"
 "          ObjectSpace.trace_object_allocations_stop\n"
+"          tracing = nil\n"
 "        end\n"
 "        put.({ 'trace' => cmd[1], 'gc' => gcstat.() })\n"
 "      rescue Exception => e\n"
@@ -192,7 +219,11 @@ const char probe__helper_rb[] =
 "      iv = [cmd[1].to_f, 0.01].max\n"
 "      loop do\n"
 "        put.({ 'gcstat' => 1, 'gc' => gcstat.() })\n"
-"        sleep iv\n"
+"        # wait, but end at once when leakprobe closes its end\n"
+"        if IO.select([ack], nil, nil, iv)\n"
+"          ack.read_nonblock(4096)\n"
+"          break\n"
+"        end\n"
 "      end\n"
 "    when 'dump'\n"
 "      begin\n"
@@ -243,7 +274,13 @@ const char probe__helper_rb[] =
 "rescue Exception\n"
 "  nil # channel closed or broken: leakprobe is gone; leave quietly\n"
 "ensure\n"
+"  # allocation tracing started for this session ends with it, however it\n"
+"  # ends (heapdump --trace-allocations asks for it to persist); first,\n"
+"  # before leakprobe can see EOF and go\n"
+"  (ObjectSpace.trace_object_allocations_stop rescue nil) if tracing == :ours\n"
 "  (res.close rescue nil) if res\n"
 "  (ack.close rescue nil) if ack\n"
 "  (dmp.close rescue nil) if dmp\n"
+"  (alive.close rescue nil) if alive\n"
+"  watchdog.kill if watchdog && watchdog != Thread.current\n"
 "end\n";

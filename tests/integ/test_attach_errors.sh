@@ -1,6 +1,7 @@
 # Bad input to attach: a clear one-line error, the right exit status, the
 # target alive and unchanged, nothing left behind.
 . "$(dirname "$0")/lib.sh"
+mkfifo "$T/pipe.rdy" 2>/dev/null || true
 
 start_target leaks.rb
 pid=$TARGET_PID
@@ -24,6 +25,14 @@ expect_exit 3 "$LP" attach "$spid" --eval nil
 grep -q 'not a Ruby' <<<"$ERR" || fail "$ERR"
 grep -q 'not a Ruby' <<<"$ERR" && [ "$(wc -l <<<"$ERR")" = 1 ] || fail "not one line: $ERR"
 alive "$spid" || fail "sleep died"
+
+# a Ruby whose SIGPIPE is back at the default action: refused, untouched
+"$RUBY" -e 'trap("PIPE", "SYSTEM_DEFAULT"); io = IO.new(3); io.puts "ready"; io.close; sleep' 3>"$T/pipe.rdy" &
+ppid=$!; _pids="$_pids $ppid"
+read -r _ <"$T/pipe.rdy"
+expect_exit 3 "$LP" attach "$ppid" --eval nil
+grep -q 'SIGPIPE at its default action' <<<"$ERR" || fail "$ERR"
+target_ok "$ppid"
 
 # a zombie: its parent never reaps it
 bash -c 'sleep 0 & exec sleep 100' & zparent=$!; _pids="$_pids $zparent"
