@@ -42,9 +42,8 @@ static const char attach_usage[] =
 "  -b, --batch M            calls per batch (default: N/10, at least 1)\n"
 "  -w, --warmup K           warm-up batches, not measured (default 2;\n"
 "                           0 when there is only one measured batch: a\n"
-"                           smoke test with no warm-up, control or GC)\n"
-"      --no-gc              no GC.start after each batch (--gc: do,\n"
-"                           even with a single measured batch)\n"
+"                           smoke test with no warm-up or control)\n"
+"      --no-gc              no GC.start after each batch\n"
 "      --no-control         no interleaved no-op control batches (by\n"
 "                           default the target's own drift is measured\n"
 "                           by control batches and subtracted; off when\n"
@@ -94,7 +93,7 @@ struct attach_opts {
 static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
 {
-	enum { O_NOGC = 256, O_GC, O_NOCONTROL, O_FAIL, O_MAX, O_JSON, O_RETAINED,
+	enum { O_NOGC = 256, O_NOCONTROL, O_FAIL, O_MAX, O_JSON, O_RETAINED,
 	       O_KEEP, O_TOP, O_MSITES, O_SBYTES, O_SAMPLE };
 	static const struct option lo[] = {
 		{ "eval", required_argument, NULL, 'e' },
@@ -103,7 +102,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "warmup", required_argument, NULL, 'w' },
 		{ "no-gc", no_argument, NULL, O_NOGC },
-		{ "gc", no_argument, NULL, O_GC },
 		{ "no-control", no_argument, NULL, O_NOCONTROL },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "fail-on-growth", required_argument, NULL, O_FAIL },
@@ -122,7 +120,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	};
 	const char *file = NULL, *eval = NULL;
 	bool have_batch = false, have_warmup = false, have_control = false;
-	bool have_gc = false;
 	int c, rc;
 
 	o->times = 1000;
@@ -169,11 +166,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			break;
 		case O_NOGC:
 			o->gc = false;
-			have_gc = true;
-			break;
-		case O_GC:
-			o->gc = true;
-			have_gc = true;
 			break;
 		case O_NOCONTROL:
 			o->control = false;
@@ -285,15 +277,14 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		o->batch = o->times;
 	/* With a single measured batch no slope can be fitted: a run such
 	 * as --times 1 is a smoke test, so skip what only serves the fit
-	 * (warm-up, control batches, the full GC.start) unless asked for
-	 * explicitly (--warmup, --gc). */
+	 * (warm-up, control batches) unless asked for.  The GC.start stays:
+	 * without it the helper's own garbage waits for the target's next
+	 * GC, and back-to-back runs would grow its heap meanwhile. */
 	if ((o->times + o->batch - 1) / o->batch < 2) {
 		if (!have_warmup)
 			o->warmup = 0;
 		if (!have_control)
 			o->control = false;
-		if (!have_gc)
-			o->gc = false;
 	}
 	return EXIT_OK;
 }
