@@ -169,10 +169,8 @@ parse(int argc, char **argv, struct ab_opts *o)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || lp_parse_pid(argv[optind], &o->pid) < 0) {
-		cli_error("ab", "expected one PID; see 'leakprobe ab --help'");
-		return EXIT_USAGE;
-	}
+	if ((rc = cli_one_pid("ab", argc, argv, optind, &o->pid)) != EXIT_OK)
+		return rc;
 	for (k = 0; k < 2; k++) {
 		if (!o->code[k]) {
 			cli_error("ab", "missing --%c CODE (or --%c-file PATH)",

@@ -246,16 +246,9 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		cli_error("attach", optind >= argc ? "missing PID; see "
-			  "'leakprobe attach --help'" : "expected one PID, got "
-			  "extra arguments");
-		return EXIT_USAGE;
-	}
-	if (lp_parse_pid(argv[optind], &o->pid) < 0) {
-		cli_error("attach", "'%s' is not a process id", argv[optind]);
-		return EXIT_USAGE;
-	}
+	rc = cli_one_pid("attach", argc, argv, optind, &o->pid);
+	if (rc != EXIT_OK)
+		return rc;
 	if (!!eval == !!file) {
 		cli_error("attach", "give exactly one of --eval CODE or --file "
 			  "PATH");

@@ -275,11 +275,9 @@ parse(int argc, char **argv, struct bisect *bs)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || lp_parse_pid(argv[optind], &bs->pid) < 0) {
-		cli_error("bisect", "expected one PID; see 'leakprobe bisect "
-			  "--help'");
-		return EXIT_USAGE;
-	}
+	rc = cli_one_pid("bisect", argc, argv, optind, &bs->pid);
+	if (rc != EXIT_OK)
+		return rc;
 	if (!bs->file) {
 		cli_error("bisect", "missing --steps FILE");
 		return EXIT_USAGE;

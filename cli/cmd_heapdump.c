@@ -138,11 +138,9 @@ cmd_heapdump(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || lp_parse_pid(argv[optind], &pid) < 0) {
-		cli_error("heapdump", "expected one PID; see 'leakprobe "
-			  "heapdump --help'");
-		return EXIT_USAGE;
-	}
+	rc = cli_one_pid("heapdump", argc, argv, optind, &pid);
+	if (rc != EXIT_OK)
+		return rc;
 	if (trace && stop) {
 		cli_error("heapdump", "give --trace-allocations or "
 			  "--stop-tracing, not both");

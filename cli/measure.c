@@ -53,6 +53,25 @@ cli_read_code(const char *cmd, const char *path, char **buf, size_t *len)
 }
 
 int
+cli_one_pid(const char *cmd, int argc, char **argv, int optind_, pid_t *pid)
+{
+	if (optind_ >= argc) {
+		cli_error(cmd, "missing PID; see 'leakprobe %s --help'", cmd);
+		return EXIT_USAGE;
+	}
+	if (optind_ != argc - 1) {
+		cli_error(cmd, "expected one PID, got extra arguments from "
+			  "'%s'", argv[optind_ + 1]);
+		return EXIT_USAGE;
+	}
+	if (lp_parse_pid(argv[optind_], pid) < 0) {
+		cli_error(cmd, "'%s' is not a process id", argv[optind_]);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+int
 cli_check_code(const char *cmd, const char *what, const char *code,
 	       size_t len)
 {

@@ -18,6 +18,10 @@
  */
 int cli_read_code(const char *cmd, const char *path, char **buf,
 		  size_t *len);
+/* The one PID operand after the options (argv[optind_]).  Prints the
+ * error; returns an exit status. */
+int cli_one_pid(const char *cmd, int argc, char **argv, int optind_,
+		pid_t *pid);
 /* Refuse a NUL byte (Ruby stops parsing there).  Returns an exit status. */
 int cli_check_code(const char *cmd, const char *what, const char *code,
 		   size_t len);
