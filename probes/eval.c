@@ -876,7 +876,13 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 		rc = read_json(s, &msg, false, err);
 	}
 	if (rc < 0) {
-		if (rc == -LP_ETIMEDOUT) {
+		if (rc == -LP_ETIMEDOUT && s->helper_seen) {
+			lp_err_clear(err);
+			lp_err_set(err, LP_ETIMEDOUT, "the helper thread in %d "
+				   "started but did not finish reading the "
+				   "snippets within %.1f s", (int)pid,
+				   s->timeout);
+		} else if (rc == -LP_ETIMEDOUT) {
 			if (stack)
 				*stack = native_stack(s);
 			lp_err_clear(err);
@@ -886,7 +892,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 				   "never checks interrupts?)", s->timeout,
 				   (int)pid);
 		}
-		if (rc == -LP_EINTR) {
+		if (rc == -LP_EINTR && !s->helper_seen) {
 			/*
 			 * Interrupted while the job was pending.  It usually
 			 * starts within a few ms: give it that long, so the
@@ -906,11 +912,11 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 			s->timeout = keep;
 			s->ignore_stop = false;
 		}
-		/* The helper started and ended (EOF): the job ran, the page
-		 * is free.  Otherwise it may still be pending: defuse it, and
-		 * remove the channel so that even a late start finds
-		 * nothing. */
-		if (err && err->code == LP_EINJECT && s->helper_seen)
+		/* Once the helper has written anything, the job has run and
+		 * the page is free.  Otherwise the job may still be pending:
+		 * defuse the page, and remove the channel so that even a
+		 * late start finds nothing. */
+		if (s->helper_seen)
 			unmap_page(s);
 		defuse_page(s);
 		goto fail;
