@@ -16,6 +16,15 @@
  * then the culprit is removed and the rest tested again, until the rest
  * does not leak.  Growth is assumed monotone: adding steps never makes a
  * leak disappear.
+ *
+ * One trial is one statistical verdict and can be wrong.  A set that
+ * leaks while neither half does is either a real combination or a false
+ * positive, and following a false positive costs a search over every
+ * subset (tens of trials ending in "all steps together").  So before the
+ * "needs both" branch the set is measured again (a third time when the
+ * two disagree) and the majority decides; a refuted set is not searched,
+ * and find() goes on with the other half.  A real single culprit never
+ * reaches that branch, so the clean path costs no extra trial.
  */
 #include "cli/cmds.h"
 
@@ -66,7 +75,10 @@ struct step {
 struct trial {
 	uint64_t mask;
 	struct ana_verdict v;
-	bool leaks;
+	bool leaks;		/* this trial's verdict is a leak */
+	bool again;		/* a repeat of an earlier trial */
+	int decided;		/* the mask's majority after this trial:
+				 * 1 leaks, 0 does not, -1 undecided */
 };
 
 struct bisect {
@@ -330,88 +342,130 @@ raising_step(const struct probe_result *r, uint64_t mask)
 	return -1;
 }
 
+/* The latest trial of mask, or NULL. */
+static struct trial *
+last_trial(struct bisect *bs, uint64_t mask)
+{
+	for (int i = bs->ntrials - 1; i >= 0; i--)
+		if (bs->trials[i].mask == mask)
+			return &bs->trials[i];
+	return NULL;
+}
+
 /*
- * Does running the steps in mask leak?  Measured once per mask (cached).
- * Returns 1/0, or -1 when the run must stop (bs->fatal set).  A step that
- * raises is left out (bs->bad) and the trial is repeated without it.
+ * Measure the steps in mask once more: appends a trial.  Returns 0, or
+ * -1 when the run must stop (bs->fatal set), or 1 when a step raised
+ * (it is left out, bs->bad; the caller decides what to measure now).
  */
 static int
-leaks(struct bisect *bs, uint64_t mask)
+measure(struct bisect *bs, uint64_t mask)
+{
+	struct probe_measure_opts mo = {
+		.times = bs->times, .batch = bs->batch,
+		.warmup = bs->warmup, .gc = true,
+		.control = bs->control, .max_growth = bs->max_growth,
+	};
+	int idx[MAX_STEPS], nidx = 0, rc;
+	struct trial *t, *prev = last_trial(bs, mask);
+	struct probe_run run;
+	struct probe_arm arm;
+	char names[1024];
+
+	if (bs->ntrials == MAX_TRIALS) {
+		cli_error("bisect", "more than %d trials", MAX_TRIALS);
+		bs->fatal = EXIT_INJECT;
+		return -1;
+	}
+	for (int i = 0; i < bs->nsteps; i++)
+		if (mask & (1ull << i))
+			idx[nidx++] = i;
+	arm.idx = idx;
+	arm.nidx = nidx;
+	rc = probe_measure(bs->s, &arm, 1, &mo, &bs->hello, &run, NULL,
+			   NULL, &bs->err);
+	if (rc < 0) {
+		bs->fatal = cli_report("bisect", &bs->err);
+		probe_run_release(&run);
+		return -1;
+	}
+	if (run.raised) {
+		int i = raising_step(&run.err, mask);
+
+		snprintf(bs->bad_why[i], sizeof(bs->bad_why[i]),
+			 "%.100s: %.140s", run.err.err_class,
+			 run.err.err_message);
+		bs->bad |= 1ull << i;
+		if (!bs->quiet && !bs->json)
+			printf("step '%s' raised %s; left out\n",
+			       bs->steps[i].name, bs->bad_why[i]);
+		probe_run_release(&run);
+		return 1;
+	}
+	t = &bs->trials[bs->ntrials++];
+	t->mask = mask;
+	{
+		size_t n;
+		struct ana_batch *b = probe_run_arm(&run, 0, &n);
+
+		ana_verdict_compute(b, n, &t->v);
+		free(b);
+	}
+	probe_run_release(&run);
+	/* a leak is a leak of either kind; inconclusive counts as none,
+	 * and is said so in the trial line */
+	t->leaks = t->v.kind == ANA_NATIVE_LEAK || t->v.kind == ANA_RUBY_LEAK;
+	t->again = prev != NULL;
+	{
+		int yes = 0, no = 0;
+
+		for (int i = 0; i < bs->ntrials; i++)
+			if (bs->trials[i].mask == mask)
+				bs->trials[i].leaks ? yes++ : no++;
+		t->decided = yes > no ? 1 : no > yes ? 0 : -1;
+	}
+	if (!bs->quiet && !bs->json) {
+		names_of(bs, mask, names, sizeof(names));
+		printf("trial %2d: %-40s %s%s\n", bs->ntrials, names,
+		       t->again ? "(again) " : "", t->v.summary);
+		fflush(stdout);
+	}
+	if (lp_stop_signal) {
+		lp_err_set(&bs->err, LP_EINTR, "interrupted");
+		bs->fatal = cli_report("bisect", &bs->err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Does running the steps in mask leak?  With confirm, until the trials
+ * of mask have a majority of at least two (two agreeing, or two of
+ * three); without, the latest decision, measuring once if there is none.
+ * Returns 1/0, or -1 when the run must stop (bs->fatal set).  A step
+ * that raises is left out and the steps without it are measured.
+ */
+static int
+leaks(struct bisect *bs, uint64_t mask, bool confirm)
 {
 	for (;;) {
-		struct probe_measure_opts mo = {
-			.times = bs->times, .batch = bs->batch,
-			.warmup = bs->warmup, .gc = true,
-			.control = bs->control, .max_growth = bs->max_growth,
-		};
-		int idx[MAX_STEPS], nidx = 0, rc;
-		struct probe_run run;
-		struct probe_arm arm;
 		struct trial *t;
-		char names[1024];
+		int n = 0, rc;
 
 		mask &= ~bs->bad;
 		if (!mask)
 			return 0;
-		for (int i = 0; i < bs->ntrials; i++)
-			if (bs->trials[i].mask == mask)
-				return bs->trials[i].leaks;
-		if (bs->ntrials == MAX_TRIALS) {
-			cli_error("bisect", "more than %d trials", MAX_TRIALS);
-			bs->fatal = EXIT_INJECT;
+		t = last_trial(bs, mask);
+		if (t && !confirm && t->decided >= 0)
+			return t->decided;
+		if (t) {
+			for (int i = 0; i < bs->ntrials; i++)
+				n += bs->trials[i].mask == mask;
+			if (t->decided >= 0 && n >= 2)
+				return t->decided;
+		}
+		rc = measure(bs, mask);
+		if (rc < 0)
 			return -1;
-		}
-		for (int i = 0; i < bs->nsteps; i++)
-			if (mask & (1ull << i))
-				idx[nidx++] = i;
-		arm.idx = idx;
-		arm.nidx = nidx;
-		rc = probe_measure(bs->s, &arm, 1, &mo, &bs->hello, &run, NULL,
-				   NULL, &bs->err);
-		if (rc < 0) {
-			bs->fatal = cli_report("bisect", &bs->err);
-			probe_run_release(&run);
-			return -1;
-		}
-		if (run.raised) {
-			int i = raising_step(&run.err, mask);
-
-			snprintf(bs->bad_why[i], sizeof(bs->bad_why[i]),
-				 "%.100s: %.140s", run.err.err_class,
-				 run.err.err_message);
-			bs->bad |= 1ull << i;
-			if (!bs->quiet && !bs->json)
-				printf("step '%s' raised %s; left out\n",
-				       bs->steps[i].name, bs->bad_why[i]);
-			probe_run_release(&run);
-			continue;
-		}
-		t = &bs->trials[bs->ntrials++];
-		t->mask = mask;
-		{
-			size_t n;
-			struct ana_batch *b = probe_run_arm(&run, 0, &n);
-
-			ana_verdict_compute(b, n, &t->v);
-			free(b);
-		}
-		probe_run_release(&run);
-		/* a leak is a leak of either kind; inconclusive counts as
-		 * none, and is said so in the trial line */
-		t->leaks = t->v.kind == ANA_NATIVE_LEAK ||
-			   t->v.kind == ANA_RUBY_LEAK;
-		if (!bs->quiet && !bs->json) {
-			names_of(bs, mask, names, sizeof(names));
-			printf("trial %2d: %-40s %s\n", bs->ntrials, names,
-			       t->v.summary);
-			fflush(stdout);
-		}
-		if (lp_stop_signal) {
-			lp_err_set(&bs->err, LP_EINTR, "interrupted");
-			bs->fatal = cli_report("bisect", &bs->err);
-			return -1;
-		}
-		return t->leaks;
 	}
 }
 
@@ -429,7 +483,10 @@ lower_half(uint64_t c)
 	return out;
 }
 
-/* Smallest subset X of C with leaks(X | R); 0 on a fatal error. */
+/*
+ * Smallest subset X of C with leaks(X | R), given that C | R was seen to
+ * leak; 0 when C | R turns out not to leak, or on a fatal error.
+ */
 static uint64_t
 find(struct bisect *bs, uint64_t c, uint64_t r)
 {
@@ -441,16 +498,19 @@ find(struct bisect *bs, uint64_t c, uint64_t r)
 		return c;
 	c1 = lower_half(c);
 	c2 = c & ~c1;
-	if ((l = leaks(bs, c1 | r)) < 0)
+	if ((l = leaks(bs, c1 | r, false)) < 0)
 		return 0;
-	if (l)
-		return find(bs, c1, r);
-	if ((l = leaks(bs, c2 | r)) < 0)
+	if (l && ((x1 = find(bs, c1, r)) || bs->fatal))
+		return x1;
+	if ((l = leaks(bs, c2 | r, false)) < 0)
 		return 0;
-	if (l)
-		return find(bs, c2, r);
+	if (l && ((x2 = find(bs, c2, r)) || bs->fatal))
+		return x2;
+	/* neither half alone: a combination, or C | R never leaked */
+	if ((l = leaks(bs, c | r, true)) <= 0)
+		return 0;
 	x1 = find(bs, c1, r | c2);
-	if (bs->fatal)
+	if (bs->fatal || !x1)
 		return 0;
 	x2 = find(bs, c2, r | x1);
 	return bs->fatal ? 0 : x1 | x2;
@@ -500,18 +560,22 @@ cmd_bisect(int argc, char **argv)
 		goto out;
 	}
 	rest = all;
-	while (rest && (l = leaks(bs, rest)) == 1) {
+	while (rest && (l = leaks(bs, rest, false)) == 1) {
 		uint64_t x = find(bs, rest, 0);
+		struct trial *t;
 
 		if (bs->fatal || !x)
 			break;
 		/* the culprit alone, for its bytes per call */
-		if (leaks(bs, x) < 0)
+		if ((l = leaks(bs, x, false)) < 0)
 			break;
-		for (int i = 0; i < bs->ntrials; i++)
-			if (bs->trials[i].mask == (x & ~bs->bad))
-				cv[nc] = bs->trials[i].v;
-		culprits[nc++] = x & ~bs->bad;
+		if (!l && (l = leaks(bs, x, true)) < 0)
+			break;
+		x &= ~bs->bad;
+		if (!l || !(t = last_trial(bs, x)))
+			break;	/* it never leaked alone: a false lead */
+		cv[nc] = t->v;
+		culprits[nc++] = x;
 		rest &= ~x;
 		rest &= ~bs->bad;
 	}
@@ -551,9 +615,10 @@ cmd_bisect(int argc, char **argv)
 				names_of(bs, bs->trials[i].mask, names,
 					 sizeof(names));
 				json_array_append_new(tr, json_pack(
-					"{s:s,s:s,s:f}", "steps", names,
+					"{s:s,s:s,s:f,s:b}", "steps", names,
 					"kind", ana_verdict_name(bs->trials[i].v.kind),
-					"bytes_per_call", bs->trials[i].v.mem.slope));
+					"bytes_per_call", bs->trials[i].v.mem.slope,
+					"again", bs->trials[i].again));
 			}
 			for (int k = 0; k < bs->nsteps; k++)
 				if (bs->bad & (1ull << k))
@@ -574,7 +639,11 @@ cmd_bisect(int argc, char **argv)
 			fputc('\n', stdout);
 			json_decref(doc);
 		} else {
-			if (!nc)
+			if (!nc && bs->ntrials && bs->trials[0].leaks)
+				printf("no step leaks reproducibly: leaks seen "
+				       "in single trials were not seen again "
+				       "(see the trials above)\n");
+			else if (!nc)
 				printf("no step leaks (all %d steps together: "
 				       "%s)\n", __builtin_popcountll(all),
 				       bs->ntrials ? bs->trials[0].v.summary :

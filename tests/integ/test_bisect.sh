@@ -1,6 +1,7 @@
 # bisect finds the leaking step among 8 (native, Ruby-object), a pair that
 # leaks only together, reports "no step leaks", leaves a raising step out,
-# and stays within its trial bound at n = 32.
+# and stays within its trial bound at n = 32; a leak seen in one trial
+# only is measured again and not followed.
 . "$(dirname "$0")/lib.sh"
 STEPS=$(cd "$(dirname "$0")/steps" && pwd)
 
@@ -15,32 +16,44 @@ bisect() {	# bisect STEPFILE EXIT: runs with --json into $OUT
 	target_ok "$pid"
 }
 culprits() { json_get "$OUT" 'j["culprits"].map { |c| c["steps"].join("+") }.join(" ")'; }
+trials() { json_get "$OUT" 'j["trials"].map { |t| "#{t["steps"]}: #{t["kind"]} #{t["bytes_per_call"].round}" }.join("; ")'; }
 
 bisect native8.rb 0
-[ "$(culprits)" = step05 ] || fail "native8: culprits '$(culprits)'"
+[ "$(culprits)" = step05 ] || fail "native8: culprits '$(culprits)'; trials $(trials)"
 [ "$(json_get "$OUT" 'j["culprits"][0]["verdict"]["kind"]')" = "native leak" ] || fail "native8 kind"
 
 bisect ruby8.rb 0
-[ "$(culprits)" = step02 ] || fail "ruby8: culprits '$(culprits)'"
+[ "$(culprits)" = step02 ] || fail "ruby8: culprits '$(culprits)'; trials $(trials)"
 [ "$(json_get "$OUT" 'j["culprits"][0]["verdict"]["kind"]')" = "ruby-object leak" ] || fail "ruby8 kind"
 
 bisect pair8.rb 0
-[ "$(culprits)" = "step01+step06" ] || fail "pair8: culprits '$(culprits)'"
+[ "$(culprits)" = "step01+step06" ] || fail "pair8: culprits '$(culprits)'; trials $(trials)"
 
 bisect none8.rb 0
-[ "$(culprits)" = "" ] || fail "none8: culprits '$(culprits)'"
+[ "$(culprits)" = "" ] || fail "none8: culprits '$(culprits)'; trials $(trials)"
+
+# A false positive: step03 leaks in the first trial only.  Neither half
+# leaks, so all steps are measured again, twice, and found not to leak:
+# 5 trials and no culprit (following the first trial would end in "all
+# eight steps together" after 15 trials).
+bisect transient8.rb 0
+[ "$(culprits)" = "" ] || fail "transient8: culprits '$(culprits)'; trials $(trials)"
+[ "$(json_get "$OUT" 'j["trial_count"]')" = 5 ] || fail "transient8: trials $(trials)"
+[ "$(json_get "$OUT" 'j["trials"].map { |t| t["again"] }.inspect')" = \
+  "[false, false, false, true, true]" ] || fail "transient8: trials $(trials)"
 
 bisect raise8.rb 0
-[ "$(culprits)" = step03 ] || fail "raise8: culprits '$(culprits)'"
+[ "$(culprits)" = step03 ] || fail "raise8: culprits '$(culprits)'; trials $(trials)"
 [ "$(json_get "$OUT" 'j["left_out"][0]["step"]')" = step06 ] || fail "raise8: step06 not left out"
 grep -q 'broken step' <<<"$OUT" || fail "raise8: error not reported"
 
-# Trial bound: one culprit among 32 needs about 2*log2(32) + 3 trials,
-# far fewer than the 32 of a one-by-one search.
+# Trial bound: one culprit among 32 needs about 2*log2(32) + 3 = 13
+# trials, and one false lead refuted on the way costs up to 3 more: far
+# fewer than the 32 of a one-by-one search.
 bisect native32.rb 0
-[ "$(culprits)" = step29 ] || fail "native32: culprits '$(culprits)'"
+[ "$(culprits)" = step29 ] || fail "native32: culprits '$(culprits)'; trials $(trials)"
 trials=$(json_get "$OUT" 'j["trial_count"]')
-[ "$trials" -le 13 ] || fail "native32: $trials trials, bound is 13"
+[ "$trials" -le 16 ] || fail "native32: $trials trials, bound is 16: $(trials)"
 
 # --fail-on-growth exit status; text output names the culprit
 bisect native8.rb 1 --fail-on-growth 100
