@@ -49,46 +49,38 @@ struct ab_opts {
 	pid_t pid;
 	char *code[2];
 	size_t len[2];
-	uint64_t times, rounds, warmup, fail, max_growth;
-	bool fail_set, gc, control, json, quiet;
-	double timeout;
+	struct cli_mopts m;	/* the shared measuring options */
+	uint64_t rounds;
 };
 
 static int
 parse(int argc, char **argv, struct ab_opts *o)
 {
-	enum { O_A = 256, O_B, O_AF, O_BF, O_NOGC, O_NOCTL, O_FAIL, O_MAX,
-	       O_JSON };
+	enum { O_A = CLI_O_FIRST_OWN, O_B, O_AF, O_BF };
 	static const struct option lo[] = {
 		{ "a", required_argument, NULL, O_A },
 		{ "b", required_argument, NULL, O_B },
 		{ "a-file", required_argument, NULL, O_AF },
 		{ "b-file", required_argument, NULL, O_BF },
-		{ "times", required_argument, NULL, 'n' },
+		CLI_OPT_TIMES,
 		{ "rounds", required_argument, NULL, 'r' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "no-gc", no_argument, NULL, O_NOGC },
-		{ "no-control", no_argument, NULL, O_NOCTL },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "fail-on-growth", required_argument, NULL, O_FAIL },
-		{ "max-growth", required_argument, NULL, O_MAX },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		CLI_OPT_WARMUP, CLI_OPT_NOGC, CLI_OPT_NOCTL, CLI_OPT_TIMEOUT,
+		CLI_OPT_FAIL, CLI_OPT_MAX, CLI_OPT_JSON, CLI_OPT_QUIET,
+		CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
 	int c, rc, k;
 
-	o->times = 2000;
+	cli_mopts_init(&o->m, 2000, 2);
 	o->rounds = 10;
-	o->warmup = 2;
-	o->gc = o->control = true;
-	o->timeout = 30;
-	o->max_growth = 64ull << 20;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "n:r:w:t:qvh", lo, NULL)) != -1) {
+		if ((rc = cli_mopt("ab", c, optarg, &o->m)) >= 0) {
+			if (rc != EXIT_OK)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case O_A:
 		case O_B:
@@ -106,59 +98,13 @@ parse(int argc, char **argv, struct ab_opts *o)
 			if (rc != EXIT_OK)
 				return rc;
 			break;
-		case 'n':
 		case 'r':
-		case 'w': {
-			uint64_t v;
-
-			if (lp_parse_u64(optarg, &v) < 0 ||
-			    (c != 'w' && v == 0) || v > 1000000000000ull) {
-				cli_error("ab", "-%c wants a %s count, not '%s'",
-					  c, c == 'w' ? "non-negative" :
-					  "positive", optarg);
+			if (lp_parse_u64(optarg, &o->rounds) < 0 ||
+			    !o->rounds || o->rounds > 1000000000000ull) {
+				cli_error("ab", "--rounds wants a count from 1 "
+					  "to 10^12, not '%s'", optarg);
 				return EXIT_USAGE;
 			}
-			*(c == 'n' ? &o->times : c == 'r' ? &o->rounds :
-			  &o->warmup) = v;
-			break;
-		}
-		case O_NOGC:
-			o->gc = false;
-			break;
-		case O_NOCTL:
-			o->control = false;
-			break;
-		case 't':
-			if (lp_parse_seconds(optarg, &o->timeout) < 0) {
-				cli_error("ab", "--timeout wants seconds > 0, "
-					  "not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_FAIL:
-			if (lp_parse_u64(optarg, &o->fail) < 0) {
-				cli_error("ab", "--fail-on-growth wants bytes "
-					  "per call, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			o->fail_set = true;
-			break;
-		case O_MAX:
-			if (lp_parse_u64(optarg, &o->max_growth) < 0 ||
-			    !o->max_growth) {
-				cli_error("ab", "--max-growth wants bytes, not "
-					  "'%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_JSON:
-			o->json = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'v':
-			lp_verbose++;
 			break;
 		case 'h':
 			fputs(ab_usage, stdout);
@@ -182,8 +128,8 @@ parse(int argc, char **argv, struct ab_opts *o)
 		if (rc != EXIT_OK)
 			return rc;
 	}
-	if (o->rounds > o->times)
-		o->rounds = o->times;
+	if (o->rounds > o->m.times)
+		o->rounds = o->m.times;
 	return EXIT_OK;
 }
 
@@ -199,7 +145,7 @@ on_batch(const struct probe_run *run, size_t i, void *arg)
 	if (b->warmup || b->control)
 		cli_print_batch(label, b, b->calls, b->calls);
 	else
-		cli_print_batch(label, b, run->done[arm], o->times);
+		cli_print_batch(label, b, run->done[arm], o->m.times);
 }
 
 /* Do the two per-call estimates differ?  Normal approximation from the
@@ -243,7 +189,7 @@ cmd_ab(int argc, char **argv)
 		sn[k].code = o.code[k];
 		sn[k].len = o.len[k];
 	}
-	s = cli_session_start("ab", o.pid, sn, 2, o.timeout, false, &hello,
+	s = cli_session_start("ab", o.pid, sn, 2, o.m.timeout, false, &hello,
 			      &rc);
 	if (!s)
 		goto out;
@@ -256,14 +202,15 @@ cmd_ab(int argc, char **argv)
 	{
 		struct probe_arm arms[2] = { { &idx[0], 1 }, { &idx[1], 1 } };
 		struct probe_measure_opts mo = {
-			.times = o.times,
-			.batch = (o.times + o.rounds - 1) / o.rounds,
-			.warmup = o.warmup, .gc = o.gc, .control = o.control,
-			.max_growth = o.max_growth, .lanes = true,
+			.times = o.m.times,
+			.batch = (o.m.times + o.rounds - 1) / o.rounds,
+			.warmup = o.m.warmup, .gc = o.m.gc,
+			.control = o.m.control,
+			.max_growth = o.m.max_growth, .lanes = true,
 		};
 
 		rc = probe_measure(s, arms, 2, &mo, &hello, &run,
-				   o.quiet || o.json ? NULL : on_batch, &o,
+				   o.m.quiet || o.m.json ? NULL : on_batch, &o,
 				   &err);
 	}
 	probe_session_end(s);
@@ -298,7 +245,7 @@ cmd_ab(int argc, char **argv)
 		lp_human_bytes(d, 1, buf[0], sizeof(buf[0]));
 		lp_human_bytes(dlo, 1, buf[1], sizeof(buf[1]));
 		lp_human_bytes(dhi, 1, buf[2], sizeof(buf[2]));
-		if (o.json) {
+		if (o.m.json) {
 			json_t *doc = json_pack(
 				"{s:i,s:o,s:o,s:{s:f,s:f,s:f,s:b},s:s}",
 				"pid", (int)o.pid, "a", cli_verdict_json(&v[0]),
@@ -318,9 +265,10 @@ cmd_ab(int argc, char **argv)
 	}
 	(void)a;
 	(void)b;
-	rc = cli_verdict_exit(&v[0], o.fail_set, o.fail);
+	rc = cli_verdict_exit(&v[0], o.m.fail_set, o.m.fail_on_growth);
 	{
-		int rb = cli_verdict_exit(&v[1], o.fail_set, o.fail);
+		int rb = cli_verdict_exit(&v[1], o.m.fail_set,
+					  o.m.fail_on_growth);
 
 		/* a leak beats inconclusive, which beats ok */
 		if (rb == EXIT_LEAK || (rb == EXIT_INCONCLUSIVE &&

@@ -78,11 +78,7 @@ struct attach_opts {
 	pid_t pid;
 	char *code;
 	size_t code_len;
-	uint64_t times, batch, warmup;
-	bool gc, control, json, quiet;
-	double timeout;
-	bool fail_set;
-	uint64_t fail_on_growth, max_growth;
+	struct cli_mopts m;	/* the shared measuring options */
 	bool retained;		/* allocation sites of retained objects */
 	bool malloc_sites;	/* native stacks holding the growth */
 	uint64_t stack_bytes, sample;
@@ -93,109 +89,43 @@ struct attach_opts {
 static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
 {
-	enum { O_NOGC = 256, O_NOCONTROL, O_FAIL, O_MAX, O_JSON, O_RETAINED,
-	       O_KEEP, O_TOP, O_MSITES, O_SBYTES, O_SAMPLE };
+	enum { O_RETAINED = CLI_O_FIRST_OWN, O_KEEP, O_TOP, O_MSITES, O_SBYTES,
+	       O_SAMPLE };
 	static const struct option lo[] = {
 		{ "eval", required_argument, NULL, 'e' },
 		{ "file", required_argument, NULL, 'f' },
-		{ "times", required_argument, NULL, 'n' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "no-gc", no_argument, NULL, O_NOGC },
-		{ "no-control", no_argument, NULL, O_NOCONTROL },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "fail-on-growth", required_argument, NULL, O_FAIL },
-		{ "max-growth", required_argument, NULL, O_MAX },
-		{ "json", no_argument, NULL, O_JSON },
+		CLI_OPT_TIMES, CLI_OPT_BATCH, CLI_OPT_WARMUP, CLI_OPT_NOGC,
+		CLI_OPT_NOCTL, CLI_OPT_TIMEOUT, CLI_OPT_FAIL, CLI_OPT_MAX,
+		CLI_OPT_JSON,
 		{ "retained", no_argument, NULL, O_RETAINED },
 		{ "keep-dumps", required_argument, NULL, O_KEEP },
 		{ "top", required_argument, NULL, O_TOP },
 		{ "malloc-sites", no_argument, NULL, O_MSITES },
 		{ "stack-bytes", required_argument, NULL, O_SBYTES },
 		{ "sample", required_argument, NULL, O_SAMPLE },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		CLI_OPT_QUIET, CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *file = NULL, *eval = NULL;
-	bool have_batch = false, have_warmup = false, have_control = false;
 	int c, rc;
 
-	o->times = 1000;
-	o->warmup = 2;
-	o->gc = o->control = true;
-	o->timeout = 30;
-	o->max_growth = 64ull << 20;
+	cli_mopts_init(&o->m, 1000, 2);
 	o->top = 10;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "e:f:n:b:w:t:qvh", lo, NULL)) !=
 	       -1) {
+		if ((rc = cli_mopt("attach", c, optarg, &o->m)) >= 0) {
+			if (rc != EXIT_OK)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'e':
 			eval = optarg;
 			break;
 		case 'f':
 			file = optarg;
-			break;
-		case 'n':
-			if (lp_parse_u64(optarg, &o->times) < 0 || !o->times ||
-			    o->times > 1000000000000ull) {
-				cli_error("attach", "--times wants a count from 1 "
-					  "to 10^12, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'b':
-			if (lp_parse_u64(optarg, &o->batch) < 0 || !o->batch) {
-				cli_error("attach", "--batch wants a positive "
-					  "count, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			have_batch = true;
-			break;
-		case 'w':
-			if (lp_parse_u64(optarg, &o->warmup) < 0 ||
-			    o->warmup > 1000) {
-				cli_error("attach", "--warmup wants a count of "
-					  "batches (0-1000), not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			have_warmup = true;
-			break;
-		case O_NOGC:
-			o->gc = false;
-			break;
-		case O_NOCONTROL:
-			o->control = false;
-			have_control = true;
-			break;
-		case 't':
-			if (lp_parse_seconds(optarg, &o->timeout) < 0) {
-				cli_error("attach", "--timeout wants seconds "
-					  "> 0, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_FAIL:
-			if (lp_parse_u64(optarg, &o->fail_on_growth) < 0) {
-				cli_error("attach", "--fail-on-growth wants "
-					  "bytes per call, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			o->fail_set = true;
-			break;
-		case O_MAX:
-			if (lp_parse_u64(optarg, &o->max_growth) < 0 ||
-			    !o->max_growth) {
-				cli_error("attach", "--max-growth wants bytes,"
-					  " not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_JSON:
-			o->json = true;
 			break;
 		case O_RETAINED:
 			o->retained = true;
@@ -230,12 +160,6 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'v':
-			lp_verbose++;
-			break;
 		case 'h':
 			fputs(attach_usage, stdout);
 			return cli_finish_stdout("attach", -1);
@@ -264,20 +188,17 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	rc = cli_check_code("attach", "the snippet", o->code, o->code_len);
 	if (rc != EXIT_OK)
 		return rc;
-	if (!have_batch)
-		o->batch = o->times >= 10 ? (o->times + 9) / 10 : 1;
-	if (o->batch > o->times)
-		o->batch = o->times;
+	cli_mopts_finish(&o->m);
 	/* With a single measured batch no slope can be fitted: a run such
 	 * as --times 1 is a smoke test, so skip what only serves the fit
 	 * (warm-up, control batches) unless asked for.  The GC.start stays:
 	 * without it the helper's own garbage waits for the target's next
 	 * GC, and back-to-back runs would grow its heap meanwhile. */
-	if ((o->times + o->batch - 1) / o->batch < 2) {
-		if (!have_warmup)
-			o->warmup = 0;
-		if (!have_control)
-			o->control = false;
+	if ((o->m.times + o->m.batch - 1) / o->m.batch < 2) {
+		if (!o->m.have_warmup)
+			o->m.warmup = 0;
+		if (!o->m.have_control)
+			o->m.control = false;
 	}
 	return EXIT_OK;
 }
@@ -469,7 +390,7 @@ on_batch(const struct probe_run *run, size_t i, void *arg)
 	if (b->warmup || b->control)
 		cli_print_batch(NULL, b, b->calls, b->calls);
 	else
-		cli_print_batch(NULL, b, run->done[0], pc->o->times);
+		cli_print_batch(NULL, b, run->done[0], pc->o->m.times);
 }
 
 int
@@ -524,8 +445,8 @@ cmd_attach(int argc, char **argv)
 			goto out;
 		}
 	}
-	s = cli_session_start("attach", o.pid, &snip, 1, o.timeout, o.retained,
-			      &hello, &rc);
+	s = cli_session_start("attach", o.pid, &snip, 1, o.m.timeout,
+			      o.retained, &hello, &rc);
 	if (!s)
 		goto out;
 	snprintf(comm, sizeof(comm), "%s", probe_session_info(s)->comm);
@@ -542,7 +463,7 @@ cmd_attach(int argc, char **argv)
 		rc = EXIT_SNIPPET;
 		goto out;
 	}
-	if (!o.quiet && !o.json) {
+	if (!o.m.quiet && !o.m.json) {
 		printf("attached to %d (%s): %s\n", (int)o.pid, comm,
 		       hello.ruby);
 		printf("job via %s; main thread stopped %.3f ms (+%.3f ms "
@@ -563,9 +484,9 @@ cmd_attach(int argc, char **argv)
 	{
 		struct probe_arm arm = { &idx0, 1 };
 		struct probe_measure_opts mo = {
-			.times = o.times, .batch = o.batch,
-			.warmup = o.warmup, .gc = o.gc,
-			.control = o.control, .max_growth = o.max_growth,
+			.times = o.m.times, .batch = o.m.batch,
+			.warmup = o.m.warmup, .gc = o.m.gc,
+			.control = o.m.control, .max_growth = o.m.max_growth,
 			.before_measure = o.retained || pm ? before_measure :
 					  NULL,
 			.before_arg = &ph,
@@ -575,7 +496,7 @@ cmd_attach(int argc, char **argv)
 		struct print_ctx pc = { &o };
 
 		rc = probe_measure(s, &arm, 1, &mo, &hello, &run,
-				   o.quiet || o.json ? NULL : on_batch, &pc,
+				   o.m.quiet || o.m.json ? NULL : on_batch, &pc,
 				   &err);
 	}
 	if (ph.window) {
@@ -621,8 +542,8 @@ cmd_attach(int argc, char **argv)
 	}
 	b = probe_run_arm(&run, 0, &nb);
 	ana_verdict_compute(b, nb, &v);
-	rc = cli_verdict_exit(&v, o.fail_set, o.fail_on_growth);
-	if (o.json) {
+	rc = cli_verdict_exit(&v, o.m.fail_set, o.m.fail_on_growth);
+	if (o.m.json) {
 		jb = json_array();
 		for (size_t i = 0; i < nb; i++)
 			json_array_append_new(jb, cli_batch_json(&b[i]));
@@ -632,10 +553,10 @@ cmd_attach(int argc, char **argv)
 				"target", "pid", (int)o.pid,
 				"command", comm, "ruby", hello.ruby,
 				"api", api, "libruby", libruby,
-				"options", "times", (json_int_t)o.times,
-				"batch", (json_int_t)o.batch,
-				"warmup", (json_int_t)o.warmup, "gc", o.gc,
-				"control", o.control,
+				"options", "times", (json_int_t)o.m.times,
+				"batch", (json_int_t)o.m.batch,
+				"warmup", (json_int_t)o.m.warmup, "gc", o.m.gc,
+				"control", o.m.control,
 				"batches", jb,
 				"verdict", cli_verdict_json(&v),
 				"stopped_early", stopped,

@@ -88,9 +88,7 @@ struct bisect {
 	int nsteps;
 	uint64_t bad;		/* steps left out: they raised */
 	char bad_why[MAX_STEPS][256];
-	uint64_t times, batch, warmup, fail, max_growth;
-	bool fail_set, control, json, quiet;
-	double timeout;
+	struct cli_mopts m;	/* the shared measuring options */
 	struct probe_session *s;
 	struct probe_hello hello;
 	struct trial trials[MAX_TRIALS];
@@ -194,89 +192,30 @@ parse_steps(struct bisect *bs, char *text, size_t len)
 static int
 parse(int argc, char **argv, struct bisect *bs)
 {
-	enum { O_NOCTL = 256, O_FAIL, O_MAX, O_JSON };
 	static const struct option lo[] = {
 		{ "steps", required_argument, NULL, 's' },
-		{ "times", required_argument, NULL, 'n' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "no-control", no_argument, NULL, O_NOCTL },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "fail-on-growth", required_argument, NULL, O_FAIL },
-		{ "max-growth", required_argument, NULL, O_MAX },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		CLI_OPT_TIMES, CLI_OPT_BATCH, CLI_OPT_WARMUP, CLI_OPT_NOCTL,
+		CLI_OPT_TIMEOUT, CLI_OPT_FAIL, CLI_OPT_MAX, CLI_OPT_JSON,
+		CLI_OPT_QUIET, CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
 	char *text;
 	size_t len;
 	int c, rc;
 
-	bs->times = 1000;
-	bs->warmup = 1;
-	bs->control = true;
-	bs->timeout = 30;
-	bs->max_growth = 64ull << 20;
+	cli_mopts_init(&bs->m, 1000, 1);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "s:n:b:w:t:qvh", lo, NULL)) !=
 	       -1) {
+		if ((rc = cli_mopt("bisect", c, optarg, &bs->m)) >= 0) {
+			if (rc != EXIT_OK)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 's':
 			bs->file = optarg;
-			break;
-		case 'n':
-		case 'b':
-		case 'w': {
-			uint64_t v;
-
-			if (lp_parse_u64(optarg, &v) < 0 ||
-			    (c != 'w' && v == 0) || v > 1000000000000ull) {
-				cli_error("bisect", "-%c wants a %s count, not "
-					  "'%s'", c, c == 'w' ? "non-negative" :
-					  "positive", optarg);
-				return EXIT_USAGE;
-			}
-			*(c == 'n' ? &bs->times : c == 'b' ? &bs->batch :
-			  &bs->warmup) = v;
-			break;
-		}
-		case O_NOCTL:
-			bs->control = false;
-			break;
-		case 't':
-			if (lp_parse_seconds(optarg, &bs->timeout) < 0) {
-				cli_error("bisect", "--timeout wants seconds > "
-					  "0, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_FAIL:
-			if (lp_parse_u64(optarg, &bs->fail) < 0) {
-				cli_error("bisect", "--fail-on-growth wants "
-					  "bytes per call, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			bs->fail_set = true;
-			break;
-		case O_MAX:
-			if (lp_parse_u64(optarg, &bs->max_growth) < 0 ||
-			    !bs->max_growth) {
-				cli_error("bisect", "--max-growth wants bytes, "
-					  "not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case O_JSON:
-			bs->json = true;
-			break;
-		case 'q':
-			bs->quiet = true;
-			break;
-		case 'v':
-			lp_verbose++;
 			break;
 		case 'h':
 			fputs(bisect_usage, stdout);
@@ -294,10 +233,7 @@ parse(int argc, char **argv, struct bisect *bs)
 		cli_error("bisect", "missing --steps FILE");
 		return EXIT_USAGE;
 	}
-	if (!bs->batch)
-		bs->batch = bs->times >= 10 ? (bs->times + 9) / 10 : 1;
-	if (bs->batch > bs->times)
-		bs->batch = bs->times;
+	cli_mopts_finish(&bs->m);
 	rc = cli_read_code("bisect", bs->file, &text, &len);
 	if (rc != EXIT_OK)
 		return rc;
@@ -361,9 +297,9 @@ static int
 measure(struct bisect *bs, uint64_t mask)
 {
 	struct probe_measure_opts mo = {
-		.times = bs->times, .batch = bs->batch,
-		.warmup = bs->warmup, .gc = true,
-		.control = bs->control, .max_growth = bs->max_growth,
+		.times = bs->m.times, .batch = bs->m.batch,
+		.warmup = bs->m.warmup, .gc = true,
+		.control = bs->m.control, .max_growth = bs->m.max_growth,
 	};
 	int idx[MAX_STEPS], nidx = 0, rc;
 	struct trial *t, *prev = last_trial(bs, mask);
@@ -395,7 +331,7 @@ measure(struct bisect *bs, uint64_t mask)
 			 "%.100s: %.140s", run.err.err_class,
 			 run.err.err_message);
 		bs->bad |= 1ull << i;
-		if (!bs->quiet && !bs->json)
+		if (!bs->m.quiet && !bs->m.json)
 			printf("step '%s' raised %s; left out\n",
 			       bs->steps[i].name, bs->bad_why[i]);
 		probe_run_release(&run);
@@ -423,7 +359,7 @@ measure(struct bisect *bs, uint64_t mask)
 				bs->trials[i].leaks ? yes++ : no++;
 		t->decided = yes > no ? 1 : no > yes ? 0 : -1;
 	}
-	if (!bs->quiet && !bs->json) {
+	if (!bs->m.quiet && !bs->m.json) {
 		names_of(bs, mask, names, sizeof(names));
 		printf("trial %2d: %-40s %s%s\n", bs->ntrials, names,
 		       t->again ? "(again) " : "", t->v.summary);
@@ -538,7 +474,7 @@ cmd_bisect(int argc, char **argv)
 		sn[i].len = bs->steps[i].len;
 	}
 	bs->s = cli_session_start("bisect", bs->pid, sn, (size_t)bs->nsteps,
-				  bs->timeout, false, &bs->hello, &rc);
+				  bs->m.timeout, false, &bs->hello, &rc);
 	if (!bs->s)
 		goto out;
 	for (int i = 0; i < bs->hello.nbad; i++) {
@@ -549,7 +485,7 @@ cmd_bisect(int argc, char **argv)
 		bs->bad |= 1ull << k;
 		snprintf(bs->bad_why[k], sizeof(bs->bad_why[k]), "%.250s",
 			 i == 0 ? bs->hello.err.err_message : "does not compile");
-		if (!bs->quiet && !bs->json)
+		if (!bs->m.quiet && !bs->m.json)
 			printf("step '%s' does not compile; left out\n",
 			       bs->steps[k].name);
 	}
@@ -588,7 +524,7 @@ cmd_bisect(int argc, char **argv)
 
 	rc = EXIT_OK;
 	for (int i = 0; i < nc; i++) {
-		int e = cli_verdict_exit(&cv[i], bs->fail_set, bs->fail);
+		int e = cli_verdict_exit(&cv[i], bs->m.fail_set, bs->m.fail_on_growth);
 
 		if (e == EXIT_LEAK)
 			rc = EXIT_LEAK;
@@ -596,7 +532,7 @@ cmd_bisect(int argc, char **argv)
 	{
 		double secs = (lp_mono_ns() - start) / 1e9;
 
-		if (bs->json) {
+		if (bs->m.json) {
 			json_t *doc = json_object(), *a = json_array(),
 			       *tr = json_array(), *ex = json_array();
 

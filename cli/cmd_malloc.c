@@ -22,12 +22,12 @@
 
 #include "cli/exit.h"
 #include "cli/malloc_report.h"
+#include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "probes/probes.h"
 
-#define MAX_SNIPPET (64u << 20)
 
 static const char malloc_usage[] =
 "usage: leakprobe malloc PID --duration SEC [options]\n"
@@ -74,48 +74,11 @@ struct malloc_cli {
 	double duration;
 	char *code;
 	size_t code_len;
-	uint64_t times, batch, warmup;
-	double timeout;
+	struct cli_mopts m;	/* the shared measuring options */
 	uint64_t top, fail_bytes;
-	bool fail_set, json, quiet;
+	bool fail_set;
 	struct probe_malloc_opts mo;
 };
-
-static int
-read_snippet_file(const char *path, struct malloc_cli *o)
-{
-	FILE *fp = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	size_t cap = 0, n;
-	int rc = EXIT_OK;
-
-	if (!fp) {
-		cli_error("malloc", "cannot read snippet file '%s': %s", path,
-			  strerror(errno));
-		return EXIT_USAGE;
-	}
-	o->code_len = 0;
-	for (;;) {
-		o->code = xgrow(o->code, &cap, o->code_len + 65536, 1);
-		n = fread(o->code + o->code_len, 1, cap - o->code_len - 1, fp);
-		o->code_len += n;
-		if (o->code_len > MAX_SNIPPET) {
-			cli_error("malloc", "snippet file '%s' is larger than "
-				  "%u MiB", path, MAX_SNIPPET >> 20);
-			rc = EXIT_USAGE;
-			break;
-		}
-		if (n == 0)
-			break;
-	}
-	o->code[o->code_len] = '\0';
-	if (rc == EXIT_OK && ferror(fp)) {
-		cli_error("malloc", "reading '%s': %s", path, strerror(errno));
-		rc = EXIT_USAGE;
-	}
-	if (fp != stdin)
-		fclose(fp);
-	return rc;
-}
 
 static int
 parse_count(const char *opt, const char *arg, uint64_t lo, uint64_t hi,
@@ -132,16 +95,13 @@ parse_count(const char *opt, const char *arg, uint64_t lo, uint64_t hi,
 static int
 parse_opts(int argc, char **argv, struct malloc_cli *o)
 {
-	enum { O_STACK = 256, O_SAMPLE, O_TOP, O_FRAMES, O_MAXOUT, O_FAIL,
-	       O_COUNT, O_JSON };
+	enum { O_STACK = CLI_O_FIRST_OWN, O_SAMPLE, O_TOP, O_FRAMES, O_MAXOUT,
+	       O_FAIL, O_COUNT };
 	static const struct option lo[] = {
 		{ "duration", required_argument, NULL, 'd' },
 		{ "eval", required_argument, NULL, 'e' },
 		{ "file", required_argument, NULL, 'f' },
-		{ "times", required_argument, NULL, 'n' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "timeout", required_argument, NULL, 't' },
+		CLI_OPT_TIMES, CLI_OPT_BATCH, CLI_OPT_WARMUP, CLI_OPT_TIMEOUT,
 		{ "stack-bytes", required_argument, NULL, O_STACK },
 		{ "sample", required_argument, NULL, O_SAMPLE },
 		{ "top", required_argument, NULL, O_TOP },
@@ -149,25 +109,25 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 		{ "max-outstanding", required_argument, NULL, O_MAXOUT },
 		{ "fail-on-bytes", required_argument, NULL, O_FAIL },
 		{ "count-only", no_argument, NULL, O_COUNT },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
+		CLI_OPT_JSON, CLI_OPT_QUIET, CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *file = NULL, *eval = NULL;
-	bool have_batch = false, have_duration = false;
+	bool have_duration = false;
 	uint64_t v;
 	int c, rc;
 
-	o->times = 1000;
-	o->warmup = 2;
-	o->timeout = 30;
+	cli_mopts_init(&o->m, 1000, 2);
 	o->top = 10;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "d:e:f:n:b:w:t:qvh", lo, NULL)) !=
 	       -1) {
+		if ((rc = cli_mopt("malloc", c, optarg, &o->m)) >= 0) {
+			if (rc != EXIT_OK)
+				return rc;
+			continue;
+		}
 		switch (c) {
 		case 'd':
 			if (lp_parse_seconds(optarg, &o->duration) < 0) {
@@ -182,29 +142,6 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 			break;
 		case 'f':
 			file = optarg;
-			break;
-		case 'n':
-			if (parse_count("--times", optarg, 1, UINT64_MAX / 2,
-					&o->times) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'b':
-			if (parse_count("--batch", optarg, 1, UINT64_MAX / 2,
-					&o->batch) < 0)
-				return EXIT_USAGE;
-			have_batch = true;
-			break;
-		case 'w':
-			if (parse_count("--warmup", optarg, 0, 1000,
-					&o->warmup) < 0)
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (lp_parse_seconds(optarg, &o->timeout) < 0) {
-				cli_error("malloc", "--timeout wants seconds "
-					  "> 0, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
 			break;
 		case O_STACK:
 			if (parse_count("--stack-bytes", optarg, 256, 16384,
@@ -249,15 +186,6 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 		case O_COUNT:
 			o->mo.count_only = true;
 			break;
-		case O_JSON:
-			o->json = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'v':
-			lp_verbose++;
-			break;
 		case 'h':
 			fputs(malloc_usage, stdout);
 			return cli_finish_stdout("malloc", -1);
@@ -268,16 +196,9 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		cli_error("malloc", optind >= argc ? "missing PID; see "
-			  "'leakprobe malloc --help'" : "expected one PID, got "
-			  "extra arguments");
-		return EXIT_USAGE;
-	}
-	if (lp_parse_pid(argv[optind], &o->pid) < 0) {
-		cli_error("malloc", "'%s' is not a process id", argv[optind]);
-		return EXIT_USAGE;
-	}
+	rc = cli_one_pid("malloc", argc, argv, optind, &o->pid);
+	if (rc != EXIT_OK)
+		return rc;
 	if (eval && file) {
 		cli_error("malloc", "give one of --eval CODE or --file PATH");
 		return EXIT_USAGE;
@@ -290,45 +211,15 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 	if (eval) {
 		o->code_len = strlen(eval);
 		o->code = xstrndup(eval, o->code_len);
-	} else if (file && (rc = read_snippet_file(file, o)) != EXIT_OK) {
+	} else if (file && (rc = cli_read_code("malloc", file, &o->code,
+					       &o->code_len)) != EXIT_OK) {
 		return rc;
 	}
-	if (o->code && memchr(o->code, '\0', o->code_len)) {
-		cli_error("malloc", "the snippet has a NUL byte at offset %zu; "
-			  "Ruby would stop reading there: remove it",
-			  (size_t)((char *)memchr(o->code, '\0', o->code_len) -
-				   o->code));
-		return EXIT_USAGE;
-	}
-	if (!have_batch)
-		o->batch = o->times >= 10 ? (o->times + 9) / 10 : 1;
-	if (o->batch > o->times)
-		o->batch = o->times;
+	if (o->code && (rc = cli_check_code("malloc", "the snippet", o->code,
+					    o->code_len)) != EXIT_OK)
+		return rc;
+	cli_mopts_finish(&o->m);
 	return EXIT_OK;
-}
-
-static void
-print_raised(const struct probe_result *r)
-{
-	cli_error("malloc", "the snippet raised %s: %s", r->err_class,
-		  r->err_message);
-	if (r->err_backtrace[0] && lp_verbose >= 0) {
-		char *bt = xstrdup(r->err_backtrace), *save = NULL, *l;
-
-		for (l = strtok_r(bt, "\n", &save); l;
-		     l = strtok_r(NULL, "\n", &save))
-			fprintf(stderr, "    from %s\n", l);
-		free(bt);
-	}
-}
-
-static bool
-target_gone(pid_t pid)
-{
-	struct probe_proc p;
-
-	return probe_proc_stat(pid, &p, NULL) < 0 || p.state == 'Z' ||
-	       p.state == 'X';
 }
 
 /*
@@ -346,7 +237,7 @@ wait_duration(const struct malloc_cli *o, struct lp_err *err)
 
 		if (lp_stop_signal)
 			return 1;
-		if (target_gone(o->pid))
+		if (!probe_proc_alive(o->pid))
 			return lp_err_set(err, LP_ENOPROC, "process %d exited "
 					  "while it was traced", (int)o->pid);
 		if (now >= end)
@@ -370,13 +261,13 @@ run_batches(struct probe_session *s, struct probe_malloc *m,
 	bool begun = false;
 	int idx0 = 0;
 
-	for (uint64_t i = 0; i < o->warmup + (o->times + o->batch - 1) /
-					      o->batch; i++) {
-		bool warm = i < o->warmup;
-		uint64_t n = o->batch;
+	for (uint64_t i = 0; i < o->m.warmup + (o->m.times + o->m.batch - 1) /
+					      o->m.batch; i++) {
+		bool warm = i < o->m.warmup;
+		uint64_t n = o->m.batch;
 
-		if (!warm && *done + n > o->times)
-			n = o->times - *done;
+		if (!warm && *done + n > o->m.times)
+			n = o->m.times - *done;
 		if (!warm && !begun) {
 			if (probe_malloc_window_begin(m, err) < 0)
 				return -1;
@@ -388,12 +279,12 @@ run_batches(struct probe_session *s, struct probe_malloc *m,
 		if (probe_session_run(s, &idx0, 1, n, true, 0, &res, err) < 0)
 			return -1;
 		if (res.raised) {
-			print_raised(&res);
+			cli_print_raised("malloc", &res, "the snippet");
 			return 1;
 		}
 		if (!warm)
 			*done += res.calls;
-		if (!o->quiet && !o->json && isatty(STDERR_FILENO))
+		if (!o->m.quiet && !o->m.json && isatty(STDERR_FILENO))
 			fprintf(stderr, "%s batch: %" PRIu64 " calls, %.3f s\n",
 				warm ? "warm-up" : "traced", res.calls,
 				res.seconds);
@@ -439,7 +330,7 @@ cmd_malloc(int argc, char **argv)
 		snip.len = o.code_len;
 		po.snippets = &snip;
 		po.nsnippets = 1;
-		po.timeout = o.timeout;
+		po.timeout = o.m.timeout;
 		s = probe_session_start(o.pid, &po, &hello, &stack, &err);
 		if (!s) {
 			rc = cli_report("malloc", &err);
@@ -449,11 +340,11 @@ cmd_malloc(int argc, char **argv)
 			goto out;
 		}
 		if (hello.compile_errors) {
-			print_raised(&hello.err);
+			cli_print_raised("malloc", &hello.err, "the snippet");
 			rc = EXIT_SNIPPET;
 			goto out;
 		}
-		if (!o.quiet && !o.json)
+		if (!o.m.quiet && !o.m.json)
 			printf("attached to %d: %s\n", (int)o.pid, hello.ruby);
 		rc = run_batches(s, m, &o, &done, &err);
 		if (rc != 0) {
@@ -465,7 +356,7 @@ cmd_malloc(int argc, char **argv)
 			rc = cli_report("malloc", &err);
 			goto out;
 		}
-		if (!o.quiet && !o.json && isatty(STDERR_FILENO))
+		if (!o.m.quiet && !o.m.json && isatty(STDERR_FILENO))
 			fprintf(stderr, "leakprobe: malloc: tracing %d for "
 				"%.1f s (Ctrl-C ends early)\n", (int)o.pid,
 				o.duration);
@@ -488,7 +379,7 @@ cmd_malloc(int argc, char **argv)
 		for (size_t i = 0; i < r->nsites; i++)
 			if (r->sites[i].bytes >= o.fail_bytes)
 				rc = EXIT_LEAK;
-	if (o.json) {
+	if (o.m.json) {
 		doc = cli_malloc_sites_json(r, done);
 		if (doc) {
 			json_object_set_new(doc, "pid", json_integer(o.pid));
@@ -508,10 +399,10 @@ cmd_malloc(int argc, char **argv)
 		if (early)
 			printf("interrupted by signal %d: the window ended "
 			       "early\n", (int)lp_stop_signal);
-		if (o.code && !o.quiet)
+		if (o.code && !o.m.quiet)
 			printf("window: %" PRIu64 " traced calls in batches of "
 			       "%" PRIu64 ", each followed by GC.start\n", done,
-			       o.batch);
+			       o.m.batch);
 		cli_print_malloc_sites(stdout, r, done);
 	}
 	rc = cli_finish_stdout("malloc", rc);

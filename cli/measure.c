@@ -52,6 +52,92 @@ cli_read_code(const char *cmd, const char *path, char **buf, size_t *len)
 	return rc;
 }
 
+void
+cli_mopts_init(struct cli_mopts *m, uint64_t times, uint64_t warmup)
+{
+	memset(m, 0, sizeof(*m));
+	m->times = times;
+	m->warmup = warmup;
+	m->timeout = 30;
+	m->gc = m->control = true;
+	m->max_growth = 64ull << 20;
+}
+
+#define MAX_TIMES 1000000000000ull	/* 10^12 */
+#define MAX_WARMUP 1000
+
+static int
+mopt_count(const char *cmd, const char *opt, const char *arg, uint64_t lo,
+	   uint64_t hi, const char *what, uint64_t *out)
+{
+	uint64_t v;
+
+	if (lp_parse_u64(arg, &v) < 0 || v < lo || v > hi) {
+		cli_error(cmd, "%s wants %s, not '%s'", opt, what, arg);
+		return EXIT_USAGE;
+	}
+	*out = v;
+	return EXIT_OK;
+}
+
+int
+cli_mopt(const char *cmd, int c, const char *arg, struct cli_mopts *m)
+{
+	switch (c) {
+	case 'n':
+		return mopt_count(cmd, "--times", arg, 1, MAX_TIMES,
+				  "a count from 1 to 10^12", &m->times);
+	case 'b':
+		return mopt_count(cmd, "--batch", arg, 1, MAX_TIMES,
+				  "a count from 1 to 10^12", &m->batch);
+	case 'w':
+		m->have_warmup = true;
+		return mopt_count(cmd, "--warmup", arg, 0, MAX_WARMUP,
+				  "a count of batches (0-1000)", &m->warmup);
+	case 't':
+		if (lp_parse_seconds(arg, &m->timeout) < 0) {
+			cli_error(cmd, "--timeout wants seconds > 0, not '%s'",
+				  arg);
+			return EXIT_USAGE;
+		}
+		return EXIT_OK;
+	case CLI_O_NOGC:
+		m->gc = false;
+		return EXIT_OK;
+	case CLI_O_NOCTL:
+		m->control = false;
+		m->have_control = true;
+		return EXIT_OK;
+	case CLI_O_FAIL:
+		m->fail_set = true;
+		return mopt_count(cmd, "--fail-on-growth", arg, 0, UINT64_MAX,
+				  "bytes per call", &m->fail_on_growth);
+	case CLI_O_MAX:
+		return mopt_count(cmd, "--max-growth", arg, 1, UINT64_MAX,
+				  "bytes", &m->max_growth);
+	case CLI_O_JSON:
+		m->json = true;
+		return EXIT_OK;
+	case 'q':
+		m->quiet = true;
+		return EXIT_OK;
+	case 'v':
+		lp_verbose++;
+		return EXIT_OK;
+	default:
+		return -1;
+	}
+}
+
+void
+cli_mopts_finish(struct cli_mopts *m)
+{
+	if (!m->batch)
+		m->batch = m->times >= 10 ? (m->times + 9) / 10 : 1;
+	if (m->batch > m->times)
+		m->batch = m->times;
+}
+
 int
 cli_one_pid(const char *cmd, int argc, char **argv, int optind_, pid_t *pid)
 {

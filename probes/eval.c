@@ -551,23 +551,6 @@ unmap_page(struct probe_session *s)
 
 /* ---- reading lines from the helper ---------------------------------- */
 
-static bool
-target_alive(pid_t pid)
-{
-	char path[64];
-	char st = 0;
-	FILE *fp;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fp = fopen(path, "re");
-	if (!fp)
-		return false;
-	if (fscanf(fp, "%*d (%*[^)]) %c", &st) != 1)
-		st = 0;
-	fclose(fp);
-	return st && st != 'Z' && st != 'X';
-}
-
 static void
 wake(struct probe_session *s, int round)
 {
@@ -689,7 +672,7 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 				continue;
 		}
 		if (r <= 0) {
-			if (!target_alive(probe_session_pid(s)))
+			if (!probe_proc_alive(probe_session_pid(s)))
 				return lp_err_set(err, LP_EEXITED, "process "
 						  "%d exited",
 						  (int)probe_session_pid(s));
@@ -708,7 +691,7 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 		if (n < 0)
 			return lp_err_sys(err, LP_EIO, "read result channel");
 		/* EOF: the helper closed its end */
-		if (!target_alive(probe_session_pid(s)))
+		if (!probe_proc_alive(probe_session_pid(s)))
 			return lp_err_set(err, LP_EEXITED, "process %d exited",
 					  (int)probe_session_pid(s));
 		return lp_err_set(err, LP_EINJECT, "the helper thread in "
@@ -1157,7 +1140,7 @@ probe_session_end(struct probe_session *s)
 			if (n == 0 || (n < 0 && errno != EAGAIN &&
 				       errno != EINTR))
 				break;
-			if (!target_alive(probe_session_pid(s)))
+			if (!probe_proc_alive(probe_session_pid(s)))
 				break;
 		}
 	}

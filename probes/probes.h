@@ -39,6 +39,13 @@ struct probe_proc {
 
 /* Read /proc/PID/stat.  Returns 0, or -LP_ENOPROC when pid is gone. */
 int probe_proc_stat(pid_t pid, struct probe_proc *out, struct lp_err *err);
+/*
+ * Alive and not on its way out: false once the process is gone, a
+ * zombie, or its main thread has begun to exit (PF_EXITING, set before
+ * the kernel closes its files: a killed target is "exited", not "its
+ * helper thread closed the channel").
+ */
+bool probe_proc_alive(pid_t pid);
 /* Kernel thread: PF_KTHREAD, kthreadd (pid 2) or one of its children. */
 bool probe_is_kthread(const struct probe_proc *p);
 /*

@@ -17,7 +17,8 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-#define PF_KTHREAD_FLAG	0x00200000ul	/* include/linux/sched.h */
+#define PF_EXITING_FLAG	0x00000004ul	/* include/linux/sched.h */
+#define PF_KTHREAD_FLAG	0x00200000ul
 
 /*
  * lp_read_file reports a missing file as an i/o error; under /proc a
@@ -144,6 +145,15 @@ probe_proc_stat(pid_t pid, struct probe_proc *out, struct lp_err *err)
 	if (i <= 22)
 		return lp_err_set(err, LP_EPARSE, "short '%s'", path);
 	return 0;
+}
+
+bool
+probe_proc_alive(pid_t pid)
+{
+	struct probe_proc p;
+
+	return probe_proc_stat(pid, &p, NULL) == 0 && p.state != 'Z' &&
+	       p.state != 'X' && !(p.flags & PF_EXITING_FLAG);
 }
 
 bool

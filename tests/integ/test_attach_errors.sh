@@ -110,6 +110,19 @@ if command -v setpriv >/dev/null; then
 	grep -q 'run as root' <<<"$ERR" || fail "no hint: $ERR"
 fi
 
+# the measuring options mean and check the same in every command
+for cmd in attach ab bisect malloc; do
+	for bad in "--times 0" "--times 10x" "--warmup 1001" "--batch 0" \
+		   "--timeout 0" "--timeout -1"; do
+		opt=${bad%% *}
+		[ $cmd = ab ] && [ $opt = --batch ] && continue	# ab: --rounds
+		expect_exit 2 "$LP" $cmd "$pid" $bad
+		grep -q "^leakprobe: $cmd: $opt wants" <<<"$ERR" ||
+			fail "$cmd $bad: $ERR"
+	done
+done
+target_ok "$pid"
+
 [ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
 target_ok "$pid"
 echo ok
