@@ -131,17 +131,19 @@ inj_open(pid_t pid, struct lp_err *err)
 			   (int)pid, t->info.comm);
 		goto fail;
 	}
-	if (t->info.state == 'T' || t->info.state == 't') {
-		lp_err_set(err, LP_ETRACED, "process %d (%s) is stopped; "
-			   "resume it with 'kill -CONT %d'", (int)pid,
-			   t->info.comm, (int)pid);
-		goto fail;
-	}
+	/* the tracer first: a traced process shows stopped ('t') while its
+	 * tracer looks at it, and the tracer is what the user must remove */
 	if (t->info.tracer > 0) {
 		lp_err_set(err, LP_ETRACED, "process %d (%s) is already "
 			   "traced by pid %d (%s)", (int)pid, t->info.comm,
 			   (int)t->info.tracer,
 			   t->info.tracer_comm[0] ? t->info.tracer_comm : "?");
+		goto fail;
+	}
+	if (t->info.state == 'T' || t->info.state == 't') {
+		lp_err_set(err, LP_ETRACED, "process %d (%s) is stopped; "
+			   "resume it with 'kill -CONT %d'", (int)pid,
+			   t->info.comm, (int)pid);
 		goto fail;
 	}
 	if (inj_refresh_maps(t, err) < 0)

@@ -85,6 +85,7 @@ struct probe_session {
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
+	char bye[256];		/* the helper's last word: why it ended */
 };
 
 /* ---- lock ------------------------------------------------------------ */
@@ -601,6 +602,52 @@ read_line(struct probe_session *s, char **line, bool waking,
 	return read_line_sink(s, line, waking, NULL, NULL, NULL, err);
 }
 
+/* The helper's last line, {"bye":"WHY"} (printable ASCII): keep WHY. */
+static bool
+take_bye(struct probe_session *s, const char *line)
+{
+	static const char tag[] = "{\"bye\":\"";
+	size_t n;
+
+	if (strncmp(line, tag, sizeof(tag) - 1))
+		return false;
+	line += sizeof(tag) - 1;
+	n = strcspn(line, "\"");
+	snprintf(s->bye, sizeof(s->bye), "%.*s", (int)n, line);
+	return true;
+}
+
+/*
+ * The result channel reached EOF.  A target killed from outside closes
+ * it as it exits, and the helper says nothing; a helper that ends says
+ * why first.  Without a word, give the exit a moment to show (pidfd:
+ * readable once the process is gone) before blaming the helper.
+ */
+static int
+helper_gone(struct probe_session *s, struct lp_err *err)
+{
+	pid_t pid = probe_session_pid(s);
+	int fd;
+
+	if (!s->bye[0] && probe_proc_alive(pid) &&
+	    (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0) {
+		struct pollfd p = { fd, POLLIN, 0 };
+
+		while (poll(&p, 1, 1000) < 0 && errno == EINTR)
+			;
+		close(fd);
+	}
+	if (!probe_proc_alive(pid))
+		return lp_err_set(err, LP_EEXITED, "process %d exited",
+				  (int)pid);
+	if (!s->bye[0] || !strcmp(s->bye, "killed"))
+		return lp_err_set(err, LP_EINJECT, "the helper thread in "
+				  "process %d was killed (did the snippet "
+				  "kill its thread?)", (int)pid);
+	return lp_err_set(err, LP_EINJECT, "the helper thread in process %d "
+			  "ended: %s", (int)pid, s->bye);
+}
+
 static int
 read_line_sink(struct probe_session *s, char **line, bool waking,
 	       probe_sink_fn sink, void *arg, bool *sink_failed,
@@ -630,6 +677,8 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 			out[l] = '\0';
 			memmove(s->inbuf, nl + 1, s->inlen - l - 1);
 			s->inlen -= l + 1;
+			if (take_bye(s, out))
+				continue;
 			*line = out;
 			return 0;
 		}
@@ -691,13 +740,7 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 		if (n < 0)
 			return lp_err_sys(err, LP_EIO, "read result channel");
 		/* EOF: the helper closed its end */
-		if (!probe_proc_alive(probe_session_pid(s)))
-			return lp_err_set(err, LP_EEXITED, "process %d exited",
-					  (int)probe_session_pid(s));
-		return lp_err_set(err, LP_EINJECT, "the helper thread in "
-				  "process %d ended unexpectedly (did the "
-				  "snippet kill its thread?)",
-				  (int)probe_session_pid(s));
+		return helper_gone(s, err);
 	}
 }
 

@@ -1989,6 +1989,10 @@ attach_one(struct probe_malloc *m, struct bpf_program *prog, bool ret,
 	if (!link) {
 		int e = errno;
 
+		/* the target may exit while the probes go in */
+		if (!probe_proc_alive(m->pid))
+			return lp_err_set(err, LP_EEXITED, "process %d exited",
+					  (int)m->pid);
 		return lp_err_set(err, LP_EBPF, "attaching a %s to %s in '%s'"
 				  ": %s%s%s", ret ? "uretprobe" : "uprobe",
 				  name, fs->path, strerror(e),

@@ -86,6 +86,8 @@ probe__bootstrap(char *buf, size_t len, const char *path)
  *   helper -> tool: {"hello":1,...}            after opening the channel
  *   tool -> helper: "run KIND IDX[,IDX..]|- N GC"   or "stop"
  *   helper -> tool: {"kind":..,"calls":..,"secs":..,"gc":{..},"error":..}
+ *   helper -> tool: {"bye":"WHY"}  last, as it ends: "done" after "stop",
+ *                   "killed" (Thread#kill), or the exception that ended it
  * The helper opens the FIFOs write-only/read-only and non-blocking,
  * never with O_CREAT; when leakprobe goes away it sees EOF or EPIPE and
  * ends.  It works on Ruby 2.3 to 3.4.
@@ -95,7 +97,7 @@ const char probe__helper_rb[] =
 "th.name = 'leakprobe' if th.respond_to?(:name=)\n"
 "th.report_on_exception = false if th.respond_to?(:report_on_exception=)\n"
 "dir = File.dirname(__FILE__)\n"
-"res = ack = dmp = alive = watchdog = tracing = nil\n"
+"res = ack = dmp = alive = watchdog = tracing = why = nil\n"
 "begin\n"
 "  res = File.open(File.join(dir, 'res'), File::WRONLY | File::NONBLOCK)\n"
 "  ack = File.open(File.join(dir, 'ack'), File::RDONLY | File::NONBLOCK)\n"
@@ -240,6 +242,7 @@ const char probe__helper_rb[] =
 "      end\n"
 "      next\n"
 "    else\n"
+"      why = 'done'\n"
 "      break\n"
 "    end\n"
 "    list = cmd[2] == '-' ? [] : cmd[2].split(',').map { |k| snippets[k.to_i] }\n"
@@ -271,8 +274,9 @@ const char probe__helper_rb[] =
 "  ensure\n"
 "    lanes.each_value { |qi, _, t| qi << nil; t.join(5) if t }\n"
 "  end\n"
-"rescue Exception\n"
-"  nil # channel closed or broken: leakprobe is gone; leave quietly\n"
+"rescue Exception => e\n"
+"  # channel closed or broken (leakprobe is gone): leave quietly\n"
+"  why = \"#{e.class}: #{e.message}\" rescue why = 'exception'\n"
 "ensure\n"
 "  # allocation tracing started for this session ends with it, however it\n"
 "  # ends (heapdump --trace-allocations asks for it to persist); first,\n"
@@ -284,6 +288,9 @@ const char probe__helper_rb[] =
 "    watchdog.kill\n"
 "    (watchdog.join(1) rescue nil)\n"
 "  end\n"
+"  # say why, if anyone listens: JSON-safe ASCII\n"
+"  bye = (why || 'killed').to_s.b.gsub(/[^ -~]/n, '?').tr('\"\\\\', \"''\")[0, 200]\n"
+"  (res.write_nonblock(\"{\\\"bye\\\":\\\"#{bye}\\\"}\\n\") rescue nil) if res\n"
 "  (res.close rescue nil) if res\n"
 "  (ack.close rescue nil) if ack\n"
 "  (dmp.close rescue nil) if dmp\n"

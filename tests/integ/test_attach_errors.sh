@@ -110,6 +110,15 @@ if command -v setpriv >/dev/null; then
 	grep -q 'run as root' <<<"$ERR" || fail "no hint: $ERR"
 fi
 
+# a snippet that ends the helper thread: 4, said so; the target goes on
+for code in 'Thread.current.kill' 'Thread.exit'; do
+	expect_exit 4 "$LP" attach "$pid" --eval "$code" --times 10
+	grep -q 'helper thread in process .* was killed' <<<"$ERR" ||
+		fail "$code: $ERR"
+	target_ok "$pid"
+done
+expect_exit 0 "$LP" attach "$pid" --eval nil --times 10 --quiet
+
 # the measuring options mean and check the same in every command
 for cmd in attach ab bisect malloc; do
 	for bad in "--times 0" "--times 10x" "--warmup 1001" "--batch 0" \
