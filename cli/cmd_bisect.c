@@ -449,7 +449,11 @@ find(struct bisect *bs, uint64_t c, uint64_t r)
 	if (bs->fatal || !x1)
 		return 0;
 	x2 = find(bs, c2, r | x1);
-	return bs->fatal ? 0 : x1 | x2;
+	/* x1 needs steps of c2 (x1 | R did not leak): none found means the
+	 * lead was false, unless every step of c2 raised */
+	if (bs->fatal || (!x2 && (c2 & ~bs->bad)))
+		return 0;
+	return x1 | x2;
 }
 
 int
@@ -457,7 +461,7 @@ cmd_bisect(int argc, char **argv)
 {
 	struct bisect *bs = xcalloc(1, sizeof(*bs));
 	struct probe_snippet sn[MAX_STEPS];
-	uint64_t all, rest, culprits[MAX_STEPS], start;
+	uint64_t all, rest, culprits[MAX_STEPS], start, unresolved = 0;
 	struct ana_verdict cv[MAX_STEPS];
 	int nc = 0, rc, l;
 	char names[1024];
@@ -502,14 +506,13 @@ cmd_bisect(int argc, char **argv)
 
 		if (bs->fatal || !x)
 			break;
-		/* the culprit alone, for its bytes per call */
-		if ((l = leaks(bs, x, false)) < 0)
-			break;
-		if (!l && (l = leaks(bs, x, true)) < 0)
+		/* the culprit alone, confirmed (a culprit is what the user
+		 * acts on: never one trial's word), for its bytes per call */
+		if ((l = leaks(bs, x, true)) < 0)
 			break;
 		x &= ~bs->bad;
 		if (!l || !(t = last_trial(bs, x)))
-			break;	/* it never leaked alone: a false lead */
+			break;	/* it does not leak alone: a false lead */
 		cv[nc] = t->v;
 		culprits[nc++] = x;
 		rest &= ~x;
@@ -518,6 +521,16 @@ cmd_bisect(int argc, char **argv)
 	if (bs->fatal) {
 		rc = bs->fatal;
 		goto out;
+	}
+	/* The search ended with steps left that leak (their latest majority)
+	 * but no smaller set could be pinned down: say so, do not call it
+	 * "no leak". */
+	rest &= ~bs->bad;
+	if (rest) {
+		struct trial *t = last_trial(bs, rest);
+
+		if (t && t->decided == 1)
+			unresolved = rest;
 	}
 	probe_session_end(bs->s);
 	bs->s = NULL;
@@ -529,6 +542,8 @@ cmd_bisect(int argc, char **argv)
 		if (e == EXIT_LEAK)
 			rc = EXIT_LEAK;
 	}
+	if (unresolved && bs->m.fail_set && rc == EXIT_OK)
+		rc = EXIT_INCONCLUSIVE;
 	{
 		double secs = (lp_mono_ns() - start) / 1e9;
 
@@ -570,12 +585,27 @@ cmd_bisect(int argc, char **argv)
 			json_object_set_new(doc, "trial_count",
 					    json_integer(bs->ntrials));
 			json_object_set_new(doc, "left_out", ex);
+			{
+				json_t *u = json_array();
+
+				for (int k = 0; k < bs->nsteps; k++)
+					if (unresolved & (1ull << k))
+						json_array_append_new(u,
+							json_string(bs->steps[k].name));
+				json_object_set_new(doc, "unresolved", u);
+			}
 			json_object_set_new(doc, "seconds", json_real(secs));
 			json_dumpf(doc, stdout, JSON_INDENT(2));
 			fputc('\n', stdout);
 			json_decref(doc);
 		} else {
-			if (!nc && bs->ntrials && bs->trials[0].leaks)
+			if (unresolved) {
+				names_of(bs, unresolved, names,
+					 sizeof(names));
+				printf("unresolved: %s leak together, but no "
+				       "smaller set leaked again when measured;"
+				       " run again with more --times\n", names);
+			} else if (!nc && bs->ntrials && bs->trials[0].leaks)
 				printf("no step leaks reproducibly: leaks seen "
 				       "in single trials were not seen again "
 				       "(see the trials above)\n");

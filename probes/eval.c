@@ -602,14 +602,18 @@ read_line(struct probe_session *s, char **line, bool waking,
 	return read_line_sink(s, line, waking, NULL, NULL, NULL, err);
 }
 
-/* The helper's last line, {"bye":"WHY"} (printable ASCII): keep WHY. */
+/*
+ * The helper's last line, {"bye":"WHY"} (printable ASCII): keep WHY.  It
+ * may follow a partial line the helper could not finish; inside a JSON
+ * string a quote is always escaped, so the tag cannot occur in a value.
+ */
 static bool
 take_bye(struct probe_session *s, const char *line)
 {
 	static const char tag[] = "{\"bye\":\"";
 	size_t n;
 
-	if (strncmp(line, tag, sizeof(tag) - 1))
+	if (!(line = strstr(line, tag)))
 		return false;
 	line += sizeof(tag) - 1;
 	n = strcspn(line, "\"");
@@ -618,32 +622,37 @@ take_bye(struct probe_session *s, const char *line)
 }
 
 /*
- * The result channel reached EOF.  A target killed from outside closes
- * it as it exits, and the helper says nothing; a helper that ends says
- * why first.  Without a word, give the exit a moment to show (pidfd:
- * readable once the process is gone) before blaming the helper.
+ * The result channel reached EOF.  A helper that ends says why first.
+ * A target killed from outside closes the channel as it exits, without
+ * a word; one that exits by itself (exit, SIGTERM) kills its threads
+ * first, and the helper says "killed" as it would after Thread#kill.
+ * In those two cases give the exit up to 2 s to show (pidfd: readable
+ * once the process is gone) before blaming the helper.
  */
 static int
 helper_gone(struct probe_session *s, struct lp_err *err)
 {
 	pid_t pid = probe_session_pid(s);
+	bool killed = !s->bye[0] || !strcmp(s->bye, "killed");
 	int fd;
 
-	if (!s->bye[0] && probe_proc_alive(pid) &&
+	if (killed && probe_proc_alive(pid) &&
 	    (fd = (int)syscall(SYS_pidfd_open, pid, 0)) >= 0) {
 		struct pollfd p = { fd, POLLIN, 0 };
 
-		while (poll(&p, 1, 1000) < 0 && errno == EINTR)
+		while (poll(&p, 1, 2000) < 0 && errno == EINTR &&
+		       !lp_stop_signal)
 			;
 		close(fd);
 	}
 	if (!probe_proc_alive(pid))
 		return lp_err_set(err, LP_EEXITED, "process %d exited",
 				  (int)pid);
-	if (!s->bye[0] || !strcmp(s->bye, "killed"))
+	if (killed)
 		return lp_err_set(err, LP_EINJECT, "the helper thread in "
 				  "process %d was killed (did the snippet "
-				  "kill its thread?)", (int)pid);
+				  "kill its thread, or is the process "
+				  "shutting down?)", (int)pid);
 	return lp_err_set(err, LP_EINJECT, "the helper thread in process %d "
 			  "ended: %s", (int)pid, s->bye);
 }

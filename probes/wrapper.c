@@ -289,7 +289,7 @@ const char probe__helper_rb[] =
 "    (watchdog.join(1) rescue nil)\n"
 "  end\n"
 "  # say why, if anyone listens: JSON-safe ASCII\n"
-"  bye = (why || 'killed').to_s.b.gsub(/[^ -~]/n, '?').tr('\"\\\\', \"''\")[0, 200]\n"
+"  bye = ((why || 'killed').to_s.b[0, 200].gsub(/[^ -~]/n, '?').tr('\"\\\\', \"''\") rescue 'exception')\n"
 "  (res.write_nonblock(\"{\\\"bye\\\":\\\"#{bye}\\\"}\\n\") rescue nil) if res\n"
 "  (res.close rescue nil) if res\n"
 "  (ack.close rescue nil) if ack\n"

@@ -70,4 +70,22 @@ wait "$l2"; rc=$?
 [ "$rc" = 3 ] || fail "target exit: exit $rc: $(cat "$T/lp2.err")"
 grep -qE "process $p2 exited|pid $p2: no such process" "$T/lp2.err" || fail "message: $(cat "$T/lp2.err")"
 [ "$(stray_files "$p2")" = 0 ] || fail "files left after the target died"
+
+# The target exits by itself in the middle of a run (SIGTERM: Ruby kills
+# its threads, the helper's among them, then exits): 3 as well, not a
+# helper error.
+start_target leaks.rb
+p3=$TARGET_PID
+mkfifo "$T/lp3.out"
+"$LP" attach "$p3" --eval 'sleep 0.01' --times 1000 --batch 10 \
+	--no-control >"$T/lp3.out" 2>"$T/lp3.err" & l3=$!
+exec 8<"$T/lp3.out"
+read -r _ <&8
+kill -TERM "$p3"
+cat <&8 >/dev/null
+exec 8<&-
+wait "$l3"; rc=$?
+[ "$rc" = 3 ] || fail "target SIGTERM: exit $rc: $(cat "$T/lp3.err")"
+grep -qE "process $p3 exited|pid $p3: no such process" "$T/lp3.err" || fail "message: $(cat "$T/lp3.err")"
+[ "$(stray_files "$p3")" = 0 ] || fail "files left after the target exited"
 echo ok

@@ -20,6 +20,8 @@ trials() { json_get "$OUT" 'j["trials"].map { |t| "#{t["steps"]}: #{t["kind"]} #
 
 bisect native8.rb 0
 [ "$(culprits)" = step05 ] || fail "native8: culprits '$(culprits)'; trials $(trials)"
+[ "$(json_get "$OUT" 'j["trials"].count { |t| t["steps"] == "step05" }')" -ge 2 ] ||
+	fail "native8: culprit not confirmed alone: $(trials)"
 [ "$(json_get "$OUT" 'j["culprits"][0]["verdict"]["kind"]')" = "native leak" ] || fail "native8 kind"
 
 bisect ruby8.rb 0
@@ -44,15 +46,17 @@ bisect transient8.rb 0
 	fail "transient8: the first trial saw no leak: $(trials)"
 [ "$(json_get "$OUT" 'j["trials"].count { |t| t["again"] }')" -ge 2 ] ||
 	fail "transient8: not measured again: $(trials)"
+[ "$(json_get "$OUT" 'j["unresolved"].inspect')" = "[]" ] || fail "transient8: unresolved"
 
 bisect raise8.rb 0
 [ "$(culprits)" = step03 ] || fail "raise8: culprits '$(culprits)'; trials $(trials)"
 [ "$(json_get "$OUT" 'j["left_out"][0]["step"]')" = step06 ] || fail "raise8: step06 not left out"
 grep -q 'broken step' <<<"$OUT" || fail "raise8: error not reported"
 
-# Trial bound: one culprit among 32 needs about 2*log2(32) + 3 = 13
-# trials, and one false lead refuted on the way costs up to 3 more: far
-# fewer than the 32 of a one-by-one search.
+# Trial bound: one culprit among 32 needs about 2*log2(32) + 2 = 12
+# trials (the culprit is confirmed alone), and a false lead refuted on
+# the way costs up to 4 more: far fewer than the 32 of a one-by-one
+# search.
 bisect native32.rb 0
 [ "$(culprits)" = step29 ] || fail "native32: culprits '$(culprits)'; trials $(trials)"
 trials=$(json_get "$OUT" 'j["trial_count"]')
