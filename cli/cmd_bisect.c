@@ -43,6 +43,7 @@
 
 #define MAX_STEPS 64
 #define MAX_TRIALS 1024
+#define MAX_FALSE_LEADS 3	/* culprits refuted alone before giving up */
 
 static const char bisect_usage[] =
 "usage: leakprobe bisect PID --steps FILE [options]\n"
@@ -462,6 +463,8 @@ cmd_bisect(int argc, char **argv)
 	struct bisect *bs = xcalloc(1, sizeof(*bs));
 	struct probe_snippet sn[MAX_STEPS];
 	uint64_t all, rest, culprits[MAX_STEPS], start, unresolved = 0;
+	uint64_t last_false = 0;
+	int nfalse = 0;
 	struct ana_verdict cv[MAX_STEPS];
 	int nc = 0, rc, l;
 	char names[1024];
@@ -511,8 +514,16 @@ cmd_bisect(int argc, char **argv)
 		if ((l = leaks(bs, x, true)) < 0)
 			break;
 		x &= ~bs->bad;
-		if (!l || !(t = last_trial(bs, x)))
-			break;	/* it does not leak alone: a false lead */
+		if (!l || !(t = last_trial(bs, x))) {
+			/* It does not leak alone: a false lead, from one
+			 * trial's wrong verdict on the way.  Its trials stay
+			 * cached, so searching again takes another path; a
+			 * few false leads, or the same one twice, end it. */
+			if (x == last_false || ++nfalse > MAX_FALSE_LEADS)
+				break;
+			last_false = x;
+			continue;
+		}
 		cv[nc] = t->v;
 		culprits[nc++] = x;
 		rest &= ~x;

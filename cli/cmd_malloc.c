@@ -306,6 +306,7 @@ cmd_malloc(int argc, char **argv)
 	char *stack = NULL;
 	uint64_t done = 0;
 	json_t *doc = NULL;
+	bool was_alive;
 	bool early = false;
 	int rc;
 
@@ -320,8 +321,14 @@ cmd_malloc(int argc, char **argv)
 	cli_install_signals();
 
 	/* BPF first: when it cannot be used the target is never touched */
+	was_alive = probe_proc_alive(o.pid);
 	m = probe_malloc_start(o.pid, &o.mo, &err);
 	if (!m) {
+		/* whatever step failed, a target that exited while the probes
+		 * went in is said so (3), not as that step's error */
+		if (was_alive && !probe_proc_alive(o.pid))
+			lp_err_set(&err, LP_EEXITED, "process %d exited while "
+				   "it was traced", (int)o.pid);
 		rc = cli_report("malloc", &err);
 		goto out;
 	}

@@ -34,8 +34,9 @@ expect_exit 3 "$LP" attach "$ppid" --eval nil
 grep -q 'SIGPIPE at its default action' <<<"$ERR" || fail "$ERR"
 target_ok "$ppid"
 
-# a zombie: its parent never reaps it
-bash -c 'sleep 0 & exec sleep 100' & zparent=$!; _pids="$_pids $zparent"
+# a zombie: its parent never reaps it (perl, unlike bash, installs no
+# SIGCHLD handler that could reap the child first)
+perl -e 'fork or exit; sleep 100' & zparent=$!; _pids="$_pids $zparent"
 zpid=""
 for _ in $(seq 200); do	# wait for the state change, not a fixed time
 	zpid=$(pgrep -P "$zparent" | head -1)
