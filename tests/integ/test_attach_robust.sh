@@ -44,16 +44,21 @@ target_ok "$pid"
 
 # A second leakprobe on a target being probed is refused.
 mkfifo "$T/lp.out"
-"$LP" attach "$pid" --eval 'sleep 0.01' --times 200 --batch 10 \
+# The first one runs until interrupted (minutes of batches), so however
+# slowly the second starts, the first still holds the target.
+"$LP" attach "$pid" --eval 'sleep 0.01' --times 100000 --batch 10 \
 	--no-control >"$T/lp.out" 2>&1 & first=$!
 exec 6<"$T/lp.out"
 read -r line <&6	# "attached to ...": the first one holds the target
 expect_exit 3 "$LP" attach "$pid" --eval nil
 grep -q 'already being probed by leakprobe' <<<"$ERR" || fail "$ERR"
+kill -INT "$first"
 cat <&6 >/dev/null
-wait "$first" || fail "first run failed"
+wait "$first"; rc=$?
+[ "$rc" = 4 ] || fail "first run: exit $rc after SIGINT"
 exec 6<&-
 target_ok "$pid"
+expect_exit 0 "$LP" attach "$pid" --eval nil --times 1
 
 # The target dies in the middle of a run: a clear error (3), nothing left.
 start_target leaks.rb

@@ -12,7 +12,7 @@ result =
   case mode
   when "sleep"
     lp_ready
-    sleep 3
+    sleep 6   # long enough for a slow attach (sanitizer build, loaded CI)
     format("slept %.3f", Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0)
   when "read"
     r, w = IO.pipe
