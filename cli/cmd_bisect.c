@@ -23,8 +23,10 @@
  * subset (tens of trials ending in "all steps together").  So before the
  * "needs both" branch the set is measured again (a third time when the
  * two disagree) and the majority decides; a refuted set is not searched,
- * and find() goes on with the other half.  A real single culprit never
- * reaches that branch, so the clean path costs no extra trial.
+ * and find() goes on with the other half.  A culprit is confirmed alone
+ * the same way before it is reported (the one extra trial of the clean
+ * path); one refuted alone is a false lead, and the search runs again,
+ * the cached trials steering it past it.
  */
 #include "cli/cmds.h"
 
