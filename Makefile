@@ -79,7 +79,7 @@ $(BUILD)/probes/malloc.o: $(BUILD)/probes/malloc.skel.h
 $(BUILD)/probes/malloc.o: LP_CFLAGS += -I$(BUILD)
 # ---- end of BPF -------------------------------------------------------------
 
-.PHONY: all check unit integ mancheck bench bench-bins demo deps install \
+.PHONY: all check check-rubies unit integ mancheck bench bench-bins demo deps install \
 	uninstall \
 	clean check-san
 .DEFAULT_GOAL := all
@@ -195,14 +195,20 @@ integ: $(BIN)
 mancheck:
 	$(Q)tests/mancheck man/leakprobe.1
 
-# The whole suite once with the normal build, then unit + integration
+# The whole suite once with the normal build, the checks against other
+# Rubies (Debian chroots, see tests/rubies/run), then unit + integration
 # tests again with AddressSanitizer and UBSan.
 check: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory mancheck
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integ
+	$(Q)$(MAKE) --no-print-directory check-rubies
 	$(Q)$(MAKE) --no-print-directory check-san
+
+check-rubies: $(BIN)
+	$(Q)scripts/install-deps --rubies
+	$(Q)LEAKPROBE=$(abspath $(BIN)) tests/rubies/run
 
 check-san:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-san SAN=1 unit integ

@@ -413,10 +413,19 @@ inj__module_at(struct inj_target *t, uint64_t addr)
 
 /* ---- lookup by name ---------------------------------------------------- */
 
+static bool
+is_rtld(const struct inj_module *mod)
+{
+	return !strncmp(mod->base, "ld-", 3) || !strncmp(mod->base, "ld64.", 5);
+}
+
 /*
  * Modules in the order the dynamic linker searches them, approximately:
  * the executable, then the others from the highest address down (ld.so
- * maps preloaded and needed libraries top-down in load order).
+ * maps preloaded and needed libraries top-down in load order), the
+ * dynamic linker itself last: it comes after the libraries in the global
+ * scope, and up to glibc 2.33 it exports a minimal malloc, calloc,
+ * realloc and free of its own that only serve before libc is relocated.
  */
 static size_t *
 search_order(const struct inj_target *t)
@@ -427,9 +436,11 @@ search_order(const struct inj_target *t)
 	for (size_t i = 0; i < t->nmods; i++)
 		if (t->mods[i].main_exe)
 			order[n++] = i;
-	for (size_t i = t->nmods; i > 0; i--)
-		if (!t->mods[i - 1].main_exe)
-			order[n++] = i - 1;
+	for (int rtld = 0; rtld < 2; rtld++)
+		for (size_t i = t->nmods; i > 0; i--)
+			if (!t->mods[i - 1].main_exe &&
+			    is_rtld(&t->mods[i - 1]) == rtld)
+				order[n++] = i - 1;
 	return order;
 }
 

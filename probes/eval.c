@@ -417,6 +417,78 @@ unsafe_point(struct probe_session *s)
 }
 
 /*
+ * State letter and voluntary context switches of the main thread, from
+ * /proc/PID/task/PID/status.  0, or -1 when it cannot be read.
+ */
+static int
+main_sched(pid_t pid, char *state, long *vcs)
+{
+	char path[64], buf[4096], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid,
+		 (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	static const char st[] = "\nState:\t";
+	static const char vc[] = "\nvoluntary_ctxt_switches:\t";
+
+	if (!(p = strstr(buf, st)))
+		return -1;
+	*state = p[sizeof(st) - 1];
+	if (!(p = strstr(buf, vc)))
+		return -1;
+	*vcs = strtol(p + sizeof(vc) - 1, NULL, 10);
+	return 0;
+}
+
+/*
+ * Where the current thread is a process global (Ruby up to 2.7, see
+ * ruby.c), register_one marks the thread that last took the GVL.  With
+ * the main thread asleep that may be a thread that has ended since: the
+ * job would then never run, and its flag would be set in a thread
+ * structure that may already be freed.  A main thread asleep in Ruby's
+ * blocking wait takes the GVL back when Ruby's own unblocking signal
+ * (SIGVTALRM) interrupts it, which makes the global name it (or a live
+ * thread that took the GVL after it) again; it then goes back to sleep,
+ * its sleep not cut short.  So wake it first, and wait (up to 50 ms) until
+ * it has run and blocked again: its voluntary context switches move.
+ */
+static void
+pre_wake(struct probe_session *s)
+{
+	pid_t pid = probe_session_pid(s);
+	uint64_t t0 = lp_mono_ns();
+	char st;
+	long v0, v;
+
+	if (!s->ruby.cur_global || !s->ruby.wake_vtalrm ||
+	    main_sched(pid, &st, &v0) < 0 || st != 'S')
+		return;
+	syscall(SYS_tgkill, pid, pid, SIGVTALRM);
+	while (lp_mono_ns() - t0 < 50000000ull && !lp_stop_signal) {
+		struct timespec ts = { 0, 100000 };
+
+		if (main_sched(pid, &st, &v) < 0)
+			return;
+		if (v != v0 && st == 'S') {
+			lp_debug("pre-wake: the main thread ran and slept "
+				 "again after %.3f ms",
+				 (lp_mono_ns() - t0) / 1e6);
+			return;
+		}
+		nanosleep(&ts, NULL);
+	}
+	lp_debug("pre-wake: the main thread did not run within 50 ms");
+}
+
+/*
  * Stop the main thread at a safe point, write the page, register the job,
  * restore and detach.  The main thread is stopped only here.
  */
@@ -439,6 +511,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
+	pre_wake(s);
 	t0 = lp_mono_ns();
 	for (tries = 0;; tries++) {
 		if (lp_stop_signal)

@@ -80,6 +80,10 @@ struct probe_ruby {
 	const char *api;	/* "register_one" or "preregister+trigger" */
 	bool wake_vtalrm;	/* SIGVTALRM caught: Ruby's unblock signal */
 	bool wake_chld;		/* SIGCHLD caught and 3.3+ scheduler */
+	/* Address of the process-global "current thread" pointer (Ruby up
+	 * to 2.7: ruby_current_execution_context_ptr, or ruby_current_thread
+	 * before 2.5), 0 where it is thread-local (3.0+). */
+	uint64_t cur_global;
 };
 
 /*

@@ -57,6 +57,20 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 		out->api = "register_one";
 	}
 
+	/*
+	 * Up to 2.7 the interpreter's "current thread" is a process global,
+	 * set by whichever thread takes the GVL, not a thread-local: an
+	 * injected register_one marks the thread that last held the GVL,
+	 * which may have ended since (a previous helper, a Timeout thread).
+	 * eval.c wakes the main thread first so that the global names it.
+	 */
+	if (out->register_one &&
+	    inj_lookup(t, rbmod, "ruby_current_execution_context_ptr",
+		       &out->cur_global, NULL) < 0 &&
+	    inj_lookup(t, rbmod, "ruby_current_thread", &out->cur_global,
+		       NULL) < 0)
+		out->cur_global = 0;
+
 	if (inj_lookup(t, rbmod, "ruby_description", &desc, NULL) == 0)
 		inj_read_string(t, desc, out->description,
 				sizeof(out->description), NULL);
@@ -87,8 +101,9 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	out->wake_vtalrm = pi->sig_caught & (1ull << (SIGVTALRM - 1));
 	out->wake_chld = out->preregister &&
 			 (pi->sig_caught & (1ull << (SIGCHLD - 1)));
-	lp_debug("ruby: %s in %s, api %s, wake vtalrm=%d chld=%d",
-		 out->description, out->libruby, out->api, out->wake_vtalrm,
-		 out->wake_chld);
+	lp_debug("ruby: %s in %s, api %s, wake vtalrm=%d chld=%d, "
+		 "current thread %s", out->description, out->libruby,
+		 out->api, out->wake_vtalrm, out->wake_chld,
+		 out->cur_global ? "global" : "thread-local");
 	return 0;
 }
