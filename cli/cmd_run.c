@@ -364,11 +364,13 @@ child_fail:
 			rc = cmd_attach(o.margc, o.margv);
 		fflush(stdout);
 	} else if (reaped) {
-		free(o.margv);
 		kill(-child, SIGKILL);	/* what it left in its group */
-		return rc;
+		goto out;
 	}
 	stop_target(child, o.stop_timeout);
+out:
+	if (o.ready_file)
+		unlink(o.ready_file);	/* ours to remove, as at the start */
 	free(o.margv);
 	return rc;
 }

@@ -489,8 +489,70 @@ pre_wake(struct probe_session *s)
 }
 
 /*
+ * Stop the main thread where calling into the target is safe: not inside
+ * the allocator or the dynamic linker (else let it run 1 ms and retry).
+ */
+static int
+stop_safely(struct probe_session *s, struct lp_err *err)
+{
+	struct inj_target *t = s->t;
+	uint64_t t0 = lp_mono_ns();
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		if (lp_stop_signal)
+			return lp_err_set(err, LP_EINTR, "interrupted");
+		rc = inj_attach(t, err);
+		if (rc < 0)
+			return rc;
+		lp_debug("stopped after %.3f ms in syscall %ld",
+			 (lp_mono_ns() - t0) / 1e6, inj_stopped_syscall(t));
+		if (!unsafe_point(s))
+			return 0;
+		inj_detach(t, NULL);
+		if (tries >= 500)
+			return lp_err_set(err, LP_EINJECT, "the main thread of "
+					  "%d stays inside the allocator or "
+					  "the dynamic linker; try again",
+					  (int)inj_info(t)->pid);
+		{
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+/*
+ * Where the current thread is a process global, the job's mark may still
+ * have gone to another thread: one that held the GVL when the main thread
+ * woke and ended before its next interrupt check.  A flush runs every
+ * pending job whichever thread does it, so a second job that does nothing
+ * (ruby_xfree(NULL)) marks the thread that is current now, after the wake
+ * rounds made it the main thread, without ever starting a second helper:
+ * register_one keeps one pending job per function and marks the current
+ * thread either way.  Best effort: a failure here only means one more
+ * wake round.
+ */
+static void
+kick(struct probe_session *s)
+{
+	uint64_t args[3] = { 0, s->ruby.xfree, 0 }, ret = 0;
+	int rc;
+
+	if (!s->ruby.cur_global || !s->ruby.xfree || !s->ruby.register_one)
+		return;
+	if (stop_safely(s, NULL) < 0)
+		return;
+	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
+	inj_detach(s->t, NULL);
+	lp_debug("kick: %s (register_one returned %d)",
+		 rc < 0 ? "failed" : "done", (int)ret);
+}
+
+/*
  * Stop the main thread at a safe point, write the page, register the job,
- * restore and detach.  The main thread is stopped only here.
+ * restore and detach.  The main thread is stopped only here (and, on a
+ * Ruby whose current thread is a global, in kick()).
  */
 static int
 register_job(struct probe_session *s, struct lp_err *err)
@@ -499,7 +561,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 	char boot[1024];
 	uint64_t ret = 0, args[3], t0;
 	bool maybe = false;
-	int rc, tries;
+	int rc;
 
 	char helper[300];
 
@@ -513,27 +575,9 @@ register_job(struct probe_session *s, struct lp_err *err)
 	s->page_reused = s->page != 0;
 	pre_wake(s);
 	t0 = lp_mono_ns();
-	for (tries = 0;; tries++) {
-		if (lp_stop_signal)
-			return lp_err_set(err, LP_EINTR, "interrupted");
-		rc = inj_attach(t, err);
-		if (rc < 0)
-			return rc;
-		lp_debug("stopped after %.3f ms in syscall %ld",
-			 (lp_mono_ns() - t0) / 1e6, inj_stopped_syscall(t));
-		if (!unsafe_point(s))
-			break;
-		inj_detach(t, NULL);
-		if (tries >= 500)
-			return lp_err_set(err, LP_EINJECT, "the main thread of "
-					  "%d stays inside the allocator or "
-					  "the dynamic linker; try again",
-					  (int)inj_info(t)->pid);
-		{
-			struct timespec ts = { 0, 1000000 };
-			nanosleep(&ts, NULL);
-		}
-	}
+	rc = stop_safely(s, err);
+	if (rc < 0)
+		return rc;
 	s->in_syscall = inj_stopped_syscall(t) >= 0;
 	if (!s->page) {
 		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
@@ -630,6 +674,8 @@ wake(struct probe_session *s, int round)
 {
 	pid_t pid = probe_session_pid(s);
 
+	if (round > 0)
+		kick(s);
 	/* Thread-directed to the main thread, which runs the job. */
 	if (s->ruby.wake_vtalrm)
 		syscall(SYS_tgkill, pid, pid, SIGVTALRM);

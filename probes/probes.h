@@ -84,6 +84,7 @@ struct probe_ruby {
 	 * to 2.7: ruby_current_execution_context_ptr, or ruby_current_thread
 	 * before 2.5), 0 where it is thread-local (3.0+). */
 	uint64_t cur_global;
+	uint64_t xfree;		/* ruby_xfree: a job that does nothing */
 };
 
 /*

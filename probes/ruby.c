@@ -70,6 +70,9 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	    inj_lookup(t, rbmod, "ruby_current_thread", &out->cur_global,
 		       NULL) < 0)
 		out->cur_global = 0;
+	if (out->cur_global &&
+	    inj_lookup(t, rbmod, "ruby_xfree", &out->xfree, NULL) < 0)
+		out->xfree = 0;
 
 	if (inj_lookup(t, rbmod, "ruby_description", &desc, NULL) == 0)
 		inj_read_string(t, desc, out->description,

@@ -12,6 +12,7 @@ expect_exit 0 "$LP" run --ready-file "$T/ready" attach --eval nil \
 	--times 10 --batch 5 -- "$RUBY" "$W" "$T/ready" "$tag"
 grep -q '^measure' <<<"$OUT" || fail "no batches: $OUT"
 [ "$(left)" = 0 ] || fail "target left running after success"
+[ -e "$T/ready" ] && fail "the ready file was left behind"
 
 # success, idle detection (no readiness option), inferred bisect
 printf '# step: a\nnil\n# step: b\n"x" * 10\n' >"$T/steps.rb"
