@@ -82,6 +82,7 @@ struct probe_session {
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
+	long syscall_nr;	/* which one, or -1 */
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
@@ -578,7 +579,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 	rc = stop_safely(s, err);
 	if (rc < 0)
 		return rc;
-	s->in_syscall = inj_stopped_syscall(t) >= 0;
+	s->syscall_nr = inj_stopped_syscall(t);
+	s->in_syscall = s->syscall_nr >= 0;
 	if (!s->page) {
 		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
 			      err);	/* MAP_SHARED: see inj_mmap() */
@@ -679,7 +681,15 @@ wake(struct probe_session *s, int round)
 	/* Thread-directed to the main thread, which runs the job. */
 	if (s->ruby.wake_vtalrm)
 		syscall(SYS_tgkill, pid, pid, SIGVTALRM);
-	if (s->ruby.wake_chld && round > 0)
+	/* SIGCHLD only when SIGVTALRM did not do: the application may trap
+	 * it.  A main thread waiting on a futex (the 3.3+ scheduler's sleep,
+	 * Queue#pop, Thread#join) is not woken by SIGVTALRM at all; a timed
+	 * futex wait, once our stop has interrupted it, restarts as
+	 * restart_syscall (Ruby's IO waits use ppoll, which restarts as
+	 * itself). */
+	if (s->ruby.wake_chld &&
+	    (round > 0 || s->syscall_nr == SYS_futex ||
+	     s->syscall_nr == SYS_restart_syscall))
 		syscall(SYS_tgkill, pid, pid, SIGCHLD);
 	lp_debug("wake round %d", round);
 }
