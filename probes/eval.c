@@ -424,6 +424,8 @@ unsafe_point(struct probe_session *s)
 static int
 main_sched(pid_t pid, char *state, long *vcs)
 {
+	static const char st[] = "\nState:\t";
+	static const char vc[] = "\nvoluntary_ctxt_switches:\t";
 	char path[64], buf[4096], *p;
 	ssize_t n;
 	int fd;
@@ -437,9 +439,6 @@ main_sched(pid_t pid, char *state, long *vcs)
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
-	static const char st[] = "\nState:\t";
-	static const char vc[] = "\nvoluntary_ctxt_switches:\t";
-
 	if (!(p = strstr(buf, st)))
 		return -1;
 	*state = p[sizeof(st) - 1];
