@@ -413,10 +413,13 @@ inj__module_at(struct inj_target *t, uint64_t addr)
 
 /* ---- lookup by name ---------------------------------------------------- */
 
+/* glibc's dynamic linker; musl's ld-musl-*.so.1 is its libc as well */
 static bool
 is_rtld(const struct inj_module *mod)
 {
-	return !strncmp(mod->base, "ld-", 3) || !strncmp(mod->base, "ld64.", 5);
+	return (!strncmp(mod->base, "ld-", 3) &&
+		strncmp(mod->base, "ld-musl", 7)) ||
+	       !strncmp(mod->base, "ld64.", 5);
 }
 
 /*
@@ -424,8 +427,9 @@ is_rtld(const struct inj_module *mod)
  * the executable, then the others from the highest address down (ld.so
  * maps preloaded and needed libraries top-down in load order), the
  * dynamic linker itself last: it comes after the libraries in the global
- * scope, and up to glibc 2.33 it exports a minimal malloc, calloc,
- * realloc and free of its own that only serve before libc is relocated.
+ * scope, and older glibc's (2.31 in Debian 11) exports a minimal malloc,
+ * calloc, realloc and free of its own that only serve before libc is
+ * relocated.
  */
 static size_t *
 search_order(const struct inj_target *t)

@@ -83,6 +83,8 @@ struct probe_session {
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	long syscall_nr;	/* which one, or -1 */
+	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
+				 * the job (or the last no-op job) was marked */
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
@@ -426,7 +428,7 @@ main_sched(pid_t pid, char *state, long *vcs)
 {
 	static const char st[] = "\nState:\t";
 	static const char vc[] = "\nvoluntary_ctxt_switches:\t";
-	char path[64], buf[4096], *p;
+	char path[64], buf[16384], *p;	/* big CPU masks make it long */
 	ssize_t n;
 	int fd;
 
@@ -471,6 +473,10 @@ pre_wake(struct probe_session *s)
 	if (!s->ruby.cur_global || !s->ruby.wake_vtalrm ||
 	    main_sched(pid, &st, &v0) < 0 || st != 'S')
 		return;
+	if (getenv("LEAKPROBE_TEST_NO_PREWAKE")) {	/* tests/rubies: kick */
+		lp_debug("pre-wake: skipped (LEAKPROBE_TEST_NO_PREWAKE)");
+		return;
+	}
 	syscall(SYS_tgkill, pid, pid, SIGVTALRM);
 	while (lp_mono_ns() - t0 < 50000000ull && !lp_stop_signal) {
 		struct timespec ts = { 0, 100000 };
@@ -536,13 +542,23 @@ stop_safely(struct probe_session *s, struct lp_err *err)
 static void
 kick(struct probe_session *s)
 {
-	uint64_t args[3] = { 0, s->ruby.xfree, 0 }, ret = 0;
+	uint64_t args[3] = { 0, s->ruby.xfree, 0 }, ret = 0, now = 0;
 	int rc;
 
 	if (!s->ruby.cur_global || !s->ruby.xfree || !s->ruby.register_one)
 		return;
+	/* Only when another thread is current than the one marked: else
+	 * the mark would go to the same place, for one more stop. */
+	if (inj_read(s->t, s->ruby.cur_global, &now, sizeof(now), NULL) < 0 ||
+	    now == s->marked) {
+		lp_debug("kick: skipped, the marked thread is still current");
+		return;
+	}
 	if (stop_safely(s, NULL) < 0)
 		return;
+	if (inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
+		     NULL) < 0)
+		s->marked = now;
 	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
 	inj_detach(s->t, NULL);
 	lp_debug("kick: %s (register_one returned %d)",
@@ -580,6 +596,10 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->syscall_nr = inj_stopped_syscall(t);
 	s->in_syscall = s->syscall_nr >= 0;
+	if (s->ruby.cur_global &&
+	    inj_read(t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
+		     NULL) < 0)
+		s->marked = 0;
 	if (!s->page) {
 		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
 			      err);	/* MAP_SHARED: see inj_mmap() */

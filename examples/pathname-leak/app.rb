@@ -16,4 +16,8 @@ end
 
 work
 File.write(ARGV[0], "") if ARGV[0]   # ready: leakprobe may attach
-sleep                                # idle between jobs, like a worker
+# Idle between jobs, like a worker waiting on its job queue: a blocking
+# read, which every Ruby interrupts for a safe-point job.  (On Ruby 2.3 to
+# 2.5 a bare `sleep` waits on a condition variable that no signal ends.)
+jobs, _writer = IO.pipe
+jobs.read

@@ -21,4 +21,5 @@ end
 
 work
 File.write(ARGV[0], "") if ARGV[0]
-sleep
+jobs, _writer = IO.pipe   # idle like app.rb: a blocking read
+jobs.read
