@@ -421,30 +421,23 @@ unsafe_point(struct probe_session *s)
 
 /*
  * State letter and voluntary context switches of the main thread, from
- * /proc/PID/task/PID/status.  0, or -1 when it cannot be read.
+ * /proc/PID/task/PID/status, read into *buf (grown as needed).  0, or -1
+ * when it cannot be read.
  */
 static int
-main_sched(pid_t pid, char *state, long *vcs)
+main_sched(pid_t pid, char **buf, size_t *cap, char *state, long *vcs)
 {
 	static const char st[] = "\nState:\t";
 	static const char vc[] = "\nvoluntary_ctxt_switches:\t";
-	char path[64], buf[16384], *p;	/* big CPU masks make it long */
-	ssize_t n;
-	int fd;
+	char path[64], *p;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid,
 		 (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	if (!(p = strstr(buf, st)))
+	if (lp_read_file(path, buf, cap, NULL) <= 0 ||
+	    !(p = strstr(*buf, st)))
 		return -1;
 	*state = p[sizeof(st) - 1];
-	if (!(p = strstr(buf, vc)))
+	if (!(p = strstr(*buf, vc)))
 		return -1;
 	*vcs = strtol(p + sizeof(vc) - 1, NULL, 10);
 	return 0;
@@ -467,31 +460,34 @@ pre_wake(struct probe_session *s)
 {
 	pid_t pid = probe_session_pid(s);
 	uint64_t t0 = lp_mono_ns();
-	char st;
+	char st, *buf = NULL;
+	size_t cap = 0;
 	long v0, v;
 
 	if (!s->ruby.cur_global || !s->ruby.wake_vtalrm ||
-	    main_sched(pid, &st, &v0) < 0 || st != 'S')
-		return;
+	    main_sched(pid, &buf, &cap, &st, &v0) < 0 || st != 'S')
+		goto out;
 	if (getenv("LEAKPROBE_TEST_NO_PREWAKE")) {	/* tests/rubies: kick */
 		lp_debug("pre-wake: skipped (LEAKPROBE_TEST_NO_PREWAKE)");
-		return;
+		goto out;
 	}
 	syscall(SYS_tgkill, pid, pid, SIGVTALRM);
 	while (lp_mono_ns() - t0 < 50000000ull && !lp_stop_signal) {
 		struct timespec ts = { 0, 100000 };
 
-		if (main_sched(pid, &st, &v) < 0)
-			return;
+		if (main_sched(pid, &buf, &cap, &st, &v) < 0)
+			goto out;
 		if (v != v0 && st == 'S') {
 			lp_debug("pre-wake: the main thread ran and slept "
 				 "again after %.3f ms",
 				 (lp_mono_ns() - t0) / 1e6);
-			return;
+			goto out;
 		}
 		nanosleep(&ts, NULL);
 	}
 	lp_debug("pre-wake: the main thread did not run within 50 ms");
+out:
+	free(buf);
 }
 
 /*
