@@ -678,6 +678,8 @@ probe__mcoll_sites(struct probe__mcoll *c, uint32_t k, size_t top,
 		s->nframes = kl + 1;
 		s->addrs = xcalloc(kl + 1, sizeof(*s->addrs));
 		s->frames = xcalloc(kl + 1, sizeof(*s->frames));
+		s->funcs = xcalloc(kl + 1, sizeof(*s->funcs));
+		s->mods = xcalloc(kl + 1, sizeof(*s->mods));
 		memcpy(s->addrs + 1, st->pool + r->off, kl * sizeof(uint64_t));
 	}
 	*out = sites;
@@ -699,7 +701,11 @@ probe__sites_free(struct probe_malloc_site *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; s[i].frames && j < s[i].nframes; j++)
 			free(s[i].frames[j]);
+		for (size_t j = 0; s[i].funcs && j < s[i].nframes; j++)
+			free(s[i].funcs[j]);
 		free(s[i].frames);
+		free(s[i].funcs);
+		free(s[i].mods);
 		free(s[i].addrs);
 	}
 	free(s);
@@ -1845,6 +1851,7 @@ struct probe_malloc {
 	char allocator[256];
 	enum { MW_READY, MW_OPEN, MW_DONE } state;
 	uint64_t t0, t1;	/* window, monotonic ns */
+	double wall0;		/* window start, seconds since the epoch */
 	struct ana_totals s0, s1;
 	uint64_t free_repaired, kernel_only;
 	uint64_t c0[LPM_NCOUNTERS];	/* counters when the window opened */
@@ -2271,6 +2278,7 @@ int
 probe_malloc_window_begin(struct probe_malloc *m, struct lp_err *err)
 {
 	sigset_t all, old;
+	struct timespec wall;
 	int rc;
 
 	if (m->state != MW_READY)
@@ -2292,6 +2300,8 @@ probe_malloc_window_begin(struct probe_malloc *m, struct lp_err *err)
 	/* calls made before the window (warm-up) are not its calls */
 	read_counters(m, m->c0);
 	m->t0 = lp_mono_ns();
+	clock_gettime(CLOCK_REALTIME, &wall);
+	m->wall0 = (double)wall.tv_sec + (double)wall.tv_nsec / 1e9;
 	m->state = MW_OPEN;
 	set_tracking(m, true, true);
 	return 0;
@@ -2463,6 +2473,55 @@ func_frame(struct probe_malloc *m, const char *func, uint64_t addr)
 	return xstrdup(buf);
 }
 
+/*
+ * Function name and module of frame j of s, for profiles: the module is
+ * added to r->mods when new.  Return addresses are looked up at - 1,
+ * like inj_symbolize; frame 0 is the allocator function itself.
+ */
+static void
+frame_module(struct probe_malloc *m, struct probe_malloc_report *r,
+	     struct probe_malloc_site *s, size_t j)
+{
+	struct inj_addr_info ai;
+	uint64_t a = s->addrs[j];
+	char buf[512];
+	size_t k;
+
+	s->mods[j] = -1;
+	if (j == 0) {
+		s->funcs[0] = xstrdup(s->func);
+	} else if (inj_addr_info(m->t, a - 1, &ai) < 0) {
+		snprintf(buf, sizeof(buf), "0x%" PRIx64, a);
+		s->funcs[j] = xstrdup(buf);
+		return;
+	} else if (ai.sym) {
+		s->funcs[j] = xstrdup(ai.sym);
+	} else {
+		snprintf(buf, sizeof(buf), "%s+0x%" PRIx64, ai.base,
+			 a - 1 - ai.lo + ai.file_off);
+		s->funcs[j] = xstrdup(buf);
+	}
+	if (!a || inj_addr_info(m->t, j ? a - 1 : a, &ai) < 0)
+		return;
+	for (k = 0; k < r->nmods; k++)
+		if (r->mods[k].lo == ai.lo && !strcmp(r->mods[k].path,
+						       ai.path))
+			break;
+	if (k == r->nmods) {
+		struct probe_malloc_module *pm;
+
+		r->mods = xrealloc(r->mods, (r->nmods + 1) * sizeof(*r->mods));
+		pm = &r->mods[r->nmods++];
+		pm->path = xstrdup(ai.path);
+		pm->lo = ai.lo;
+		pm->hi = ai.hi;
+		pm->file_off = ai.file_off;
+		snprintf(pm->build_id, sizeof(pm->build_id), "%s",
+			 ai.build_id);
+	}
+	s->mods[j] = (int)k;
+}
+
 /* The report of an ended window; *out is the caller's (see probes.h). */
 int
 probe_malloc_report(struct probe_malloc *m, size_t top,
@@ -2481,6 +2540,7 @@ probe_malloc_report(struct probe_malloc *m, size_t top,
 	r->pid = m->pid;
 	r->count_only = m->o.count_only;
 	r->seconds = (double)(m->t1 - m->t0) / 1e9;
+	r->start_time = m->wall0;
 	r->sample = m->o.sample;
 	r->stack_bytes = m->o.stack_bytes;
 	r->group_frames = m->o.group_frames;
@@ -2573,6 +2633,8 @@ probe_malloc_report(struct probe_malloc *m, size_t top,
 					      sizeof(buf));
 				s->frames[j] = xstrdup(buf);
 			}
+			for (size_t j = 0; j < s->nframes; j++)
+				frame_module(m, r, s, j);
 			s->share = g > 0 ? (double)s->bytes / (double)g : -1;
 		}
 	}
@@ -2587,6 +2649,9 @@ probe_malloc_report_free(struct probe_malloc_report *r)
 	if (!r)
 		return;
 	probe__sites_free(r->sites, r->nsites);
+	for (size_t i = 0; i < r->nmods; i++)
+		free(r->mods[i].path);
+	free(r->mods);
 	free(r);
 }
 
