@@ -578,4 +578,28 @@ int ana_prof_flame_svg(const struct ana_prof *p, FILE *fp, int width);
  * attributes; invalid UTF-8 and control characters become U+FFFD. */
 void ana_html_escape(FILE *fp, const char *s);
 
+/* ---- chart.c: line charts as SVG ------------------------------------ */
+
+struct ana_chart_line {
+	const char *label;	/* legend text (escaped when drawn) */
+	const double *x, *y;	/* n points, x ascending */
+	size_t n;
+};
+
+struct ana_chart {
+	const char *xlabel, *ylabel;
+	bool x_time;		/* x is seconds since the epoch: ticks are
+				 * UTC clock times */
+	const struct ana_chart_line *lines;
+	size_t nlines;
+	int width, height;	/* pixels */
+};
+
+/*
+ * A line chart as plain SVG, embeddable in HTML: axes with round ticks,
+ * a grid, one coloured polyline per line and a legend; no script, no
+ * external reference.  Returns 0, or -LP_EIO when fp failed.
+ */
+int ana_chart_svg(const struct ana_chart *c, FILE *fp);
+
 #endif
