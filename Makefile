@@ -102,6 +102,8 @@ $(BUILD)/analysis/profile.pb-c.o: $(BUILD)/analysis/profile.pb-c.c
 
 $(BUILD)/analysis/stacks.o: $(BUILD)/analysis/profile.pb-c.h
 $(BUILD)/analysis/stacks.o: LP_CFLAGS += -I$(BUILD)
+$(BUILD)/tests/test_stacks: $(BUILD)/analysis/profile.pb-c.h
+$(BUILD)/tests/test_stacks: LP_CFLAGS += -I$(BUILD)
 # ---- end of pprof -----------------------------------------------------------
 
 .PHONY: all check check-rubies unit integ mancheck bench bench-bins demo deps install \
