@@ -92,6 +92,9 @@ struct inj_addr_info {
  */
 int inj_addr_info(struct inj_target *t, uint64_t addr,
 		  struct inj_addr_info *out);
+/* The same for the main executable (/proc/PID/exe), without a symbol:
+ * 0, or -LP_ENOSYM when it is not mapped. */
+int inj_main_info(struct inj_target *t, struct inj_addr_info *out);
 
 /*
  * Do the slow preparation (find a `syscall` instruction in libc with

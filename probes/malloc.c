@@ -733,6 +733,27 @@ func_frame(struct probe_malloc *m, const char *func, uint64_t addr)
 	return xstrdup(buf);
 }
 
+/* Index of the module described by ai in r->mods, added when new. */
+static size_t
+add_module(struct probe_malloc_report *r, const struct inj_addr_info *ai)
+{
+	struct probe_malloc_module *pm;
+	size_t k;
+
+	for (k = 0; k < r->nmods; k++)
+		if (r->mods[k].lo == ai->lo && !strcmp(r->mods[k].path,
+						       ai->path))
+			return k;
+	r->mods = xrealloc(r->mods, (r->nmods + 1) * sizeof(*r->mods));
+	pm = &r->mods[r->nmods++];
+	pm->path = xstrdup(ai->path);
+	pm->lo = ai->lo;
+	pm->hi = ai->hi;
+	pm->file_off = ai->file_off;
+	snprintf(pm->build_id, sizeof(pm->build_id), "%s", ai->build_id);
+	return k;
+}
+
 /*
  * Function name and module of frame j of s, for profiles: the module is
  * added to r->mods when new.  Return addresses are looked up at - 1,
@@ -745,7 +766,6 @@ frame_module(struct probe_malloc *m, struct probe_malloc_report *r,
 	struct inj_addr_info ai;
 	uint64_t a = s->addrs[j];
 	char buf[512];
-	size_t k;
 
 	s->mods[j] = -1;
 	if (j == 0) {
@@ -763,23 +783,7 @@ frame_module(struct probe_malloc *m, struct probe_malloc_report *r,
 	}
 	if (!a || inj_addr_info(m->t, j ? a - 1 : a, &ai) < 0)
 		return;
-	for (k = 0; k < r->nmods; k++)
-		if (r->mods[k].lo == ai.lo && !strcmp(r->mods[k].path,
-						       ai.path))
-			break;
-	if (k == r->nmods) {
-		struct probe_malloc_module *pm;
-
-		r->mods = xrealloc(r->mods, (r->nmods + 1) * sizeof(*r->mods));
-		pm = &r->mods[r->nmods++];
-		pm->path = xstrdup(ai.path);
-		pm->lo = ai.lo;
-		pm->hi = ai.hi;
-		pm->file_off = ai.file_off;
-		snprintf(pm->build_id, sizeof(pm->build_id), "%s",
-			 ai.build_id);
-	}
-	s->mods[j] = (int)k;
+	s->mods[j] = (int)add_module(r, &ai);
 }
 
 /* The report of an ended window; *out is the caller's (see probes.h). */
@@ -789,6 +793,7 @@ probe_malloc_report(struct probe_malloc *m, size_t top,
 {
 	struct probe_malloc_report *r;
 	struct probe__mcoll_stats st;
+	struct inj_addr_info ai;
 	uint64_t c[LPM_NCOUNTERS];
 	struct rusage ru;
 	uint64_t table_slots = 1024;
@@ -877,6 +882,10 @@ probe_malloc_report(struct probe_malloc *m, size_t top,
 					       m->o.sample, &r->sites,
 					       &r->total_sites);
 		inj_refresh_maps(m->t, NULL);
+		/* profiles name the main executable first (pprof's
+		 * mapping[0]), whether or not a frame lies in it */
+		if (inj_main_info(m->t, &ai) == 0)
+			add_module(r, &ai);
 		for (size_t i = 0; i < r->nsites; i++) {
 			struct probe_malloc_site *s = &r->sites[i];
 			char buf[512];

@@ -62,6 +62,9 @@ want=$(readelf -n "/proc/$pid/root$libc" | awk '/Build ID:/ { print $3; exit }')
 grep -qE "^[0-9]+: 0x[0-9a-f]+/0x[0-9a-f]+/0x[0-9a-f]+ $libc $want " <<<"$raw" ||
 	fail "mapping of $libc with build-id $want missing: $(sed -n '/^Mappings/,$p' <<<"$raw")"
 grep -q "^Duration: " <<<"$raw" || fail "no duration: $raw"
+# mapping[0] is the main binary, as pprof expects
+exe=$(readlink "/proc/$pid/exe")
+grep -q "^File: ${exe##*/}\$" <<<"$top" || fail "pprof's File is not ${exe##*/}: $top"
 target_ok "$pid"
 
 # folded: every line is "frame;frame;... BYTES", the sum is the total
