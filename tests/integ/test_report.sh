@@ -1,5 +1,6 @@
 # leakprobe report: one HTML page from the files of real runs (a watch
-# CSV, attach --json with --malloc-sites, heapdiff --json, malloc --json)
+# CSV, attach --json with --malloc-sites and --retained, heapdiff --json,
+# malloc --json)
 # that loads nothing from anywhere, rendered by a real browser (Debian's
 # chromium, headless): its DOM holds the verdict, the tables and the
 # flame graph, and a screenshot is a PNG.  Inputs carrying markup (a file
@@ -22,8 +23,8 @@ start_target leaks.rb
 pid=$TARGET_PID
 "$LP" watch "$pid" --interval 0.1 --count 40 -o "$T/w.csv" >/dev/null 2>&1 &
 wpid=$!
-expect_exit 0 "$LP" attach "$pid" --json --malloc-sites \
-	--eval 'Fiddle.malloc(256)' --times 3000 --batch 300
+expect_exit 0 "$LP" attach "$pid" --json --malloc-sites --retained \
+	--eval 'Fiddle.malloc(256); $retained << "r" * 40' --times 3000 --batch 300
 printf '%s\n' "$OUT" >"$T/a.json"
 expect_exit 0 "$LP" malloc "$pid" --json --eval 'Fiddle.malloc(128)' \
 	--times 2000 --batch 200
@@ -70,14 +71,18 @@ browser --dump-dom "file://$html" >"$T/dom.html" ||
 dom="$T/dom.html"
 [ -s "$dom" ] || fail "empty DOM: $(tail -5 "$T/chromium.err")"
 grep -q '<title>leak hunt &amp; co</title>' "$dom" || fail "title: $(grep -o '<title>.*</title>' "$dom")"
-grep -q '<div class="verdict leak">native leak</div>' "$dom" ||
-	fail "no verdict in the DOM"
+kind=$(json_get "$(cat "$T/a.json")" 'j["verdict"]["kind"]')
+case $kind in *leak) ;; *) fail "attach found no leak: $kind";; esac
+grep -q "<div class=\"verdict leak\">$kind</div>" "$dom" ||
+	fail "no verdict '$kind' in the DOM"
 grep -q '95 % interval' "$dom" || fail "no interval in the DOM"
-for id in verdict memory heapdiff native; do
+for id in verdict retained memory heapdiff native; do
 	grep -q "<section id=\"$id\">" "$dom" || fail "no $id section in the DOM"
 done
 # tables: the retained site and the malloc sites, with their numbers
 grep -q '<td class="n">500</td>' "$dom" || fail "no retained row of 500 objects"
+grep -q '<td class="n">3000</td><td class="n">[^<]*</td><td><code>(leakprobe snippet' "$dom" ||
+	fail "no row of the 3000 strings the snippet retained"
 grep -q 'retainer\.rb:[0-9]' "$dom" || fail "no retaining site in the DOM"
 grep -q 'fiddle\.so+0x' "$dom" || fail "no fiddle.so frame in the DOM"
 # the flame graph: frames drawn with their names, the memory plot's lines
