@@ -79,6 +79,33 @@ $(BUILD)/probes/malloc.o: $(BUILD)/probes/malloc.skel.h
 $(BUILD)/probes/malloc.o: LP_CFLAGS += -I$(BUILD)
 # ---- end of BPF -------------------------------------------------------------
 
+# ---- pprof: profile.proto (analysis/profile.proto) -------------------------
+# protoc-c generates the C encoder of pprof's published schema into
+# $(BUILD)/analysis; analysis/stacks.c includes it from there.  Generated
+# code is compiled without -Werror (its style is not ours).
+PROTOC_C ?= protoc-c
+PROTO_PKGS := libprotobuf-c zlib
+LP_LDLIBS += $(shell pkg-config --libs $(PROTO_PKGS) 2>/dev/null)
+PROTO_GEN := $(BUILD)/analysis/profile.pb-c.c $(BUILD)/analysis/profile.pb-c.h
+LIB_OBJS += $(BUILD)/analysis/profile.pb-c.o
+
+$(BUILD)/analysis/profile.pb-c.h: $(BUILD)/analysis/profile.pb-c.c
+$(BUILD)/analysis/profile.pb-c.c: analysis/profile.proto
+	@mkdir -p $(dir $@)
+	@echo "  PROTOC  $@"
+	$(Q)$(PROTOC_C) --c_out=$(BUILD)/analysis -Ianalysis $<
+
+$(BUILD)/analysis/profile.pb-c.o: $(BUILD)/analysis/profile.pb-c.c
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=gnu11 -I$(BUILD)/analysis $(shell pkg-config --cflags \
+		$(PROTO_PKGS) 2>/dev/null) $(SANFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/analysis/stacks.o: $(BUILD)/analysis/profile.pb-c.h
+$(BUILD)/analysis/stacks.o: LP_CFLAGS += -I$(BUILD)
+$(BUILD)/tests/test_stacks: $(BUILD)/analysis/profile.pb-c.h
+$(BUILD)/tests/test_stacks: LP_CFLAGS += -I$(BUILD)
+# ---- end of pprof -----------------------------------------------------------
+
 .PHONY: all check check-rubies unit integ mancheck bench bench-bins demo deps install \
 	uninstall \
 	clean check-san

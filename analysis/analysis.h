@@ -505,4 +505,101 @@ int ana_hd_why_file(const char *path, const char *file, int64_t line,
 		    struct ana_hd_chain *out, struct lp_err *err);
 void ana_hd_chain_release(struct ana_hd_chain *c);
 
+/* ---- stacks.c: stack profiles (pprof, folded stacks, flame graph) -- */
+
+/*
+ * A set of stacks with the bytes and objects each holds, written in the
+ * formats that profilers' tools read: pprof's profile.proto (gzip'd),
+ * folded stacks (flamegraph.pl, speedscope) and an SVG flame graph.
+ * Nothing here is owned: the caller keeps every string and array.
+ */
+struct ana_prof_map {
+	uint64_t start, limit, offset;	/* span in the process, file offset
+					 * at start */
+	const char *file;		/* path as mapped */
+	const char *build_id;		/* hex, NULL or "" when none */
+};
+
+struct ana_prof_frame {
+	const char *func;	/* "rb_str_resize", "libfoo.so+0x1a2b", or a
+				 * Ruby site's method; never NULL */
+	const char *file;	/* source file, or NULL */
+	int64_t line;		/* line in file; 0 when unknown */
+	uint64_t addr;		/* instruction address; 0 when none */
+	int map;		/* index into ana_prof.maps, -1 when none */
+};
+
+struct ana_prof_stack {
+	const struct ana_prof_frame *frames;	/* leaf first */
+	size_t nframes;
+	int64_t bytes, count;
+};
+
+struct ana_prof {
+	const struct ana_prof_stack *stacks;
+	size_t nstacks;
+	const struct ana_prof_map *maps;
+	size_t nmaps;
+	const char *kind;	/* sample type prefix: "inuse" gives
+				 * inuse_objects/inuse_space */
+	int64_t time_ns;	/* start, ns since the epoch; 0 unknown */
+	int64_t duration_ns;
+	int64_t period;		/* 1 in `period` allocations recorded */
+	const char *const *comments;
+	size_t ncomments;
+};
+
+/*
+ * pprof's profile.proto, gzip'd: sample types <kind>_objects (count) and
+ * <kind>_space (bytes, the default), one sample per stack, locations
+ * and functions shared.  *out is malloc'd.  Returns 0 or -LP_ENOMEM.
+ */
+int ana_prof_pprof(const struct ana_prof *p, uint8_t **out, size_t *len,
+		   struct lp_err *err);
+/*
+ * Folded stacks: one line per stack, frames root first joined by ';',
+ * a space, the bytes.  ';' and control characters in names become
+ * '_'.  Returns 0, or -LP_EIO when fp failed.
+ */
+int ana_prof_folded(const struct ana_prof *p, FILE *fp);
+/*
+ * The folded name of a frame into buf: func, with ';' and control
+ * characters replaced.
+ */
+void ana_prof_frame_name(const struct ana_prof_frame *f, char *buf,
+			 size_t len);
+/*
+ * An SVG flame graph (root at the bottom, width by bytes) of `width`
+ * pixels, embeddable in HTML (no script, no external reference; every
+ * name escaped).  Returns 0, or -LP_EIO when fp failed.
+ */
+int ana_prof_flame_svg(const struct ana_prof *p, FILE *fp, int width);
+/* Write s with &, <, >, " and ' escaped for HTML/XML text and
+ * attributes; invalid UTF-8 and control characters become U+FFFD. */
+void ana_html_escape(FILE *fp, const char *s);
+
+/* ---- chart.c: line charts as SVG ------------------------------------ */
+
+struct ana_chart_line {
+	const char *label;	/* legend text (escaped when drawn) */
+	const double *x, *y;	/* n points, x ascending */
+	size_t n;
+};
+
+struct ana_chart {
+	const char *xlabel, *ylabel;
+	bool x_time;		/* x is seconds since the epoch: ticks are
+				 * UTC clock times */
+	const struct ana_chart_line *lines;
+	size_t nlines;
+	int width, height;	/* pixels */
+};
+
+/*
+ * A line chart as plain SVG, embeddable in HTML: axes with round ticks,
+ * a grid, one coloured polyline per line and a legend; no script, no
+ * external reference.  Returns 0, or -LP_EIO when fp failed.
+ */
+int ana_chart_svg(const struct ana_chart *c, FILE *fp);
+
 #endif

@@ -21,6 +21,7 @@
 #include "analysis/analysis.h"
 #include "cli/exit.h"
 #include "cli/malloc_report.h"
+#include "cli/profile_out.h"
 #include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -65,6 +66,11 @@ static const char attach_usage[] =
 "      --stack-bytes N      stack copied per allocation (default 4096)\n"
 "      --sample N           record 1 in N allocations (default 1)\n"
 "      --top N              sites to list (default 10)\n"
+"      --format FMT         also write every malloc site as a profile:\n"
+"                           pprof (gzip'd profile.proto) or folded (one\n"
+"                           line per stack, for flame graphs); needs -o\n"
+"                           (implies --malloc-sites)\n"
+"  -o, --output FILE        where --format writes the profile\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              print only the verdict\n"
 "  -v, --verbose            print debug details on stderr\n"
@@ -84,13 +90,15 @@ struct attach_opts {
 	uint64_t stack_bytes, sample;
 	const char *keep_dumps;
 	uint64_t top;
+	enum cli_format fmt;	/* CLI_FMT_TEXT: no profile */
+	const char *output;
 };
 
 static int
 parse_opts(int argc, char **argv, struct attach_opts *o)
 {
 	enum { O_RETAINED = CLI_O_FIRST_OWN, O_KEEP, O_TOP, O_MSITES, O_SBYTES,
-	       O_SAMPLE };
+	       O_SAMPLE, O_FORMAT };
 	static const struct option lo[] = {
 		{ "eval", required_argument, NULL, 'e' },
 		{ "file", required_argument, NULL, 'f' },
@@ -103,6 +111,8 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 		{ "malloc-sites", no_argument, NULL, O_MSITES },
 		{ "stack-bytes", required_argument, NULL, O_SBYTES },
 		{ "sample", required_argument, NULL, O_SAMPLE },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "output", required_argument, NULL, 'o' },
 		CLI_OPT_QUIET, CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -113,7 +123,7 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	o->top = 10;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "e:f:n:b:w:t:qvh", lo, NULL)) !=
+	while ((c = getopt_long(argc, argv, "e:f:n:b:w:t:o:qvh", lo, NULL)) !=
 	       -1) {
 		if ((rc = cli_mopt("attach", c, optarg, &o->m)) >= 0) {
 			if (rc != EXIT_OK)
@@ -153,6 +163,21 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			o->malloc_sites = true;
 			break;
 		}
+		case O_FORMAT:
+			if (cli_format_parse("attach", optarg, &o->fmt) !=
+			    EXIT_OK)
+				return EXIT_USAGE;
+			if (!cli_format_stacks(o->fmt)) {
+				cli_error("attach", "--format wants pprof or "
+					  "folded (the verdict itself: --json "
+					  "or text), not '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			o->malloc_sites = true;
+			break;
+		case 'o':
+			o->output = optarg;
+			break;
 		case O_TOP:
 			if (lp_parse_u64(optarg, &o->top) < 0 || !o->top) {
 				cli_error("attach", "--top wants a positive "
@@ -173,6 +198,12 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 	rc = cli_one_pid("attach", argc, argv, optind, &o->pid);
 	if (rc != EXIT_OK)
 		return rc;
+	if (cli_format_stacks(o->fmt) != !!o->output) {
+		cli_error("attach", "%s", o->output ? "-o FILE is for the "
+			  "profile: give --format pprof or folded too" :
+			  "--format writes a profile file: give -o FILE too");
+		return EXIT_USAGE;
+	}
 	if (!!eval == !!file) {
 		cli_error("attach", "give exactly one of --eval CODE or --file "
 			  "PATH");
@@ -404,7 +435,7 @@ cmd_attach(int argc, char **argv)
 	struct retained ret;
 	struct phase ph = { NULL, NULL, false };
 	struct probe_malloc *pm = NULL;
-	struct probe_malloc_report *mr = NULL;
+	struct probe_malloc_report *mr = NULL, mshown;
 	struct ana_hd_diff hdiff;
 	bool have_diff = false, tracing = false;
 	struct ana_batch *b = NULL;
@@ -503,7 +534,8 @@ cmd_attach(int argc, char **argv)
 		int mrc = probe_malloc_window_end(pm, rc < 0 ? NULL : &err);
 
 		if (mrc == 0)
-			mrc = probe_malloc_report(pm, o.top, &mr,
+			mrc = probe_malloc_report(pm, o.output ? SIZE_MAX :
+						  o.top, &mr,
 						  rc < 0 ? NULL : &err);
 		if (mrc < 0 && rc == 0)
 			rc = mrc;
@@ -540,6 +572,24 @@ cmd_attach(int argc, char **argv)
 			  "--max-growth", g);
 		stopped = true;
 	}
+	if (mr && o.output) {
+		struct cli_prof cp;
+		int wrc;
+
+		cli_prof_malloc(&cp, mr);
+		wrc = cli_prof_write("attach", &cp.p, o.fmt, o.output);
+		cli_prof_release(&cp);
+		if (wrc != EXIT_OK) {
+			rc = wrc;
+			goto out;
+		}
+	}
+	if (mr) {
+		/* the sites past --top were for the profile only */
+		mshown = *mr;
+		if (mshown.nsites > o.top)
+			mshown.nsites = o.top;
+	}
 	b = probe_run_arm(&run, 0, &nb);
 	ana_verdict_compute(b, nb, &v);
 	rc = cli_verdict_exit(&v, o.m.fail_set, o.m.fail_on_growth);
@@ -568,7 +618,7 @@ cmd_attach(int argc, char **argv)
 				"start_ms", start_ms);
 		if (doc && mr)
 			json_object_set_new(doc, "malloc_sites",
-					    cli_malloc_sites_json(mr,
+					    cli_malloc_sites_json(&mshown,
 						v.measured_calls));
 		if (doc) {
 			json_dumpf(doc, stdout, JSON_INDENT(2));
@@ -579,7 +629,8 @@ cmd_attach(int argc, char **argv)
 		if (have_diff)
 			print_retained(&hdiff, o.top);
 		if (mr)
-			cli_print_malloc_sites(stdout, mr, v.measured_calls);
+			cli_print_malloc_sites(stdout, &mshown,
+					       v.measured_calls);
 	}
 	rc = cli_finish_stdout("attach", rc);
 out:

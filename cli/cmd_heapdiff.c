@@ -21,6 +21,7 @@
 
 #include "analysis/analysis.h"
 #include "cli/exit.h"
+#include "cli/profile_out.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -44,6 +45,8 @@ struct hdopts {
 	size_t why_dump;	/* the dump --why searched */
 	const char *path[3];
 	size_t n;
+	enum cli_format fmt;	/* --format; --json is CLI_FMT_JSON */
+	const char *output;	/* -o */
 };
 
 static void
@@ -73,6 +76,14 @@ usage(FILE *fp)
 "                       as a path suffix); reads the last dump's graph,\n"
 "                       so it needs memory for all its objects\n"
 "      --json           one JSON document on stdout\n"
+"      --format FMT     text (default), json, pprof (gzip'd profile.proto,\n"
+"                       retained_objects/retained_space per site: go tool\n"
+"                       pprof) or folded (\"method;file:line bytes\" lines:\n"
+"                       flamegraph.pl, speedscope); pprof and folded hold\n"
+"                       every site and need --by site\n"
+"  -o, --output FILE    write the --format output to FILE; with pprof or\n"
+"                       folded the text report (or --json) still goes to\n"
+"                       stdout\n"
 "      --fail-on-count N  exit 1 when a row retains N objects or more\n"
 "      --fail-on-bytes N  exit 1 when a row retains N bytes or more\n"
 "      --threads N      threads per dump (default: one per CPU, at most %d)\n"
@@ -503,11 +514,38 @@ json_doc(const struct ana_hd_diff *d, const struct hdopts *o,
 
 /* ---- options ------------------------------------------------------------ */
 
+/* --format, --json and -o together. */
+static int
+check_format(struct hdopts *o)
+{
+	bool stacks = cli_format_stacks(o->fmt);
+
+	if (o->json && stacks && !o->output) {
+		cli_error(CMD, "--json and --format %s: give one of them (or "
+			  "-o FILE for the profile)", o->fmt == CLI_FMT_PPROF ?
+			  "pprof" : "folded");
+		return EXIT_USAGE;
+	}
+	if (o->fmt == CLI_FMT_JSON)
+		o->json = true;
+	if (stacks && o->by != ANA_HD_BY_SITE) {
+		cli_error(CMD, "--format %s is by allocation site: drop --by",
+			  o->fmt == CLI_FMT_PPROF ? "pprof" : "folded");
+		return EXIT_USAGE;
+	}
+	if (o->output && !stacks && !freopen(o->output, "we", stdout)) {
+		cli_error(CMD, "cannot write '%s': %s", o->output,
+			  strerror(errno));
+		return EXIT_IO;
+	}
+	return EXIT_OK;
+}
+
 static int
 parse_opts(int argc, char **argv, struct hdopts *o)
 {
 	enum { O_TOP = 256, O_BY, O_WHY, O_JSON, O_FCOUNT, O_FBYTES,
-	       O_THREADS };
+	       O_THREADS, O_FORMAT };
 	static const struct option opts[] = {
 		{ "top", required_argument, NULL, O_TOP },
 		{ "by", required_argument, NULL, O_BY },
@@ -516,6 +554,8 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 		{ "fail-on-count", required_argument, NULL, O_FCOUNT },
 		{ "fail-on-bytes", required_argument, NULL, O_FBYTES },
 		{ "threads", required_argument, NULL, O_THREADS },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -524,7 +564,7 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case O_TOP:
 			if (lp_parse_u64(optarg, &v) < 0 || v > SIZE_MAX) {
@@ -582,11 +622,18 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 			}
 			o->threads = (unsigned)v;
 			break;
+		case O_FORMAT:
+			if (cli_format_parse(CMD, optarg, &o->fmt) != EXIT_OK)
+				return EXIT_USAGE;
+			break;
+		case 'o':
+			o->output = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return cli_finish_stdout(CMD, EXIT_OK) ? EXIT_IO : -1;
 		default:
-			if (optopt >= O_TOP)
+			if (optopt >= O_TOP || optopt == 'o')
 				cli_error(CMD, "option '%s' needs a value; see "
 					  "'leakprobe heapdiff --help'",
 					  argv[optind - 1]);
@@ -606,7 +653,7 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 	}
 	for (size_t i = 0; i < o->n; i++)
 		o->path[i] = argv[optind + (int)i];
-	return EXIT_OK;
+	return check_format(o);
 }
 
 /* Fail early, before reading gigabytes, when a dump cannot be opened. */
@@ -762,6 +809,25 @@ cmd_heapdiff(int argc, char **argv)
 		}
 	}
 	lp_debug("heapdiff: done in %.3f s", (double)(lp_mono_ns() - t0) / 1e9);
+	if (cli_format_stacks(o.fmt)) {
+		struct cli_prof cp;
+
+		if (diff.method != ANA_HD_SITES) {
+			cli_error(CMD, "--format %s needs allocation sites, "
+				  "and '%s' has no allocation info: take the "
+				  "dumps while ObjectSpace."
+				  "trace_object_allocations is on",
+				  o.fmt == CLI_FMT_PPROF ? "pprof" : "folded",
+				  o.path[1]);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		cli_prof_hd_sites(&cp, diff.rows, diff.nrows);
+		rc = cli_prof_write(CMD, &cp.p, o.fmt, o.output);
+		cli_prof_release(&cp);
+		if (rc != EXIT_OK || !o.output)
+			goto out_threshold;
+	}
 	if (o.json) {
 		json_t *doc = json_doc(&diff, &o,
 				       (const struct ana_hd_digest *const *)dg,
@@ -781,6 +847,7 @@ cmd_heapdiff(int argc, char **argv)
 			print_why(&o, &chain);
 	}
 	rc = cli_finish_stdout(CMD, EXIT_OK);
+out_threshold:
 	if (!rc)
 		rc = threshold(&diff, &o);
 out:

@@ -23,6 +23,7 @@
 #include "cli/exit.h"
 #include "cli/malloc_report.h"
 #include "cli/measure.h"
+#include "cli/profile_out.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -61,6 +62,13 @@ static const char malloc_usage[] =
 "      --fail-on-bytes B    exit 1 when a site holds >= B bytes\n"
 "      --count-only         attach every probe but only count calls\n"
 "      --json               one JSON document on stdout\n"
+"      --format FMT         text (default), json, pprof (gzip'd\n"
+"                           profile.proto: go tool pprof) or folded (one\n"
+"                           line per stack: flamegraph.pl, speedscope);\n"
+"                           pprof and folded hold every site\n"
+"  -o, --output FILE        write the --format output to FILE; with pprof\n"
+"                           or folded the text report still goes to\n"
+"                           stdout (not with -q)\n"
 "  -q, --quiet              print only the report\n"
 "  -v, --verbose            print debug details on stderr\n"
 "  -h, --help               this help\n"
@@ -76,7 +84,9 @@ struct malloc_cli {
 	size_t code_len;
 	struct cli_mopts m;	/* the shared measuring options */
 	uint64_t top, fail_bytes;
-	bool fail_set;
+	bool fail_set, top_set;
+	enum cli_format fmt;
+	const char *output;
 	struct probe_malloc_opts mo;
 };
 
@@ -96,7 +106,7 @@ static int
 parse_opts(int argc, char **argv, struct malloc_cli *o)
 {
 	enum { O_STACK = CLI_O_FIRST_OWN, O_SAMPLE, O_TOP, O_FRAMES, O_MAXOUT,
-	       O_FAIL, O_COUNT };
+	       O_FAIL, O_COUNT, O_FORMAT };
 	static const struct option lo[] = {
 		{ "duration", required_argument, NULL, 'd' },
 		{ "eval", required_argument, NULL, 'e' },
@@ -109,11 +119,13 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 		{ "max-outstanding", required_argument, NULL, O_MAXOUT },
 		{ "fail-on-bytes", required_argument, NULL, O_FAIL },
 		{ "count-only", no_argument, NULL, O_COUNT },
+		{ "format", required_argument, NULL, O_FORMAT },
+		{ "output", required_argument, NULL, 'o' },
 		CLI_OPT_JSON, CLI_OPT_QUIET, CLI_OPT_VERBOSE, CLI_OPT_HELP,
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *file = NULL, *eval = NULL;
-	bool have_duration = false;
+	bool have_duration = false, have_format = false;
 	uint64_t v;
 	int c, rc;
 
@@ -121,7 +133,7 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 	o->top = 10;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "d:e:f:n:b:w:t:qvh", lo, NULL)) !=
+	while ((c = getopt_long(argc, argv, "d:e:f:n:b:w:t:o:qvh", lo, NULL)) !=
 	       -1) {
 		if ((rc = cli_mopt("malloc", c, optarg, &o->m)) >= 0) {
 			if (rc != EXIT_OK)
@@ -163,6 +175,16 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 			if (parse_count("--top", optarg, 1, 100000,
 					&o->top) < 0)
 				return EXIT_USAGE;
+			o->top_set = true;
+			break;
+		case O_FORMAT:
+			if (cli_format_parse("malloc", optarg, &o->fmt) !=
+			    EXIT_OK)
+				return EXIT_USAGE;
+			have_format = true;
+			break;
+		case 'o':
+			o->output = optarg;
 			break;
 		case O_FRAMES:
 			if (parse_count("--frames", optarg, 1, 64, &v) < 0)
@@ -199,6 +221,33 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 	rc = cli_one_pid("malloc", argc, argv, optind, &o->pid);
 	if (rc != EXIT_OK)
 		return rc;
+	/* --json with a profile in a file: the report on stdout is JSON */
+	if (o->m.json && have_format && o->fmt != CLI_FMT_JSON &&
+	    !(cli_format_stacks(o->fmt) && o->output)) {
+		cli_error("malloc", "--json and --format %s: give one of them "
+			  "(or -o FILE for the profile)",
+			  o->fmt == CLI_FMT_TEXT ? "text" :
+			  o->fmt == CLI_FMT_PPROF ? "pprof" : "folded");
+		return EXIT_USAGE;
+	}
+	if (o->m.json && !cli_format_stacks(o->fmt))
+		o->fmt = CLI_FMT_JSON;
+	if (o->fmt == CLI_FMT_JSON)
+		o->m.json = true;
+	if (o->mo.count_only && cli_format_stacks(o->fmt)) {
+		cli_error("malloc", "--count-only records no stacks: drop it "
+			  "for --format pprof or folded");
+		return EXIT_USAGE;
+	}
+	/* a profile on stdout is all that stdout carries */
+	if (cli_format_stacks(o->fmt) && !o->output)
+		o->m.quiet = true;
+	if (o->output && !cli_format_stacks(o->fmt) &&
+	    !freopen(o->output, "we", stdout)) {
+		cli_error("malloc", "cannot write '%s': %s", o->output,
+			  strerror(errno));
+		return EXIT_IO;
+	}
 	if (eval && file) {
 		cli_error("malloc", "give one of --eval CODE or --file PATH");
 		return EXIT_USAGE;
@@ -375,7 +424,8 @@ cmd_malloc(int argc, char **argv)
 		early = rc == 1;
 	}
 	if (probe_malloc_window_end(m, &err) < 0 ||
-	    probe_malloc_report(m, o.top, &r, &err) < 0) {
+	    probe_malloc_report(m, cli_format_stacks(o.fmt) && !o.top_set ?
+				SIZE_MAX : o.top, &r, &err) < 0) {
 		rc = cli_report("malloc", &err);
 		goto out;
 	}
@@ -386,8 +436,44 @@ cmd_malloc(int argc, char **argv)
 		for (size_t i = 0; i < r->nsites; i++)
 			if (r->sites[i].bytes >= o.fail_bytes)
 				rc = EXIT_LEAK;
-	if (o.m.json) {
-		doc = cli_malloc_sites_json(r, done);
+	if (cli_format_stacks(o.fmt)) {
+		struct cli_prof cp;
+		int wrc;
+
+		cli_prof_malloc(&cp, r);
+		wrc = cli_prof_write("malloc", &cp.p, o.fmt, o.output);
+		cli_prof_release(&cp);
+		if (wrc != EXIT_OK) {
+			rc = wrc;
+			goto out;
+		}
+	}
+	if (cli_format_stacks(o.fmt) && !o.m.json) {
+		/* the text report, --top sites, when the profile went to
+		 * a file */
+		struct probe_malloc_report shown = *r;
+
+		if (shown.nsites > o.top)
+			shown.nsites = o.top;
+		if (!o.m.quiet) {
+			if (early)
+				printf("interrupted by signal %d: the window "
+				       "ended early\n", (int)lp_stop_signal);
+			if (o.code)
+				printf("window: %" PRIu64 " traced calls in "
+				       "batches of %" PRIu64 ", each followed "
+				       "by GC.start\n", done, o.m.batch);
+			cli_print_malloc_sites(stdout, &shown, done);
+			printf("profile (%s, every site) written to %s\n",
+			       o.fmt == CLI_FMT_PPROF ? "pprof" : "folded",
+			       o.output);
+		}
+	} else if (o.m.json) {
+		struct probe_malloc_report shown = *r;
+
+		if (shown.nsites > o.top)
+			shown.nsites = o.top;
+		doc = cli_malloc_sites_json(&shown, done);
 		if (doc) {
 			json_object_set_new(doc, "pid", json_integer(o.pid));
 			if (o.code) {

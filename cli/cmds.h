@@ -15,6 +15,7 @@ int cmd_run(int argc, char **argv);
 int cmd_heapdump(int argc, char **argv);
 int cmd_heapdiff(int argc, char **argv);
 int cmd_malloc(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 

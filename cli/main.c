@@ -39,6 +39,8 @@ static const struct command commands[] = {
 	  "objects retained between Ruby heap dumps, per allocation site" },
 	{ "malloc", cmd_malloc,
 	  "which native stacks hold the bytes that grew (eBPF uprobes)" },
+	{ "report", cmd_report,
+	  "one self-contained HTML page from a run's files (plot, verdict)" },
 	{ "help", cmd_help, "show help for leakprobe or a command" },
 	{ "version", cmd_version, "print the version" },
 };

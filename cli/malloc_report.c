@@ -165,10 +165,13 @@ site_json(const struct probe_malloc_site *s, uint64_t calls)
 		char addr[24];
 
 		snprintf(addr, sizeof(addr), "0x%" PRIx64, s->addrs[j]);
-		json_array_append_new(frames, json_pack("{s:s,s:s}", "addr",
-							addr, "name",
+		json_array_append_new(frames, json_pack("{s:s,s:s,s:s}",
+							"addr", addr, "name",
 							s->frames[j] ?
-							s->frames[j] : "?"));
+							s->frames[j] : "?",
+							"function",
+							s->funcs && s->funcs[j]
+							? s->funcs[j] : "?"));
 	}
 	o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:o,s:i,s:i,s:b,s:o}",
 		      "function", s->func, "bytes", (json_int_t)s->bytes,

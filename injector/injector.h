@@ -73,6 +73,29 @@ bool inj_addr_in_symbol(struct inj_target *t, uint64_t addr,
 /* Basename of the module mapping addr, or NULL. */
 const char *inj_addr_module(struct inj_target *t, uint64_t addr);
 
+/* What a profile needs to know of an address (see inj_addr_info). */
+struct inj_addr_info {
+	const char *path;	/* module as mapped; NULL when unmapped */
+	const char *base;	/* its basename */
+	uint64_t lo, hi;	/* the module's span in the target */
+	uint64_t file_off;	/* file offset mapped at lo */
+	const char *build_id;	/* hex, "" when none */
+	const char *sym;	/* symbol containing addr (by st_size), or
+				 * NULL */
+	uint64_t sym_off;	/* addr - the symbol's start */
+};
+/*
+ * Module, build-id and symbol of addr (the rules of inj_symbolize).
+ * Strings are owned by t and live until inj_close() or the next
+ * inj_refresh_maps().  Returns 0, or -LP_ENOSYM when addr is unmapped
+ * (out->path NULL).
+ */
+int inj_addr_info(struct inj_target *t, uint64_t addr,
+		  struct inj_addr_info *out);
+/* The same for the main executable (/proc/PID/exe), without a symbol:
+ * 0, or -LP_ENOSYM when it is not mapped. */
+int inj_main_info(struct inj_target *t, struct inj_addr_info *out);
+
 /*
  * Do the slow preparation (find a `syscall` instruction in libc with
  * capstone) before stopping anything, so the stop stays short.

@@ -587,6 +587,60 @@ inj_addr_module(struct inj_target *t, uint64_t addr)
 	return mod ? mod->base : NULL;
 }
 
+static void
+module_info(struct inj_target *t, struct inj_module *mod,
+	    struct inj_addr_info *out)
+{
+	out->path = mod->path;
+	out->base = mod->base;
+	out->lo = mod->lo;
+	out->hi = mod->hi;
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].start == mod->lo) {
+			out->file_off = t->maps[i].offset;
+			break;
+		}
+	if (mod->elf) {
+		elf__load(mod->elf, ELF_L_META, NULL);
+		out->build_id = mod->elf->build_id;
+	}
+}
+
+/* The main executable's module; see injector.h. */
+int
+inj_main_info(struct inj_target *t, struct inj_addr_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->build_id = "";
+	for (size_t i = 0; i < t->nmods; i++)
+		if (t->mods[i].main_exe) {
+			module_info(t, &t->mods[i], out);
+			return 0;
+		}
+	return -LP_ENOSYM;
+}
+
+/* Module, build-id and symbol of addr; see injector.h. */
+int
+inj_addr_info(struct inj_target *t, uint64_t addr, struct inj_addr_info *out)
+{
+	struct inj_module *mod = inj__module_at(t, addr);
+	const struct elf_sym *s = NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->build_id = "";
+	if (!mod)
+		return -LP_ENOSYM;
+	module_info(t, mod, out);
+	if (mod->elf)
+		s = elf__find_addr(mod->elf, addr - mod->bias);
+	if (s) {
+		out->sym = elf__sym_name(mod->elf, s);
+		out->sym_off = addr - mod->bias - s->value;
+	}
+	return 0;
+}
+
 /* ---- the syscall instruction ------------------------------------------ */
 
 /*

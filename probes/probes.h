@@ -341,12 +341,24 @@ struct probe_malloc_site {
 	uint64_t *addrs;	/* return addresses (frames[0]: the
 				 * allocator's address) */
 	char **frames;		/* symbolized, "name+0x1f (libfoo.so)" */
+	char **funcs;		/* the function alone ("name"), or
+				 * "libfoo.so+0x1234" when unnamed */
+	int *mods;		/* index into probe_malloc_report.mods of
+				 * each frame, -1 when unmapped */
 	bool truncated;		/* the unwind stopped early (copy too short
 				 * or no unwind info) */
 };
 
+/* A module (mapped file) that frames of the report lie in. */
+struct probe_malloc_module {
+	char *path;		/* as mapped */
+	uint64_t lo, hi, file_off;	/* span; file offset at lo */
+	char build_id[41];	/* hex, "" when none */
+};
+
 struct probe_malloc_report {
 	pid_t pid;
+	double start_time;	/* window start, seconds since the epoch */
 	bool count_only;
 	double seconds;		/* window length */
 	uint32_t sample, stack_bytes, group_frames;
@@ -379,6 +391,8 @@ struct probe_malloc_report {
 	uint64_t bpf_bound_bytes;	/* bound on the kernel's */
 	size_t nsites, total_sites;	/* reported, and groups in all */
 	struct probe_malloc_site *sites;
+	struct probe_malloc_module *mods;	/* of the sites' frames */
+	size_t nmods;
 };
 
 /* Name of function i of probe_malloc_report.calls ("malloc", "free"...). */
