@@ -241,9 +241,14 @@ read_gz(struct ana_hd_digest *d, const char *path, struct lp_err *err)
 		if (rc < 0)
 			break;
 	}
-	if (n < 0 && rc == 0) {
+	/* a truncated stream ends with n == 0 and Z_BUF_ERROR */
+	if (rc == 0 && (n < 0 || (gzerror(gz, &zerr), zerr != Z_OK))) {
 		const char *msg = gzerror(gz, &zerr);
+		size_t pl = strlen(path);
 
+		/* zlib puts the path in front of its message */
+		if (!strncmp(msg, path, pl) && !strncmp(msg + pl, ": ", 2))
+			msg += pl + 2;
 		if (zerr == Z_ERRNO)
 			rc = lp_err_sys(err, LP_EIO, "reading '%s'", path);
 		else

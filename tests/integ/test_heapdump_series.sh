@@ -68,6 +68,13 @@ rm "$T/g/heap-999999-20000101T000000Z.json"
 for f in "$T"/g/*; do dump_ok "$f" || fail "gzip dump $f does not parse"; done
 j=$(series_json "$T/g")
 [ "$(group "$j" "$grow_line" 'g["every_interval"]')" = true ] || fail "gzip series: $j"
+# a truncated gzip dump is an error, not a shorter dump
+mkdir "$T/trunc"
+for f in "$T"/g/*; do cp "$f" "$T/trunc/"; done
+last=$(ls "$T/trunc" | tail -n 1)
+truncate -s $(( $(stat -c %s "$T/trunc/$last") / 2 )) "$T/trunc/$last"
+expect_exit 6 "$LP" heapdiff --series "$T/trunc"
+grep -q "gzip data: unexpected end of file" <<<"$ERR" || fail "truncated gzip: $ERR"
 expect_exit 2 "$LP" heapdiff --series "$T/nothing"
 mkdir "$T/one" && cp "$T/g/$(ls "$T/g" | head -1)" "$T/one/"
 expect_exit 2 "$LP" heapdiff --series "$T/one"
