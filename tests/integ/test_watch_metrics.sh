@@ -88,6 +88,22 @@ wait "$w1"; rc=$?
 [ "$rc" -eq 0 ] || fail "watch exited $rc after SIGINT: $(cat "$T/w1.err")"
 [ "$(ls "$T/textfile")" = leakprobe.prom ] || fail "temporary files left: $(ls "$T/textfile")"
 
+# A command name with a quote, a backslash, a newline and a stray UTF-8
+# byte: escaped, or '?', in the label, and promtool still accepts the file.
+mkfifo "$T/odd.ready"
+"$RUBY" -rfiddle -e 'f = Fiddle::Function.new(Fiddle::Handle::DEFAULT["prctl"],
+	[Fiddle::TYPE_INT, Fiddle::TYPE_VOIDP, Fiddle::TYPE_LONG, Fiddle::TYPE_LONG,
+	 Fiddle::TYPE_LONG], Fiddle::TYPE_INT)
+	f.call(15, "we\"ird\\x\n\xC3".b, 0, 0, 0)
+	File.write(ARGV[0], "ready\n"); sleep' "$T/odd.ready" &
+odd=$!
+_pids="$_pids $odd"
+read -r -t 60 line <"$T/odd.ready" || fail "odd-named process did not start"
+expect_exit 0 "$LP" watch --count 1 --openmetrics "$T/odd.prom" "$odd"
+promtool check metrics <"$T/odd.prom" || fail "promtool rejects an odd command name"
+grep -qF "leakprobe_rss_bytes{pid=\"$odd\",comm=\"we\\\"ird\\\\x\\n?\"," "$T/odd.prom" ||
+	fail "label not escaped: $(grep '^leakprobe_rss_bytes' "$T/odd.prom")"
+
 # ---- --listen: promtool on both formats, then a real Prometheus ----------
 start_target leaks.rb
 pid=$TARGET_PID
