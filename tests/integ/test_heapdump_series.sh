@@ -101,6 +101,35 @@ wait "$hp"; rc=$?
 ls "$T/s" | grep -q partial && fail "partial file left: $(ls "$T/s")"
 for f in "$T"/s/*; do dump_ok "$f" || fail "dump $f after SIGINT does not parse"; done
 
+# ---- SIGINT during a dump: abandoned, no partial file, target unharmed ----
+mkfifo "$T/big.ready"
+"$RUBY" -e '$big = Array.new(400_000) { |i| "big string #{i}" }
+	File.write(ARGV[0], "ready\n"); sleep' "$T/big.ready" &
+big=$!
+_pids="$_pids $big"
+read -r -t 60 line <"$T/big.ready" || fail "big target did not start"
+mkdir "$T/i"
+"$LP" heapdump "$big" --every 1 --dir "$T/i" >"$T/i.out" 2>"$T/i.err" &
+hp=$!
+_pids="$_pids $hp"
+partial() { ls "$T/i" | grep -q '\.partial$'; }
+end=$(($(date +%s) + 60))
+until partial; do
+	[ "$(date +%s)" -lt "$end" ] || fail "no dump in progress seen: $(cat "$T/i.err")"
+	sleep 0.005
+done
+kill -INT "$hp"
+wait "$hp"; rc=$?
+[ "$rc" = 0 ] || fail "SIGINT during a dump: exit $rc: $(cat "$T/i.err")"
+ls "$T/i" | grep -q partial && fail "partial file left: $(ls "$T/i")"
+if grep -q "abandoned" "$T/i.err"; then
+	echo "SIGINT during a dump: abandoned, $(ls "$T/i" | wc -l) files"
+else
+	# the dump ended between our look and the signal: whole then
+	for f in "$T"/i/*; do dump_ok "$f" || fail "dump $f does not parse"; done
+fi
+target_ok "$big"
+
 # ---- the target exits: the series ends, exit 0 ---------------------------
 mkdir "$T/x"
 mkfifo "$T/x.out"
