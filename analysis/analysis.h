@@ -601,5 +601,50 @@ struct ana_chart {
  * external reference.  Returns 0, or -LP_EIO when fp failed.
  */
 int ana_chart_svg(const struct ana_chart *c, FILE *fp);
+/* ---- heapseries.c: growth across a series of heap dumps ------------- */
+
+/*
+ * A series of heap dumps of one process, oldest first (heapdiff
+ * --series).  Each dump is read once (plain or gzip'd, told by its first
+ * bytes) into a digest and reduced to object counts per group: per
+ * allocation site (file:line) when every dump has allocation info, else
+ * per type and class.  Memory grows with groups times dumps, not with
+ * objects.
+ */
+struct ana_hs_group {
+	char *file;		/* by site: allocation file; else NULL */
+	int64_t line;		/* by site; else -1 */
+	char *type, *cls;	/* by site: the type and class most objects
+				 * of the site have; by class: the group */
+	uint64_t *count, *bytes;	/* per dump: live objects, memsize */
+	size_t grew;		/* intervals in which count rose */
+	bool every;		/* it rose in every interval */
+	double per_interval;	/* (last - first) / intervals */
+};
+
+struct ana_hs {
+	enum ana_hd_method method;	/* SITES or CLASSES, by ana_hs_finish */
+	size_t ndumps;
+	uint64_t *objects, *traced;	/* per dump */
+	struct ana_hs_group *groups;	/* after ana_hs_finish: growing in
+					 * every interval first, then by
+					 * last - first count, descending */
+	size_t ngroups;
+	void *priv;			/* the tables, until ana_hs_finish */
+};
+
+/* Start an empty series.  Returns 0 or -LP_ENOMEM. */
+int ana_hs_init(struct ana_hs *s, struct lp_err *err);
+/*
+ * Read the next dump of the series from path (gzip'd or not; nthreads as
+ * in ana_hd_digest_file).  Returns 0, -LP_EIO (cannot be read, gzip
+ * data corrupt or truncated) or -LP_ENOMEM with err.
+ */
+int ana_hs_add_file(struct ana_hs *s, const char *path, unsigned nthreads,
+		    struct lp_err *err);
+/* Decide the grouping and compute per-group growth.  Returns 0 or
+ * -LP_ENOMEM. */
+int ana_hs_finish(struct ana_hs *s, struct lp_err *err);
+void ana_hs_release(struct ana_hs *s);
 
 #endif

@@ -56,6 +56,8 @@ usage(FILE *fp)
 "usage: leakprobe heapdiff OLD NEW [LATER] [--top N] [--by site|class|type]\n"
 "                 [--why FILE:LINE] [--json] [--fail-on-count N]\n"
 "                 [--fail-on-bytes N] [--threads N]\n"
+"       leakprobe heapdiff --series DIR [--top N] [--json] [--threads N]\n"
+"                 (a whole series of dumps: see 'heapdiff --series --help')\n"
 "\n"
 "Compare Ruby heap dumps (ObjectSpace.dump_all, one JSON object per line)\n"
 "taken from one process, oldest first.  With NEW and LATER: the objects\n"
@@ -737,6 +739,11 @@ cmd_heapdiff(int argc, char **argv)
 	uint64_t t0 = lp_mono_ns();
 	int rc;
 
+	/* --series DIR: a whole series of dumps (cmd_heapseries.c) */
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--series") ||
+		    !strncmp(argv[i], "--series=", 9))
+			return cmd_heapseries(argc, argv);
 	memset(&o, 0, sizeof(o));
 	memset(&diff, 0, sizeof(diff));
 	memset(&chain, 0, sizeof(chain));

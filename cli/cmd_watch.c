@@ -26,6 +26,7 @@
 #include "analysis/analysis.h"
 #include "cli/exit.h"
 #include "cli/measure.h"
+#include "cli/metrics.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -37,6 +38,8 @@
 #define MAX_INTERVAL_NS	(86400ull * 1000000000ull)	/* 1 day */
 #define SUMMARY_TOP	10
 #define GC_START_TIMEOUT 30.0	/* s: for the helper thread's hello */
+#define RATE_POINTS	32	/* growth-rate history kept per process */
+#define RATE_WINDOW_NS	(300ull * 1000000000ull)	/* default: 5 min */
 
 enum wstate {
 	W_LIVE,		/* sampled every sweep */
@@ -62,6 +65,11 @@ struct wproc {
 	struct probe_gc gc;		/* newest report (-1: not known) */
 	bool gc_lost;			/* the reporter ended early */
 	bool gc_lost_told;
+	/* --openmetrics/--listen: heap+arena+anon over the rate window,
+	 * oldest first, about window/RATE_POINTS apart */
+	struct { uint64_t ns, v; } pts[RATE_POINTS];
+	size_t npts;
+	uint64_t now_ns, now_v;		/* newest sample (monotonic) */
 };
 
 struct watch {
@@ -70,6 +78,9 @@ struct watch {
 	uint64_t interval_ns, duration_ns, count;
 	enum ana_format fmt;
 	const char *output;
+	const char *om_file;		/* --openmetrics */
+	const char *listen;		/* --listen */
+	uint64_t rate_window_ns;
 	pid_t *named;
 	size_t nnamed;
 
@@ -79,6 +90,11 @@ struct watch {
 				 * truncated away */
 	FILE *diff_fp;		/* --smaps-diff goes here */
 	bool progress, progress_shown;
+	bool no_rows;		/* metrics only: no -o, rows not wanted */
+	struct cli_httpd *httpd;
+	struct cli_mbuf mtext, mom;	/* exposition, rendered per sweep */
+	struct cli_mproc *mprocs;
+	size_t mprocs_cap;
 
 	/* processes, sorted by pid */
 	struct wproc **procs;
@@ -103,7 +119,8 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: leakprobe watch PID... | --all [--interval SEC] [--count N |\n"
 "                 --duration SEC] [-o FILE] [--format csv|jsonl]\n"
-"                 [--smaps-diff] [--gc-stat]\n"
+"                 [--smaps-diff] [--gc-stat] [--openmetrics FILE]\n"
+"                 [--listen ADDR:PORT] [--rate-window SEC]\n"
 "\n"
 "Sample the memory of processes and write one row per process per sample:\n"
 "time (ISO-8601, ms, UTC offset), pid, comm, rss, pss, uss, heap_rss,\n"
@@ -129,6 +146,18 @@ usage(FILE *fp)
 "                        major_gc_count allocated_objects freed_objects,\n"
 "                        reported every interval by a helper thread in\n"
 "                        each target (it ends when leakprobe does)\n"
+"      --openmetrics FILE  after every sample, replace FILE (temporary\n"
+"                        file + rename) with Prometheus metrics for\n"
+"                        node_exporter's textfile collector (name it\n"
+"                        *.prom); rows are then written only with -o\n"
+"      --listen ADDR:PORT  serve the same metrics over HTTP on /metrics\n"
+"                        (OpenMetrics when the scraper asks for it,\n"
+"                        else text 0.0.4); 127.0.0.1:9464, :9464 (all\n"
+"                        addresses), [::1]:9464; port 0 picks one; the\n"
+"                        address is printed on stderr\n"
+"      --rate-window SEC  span of leakprobe_heap_growth_bytes_per_second\n"
+"                        (default 5m); published once half of it is\n"
+"                        covered\n"
 "  -h, --help            this help\n"
 "\n"
 "Without --count or --duration, watch runs until every PID has exited\n"
@@ -140,9 +169,14 @@ usage(FILE *fp)
 "kill of leakprobe loses at most that row; the file is fdatasync'ed at\n"
 "the end, not per row.\n"
 "\n"
+"Metrics (labels pid, comm, starttime: a reused pid is a new series):\n"
+"leakprobe_{rss,pss,uss,swap,heap_rss,heap_size,arena_rss,anon_rss}_bytes,\n"
+"leakprobe_heap_growth_bytes_per_second (heap+arena+anon) and with\n"
+"--gc-stat leakprobe_ruby_*; a process that exits leaves the output.\n"
+"\n"
 "exit status: 0 done, 2 usage, 3 no such process, permission denied or\n"
 "(--gc-stat) not Ruby, 4 --gc-stat helper did not start, 6 output file\n"
-"error (disk full, not writable).\n");
+"error (disk full, not writable) or --listen address not usable.\n");
 }
 
 /* Clear the progress line before anything else goes to stderr. */
@@ -232,6 +266,8 @@ emit(struct watch *w, const struct ana_sample *s)
 
 	if (w->err.code)
 		return -w->err.code;
+	if (w->no_rows)
+		return 0;
 	n = ana_sample_format(s, w->fmt, w->gc_stat, buf, sizeof(buf));
 	if (n < 0)
 		return lp_err_set(&w->err, LP_EINVAL,
@@ -571,6 +607,33 @@ gc_poll(struct watch *w, struct wproc *p)
 	}
 }
 
+/*
+ * Keep heap+arena+anon at about RATE_POINTS instants over the rate
+ * window (older ones dropped), and the newest sample.
+ */
+static void
+rate_add(struct watch *w, struct wproc *p, uint64_t now, uint64_t v)
+{
+	uint64_t step = w->rate_window_ns / RATE_POINTS;
+
+	while (p->npts && now - p->pts[0].ns > w->rate_window_ns) {
+		memmove(&p->pts[0], &p->pts[1],
+			(p->npts - 1) * sizeof(p->pts[0]));
+		p->npts--;
+	}
+	if (!p->npts || now - p->pts[p->npts - 1].ns >= step) {
+		if (p->npts == RATE_POINTS) {
+			memmove(&p->pts[0], &p->pts[1],
+				(p->npts - 1) * sizeof(p->pts[0]));
+			p->npts--;
+		}
+		p->pts[p->npts].ns = now;
+		p->pts[p->npts++].v = v;
+	}
+	p->now_ns = now;
+	p->now_v = v;
+}
+
 static void
 sample_proc(struct watch *w, struct wproc *p)
 {
@@ -634,6 +697,9 @@ sample_proc(struct watch *w, struct wproc *p)
 	if (emit(w, &s) != 0)
 		return;
 	s.event = NULL;
+	if (w->om_file || w->listen)
+		rate_add(w, p, lp_mono_ns(),
+			 s.heap_rss + s.arena_rss + s.anon_rss);
 	if (!p->nsamples)
 		p->first = s;
 	p->last = s;
@@ -717,6 +783,54 @@ any_live(const struct watch *w)
 	return false;
 }
 
+/*
+ * --openmetrics/--listen: the processes alive at this sweep, with their
+ * newest sample (exited ones are gone from the output).
+ */
+static void
+publish_metrics(struct watch *w)
+{
+	size_t n = 0;
+
+	if (!w->om_file && !w->httpd)
+		return;
+	w->mprocs = xgrow(w->mprocs, &w->mprocs_cap, w->nprocs + 1,
+			  sizeof(*w->mprocs));
+	for (size_t i = 0; i < w->nprocs; i++) {
+		const struct wproc *p = w->procs[i];
+		struct cli_mproc *m = &w->mprocs[n];
+		uint64_t span;
+
+		if (p->st != W_LIVE || !p->nsamples)
+			continue;
+		memset(m, 0, sizeof(*m));
+		m->s = &p->last;
+		m->starttime = p->starttime;
+		span = p->npts ? p->now_ns - p->pts[0].ns : 0;
+		if (span && span * 2 >= w->rate_window_ns) {
+			m->have_rate = true;
+			m->rate_window = (double)span / 1e9;
+			m->rate = ((double)p->now_v - (double)p->pts[0].v) /
+				  m->rate_window;
+		}
+		n++;
+	}
+	if (w->om_file) {
+		cli_metrics_render(&w->mtext, CLI_MFMT_TEXTFILE, w->mprocs, n,
+				   w->gc_stat, w->last_ns);
+		if (cli_metrics_write_file(w->om_file, w->mtext.p,
+					   w->mtext.len, &w->err) < 0)
+			return;
+	}
+	if (w->httpd) {
+		cli_metrics_render(&w->mtext, CLI_MFMT_TEXT, w->mprocs, n,
+				   w->gc_stat, w->last_ns);
+		cli_metrics_render(&w->mom, CLI_MFMT_OPENMETRICS, w->mprocs,
+				   n, w->gc_stat, w->last_ns);
+		cli_httpd_publish(w->httpd, &w->mtext, &w->mom);
+	}
+}
+
 static void
 sweep(struct watch *w)
 {
@@ -735,6 +849,8 @@ sweep(struct watch *w)
 			"them\n", w->noaccess, w->noaccess == 1 ? "" : "es");
 	}
 	w->sweeps++;
+	if (!w->err.code)
+		publish_metrics(w);
 	if (!w->err.code)
 		progress_show(w);
 }
@@ -999,6 +1115,10 @@ watch_release(struct watch *w)
 	free(w->named);
 	ana_smaps_release(&w->scratch);
 	probe_fast_free(w->fast);
+	cli_httpd_stop(w->httpd);
+	cli_mbuf_release(&w->mtext);
+	cli_mbuf_release(&w->mom);
+	free(w->mprocs);
 	if (w->output && w->fd >= 0)
 		close(w->fd);
 }
@@ -1015,6 +1135,9 @@ cmd_watch(int argc, char **argv)
 		{ "format", required_argument, NULL, 'f' },
 		{ "smaps-diff", no_argument, NULL, 'D' },
 		{ "gc-stat", no_argument, NULL, 'G' },
+		{ "openmetrics", required_argument, NULL, 'M' },
+		{ "listen", required_argument, NULL, 'L' },
+		{ "rate-window", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1027,6 +1150,7 @@ cmd_watch(int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	w.fd = -1;
 	w.interval_ns = 1000000000ull;
+	w.rate_window_ns = RATE_WINDOW_NS;
 	w.quiet = lp_verbose < 0;
 	w.self = getpid();
 	ana_smaps_init(&w.scratch);
@@ -1078,6 +1202,21 @@ cmd_watch(int argc, char **argv)
 		case 'G':
 			w.gc_stat = true;
 			break;
+		case 'M':
+			w.om_file = optarg;
+			break;
+		case 'L':
+			w.listen = optarg;
+			break;
+		case 'R':
+			if (!parse_interval(optarg, &w.rate_window_ns)) {
+				cli_error(CMD, "bad --rate-window '%s': give "
+					  "seconds from 0.001 to 86400 (e.g. "
+					  "300, 5m, 1h)", optarg);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			rc = cli_finish_stdout(CMD, EXIT_OK);
@@ -1087,6 +1226,10 @@ cmd_watch(int argc, char **argv)
 				cli_error(CMD, "option '-%c' needs a value; "
 					  "see 'leakprobe watch --help'",
 					  optopt);
+			else if (optopt && strchr("MLR", optopt))
+				cli_error(CMD, "option '%s' needs a value; "
+					  "see 'leakprobe watch --help'",
+					  argv[optind - 1]);
 			else
 				cli_error(CMD, "unknown option '%s'; see "
 					  "'leakprobe watch --help'",
@@ -1144,9 +1287,30 @@ cmd_watch(int argc, char **argv)
 		}
 	}
 
+	w.no_rows = (w.om_file || w.listen) && !w.output;
+	if (w.om_file && !*w.om_file) {
+		cli_error(CMD, "--openmetrics needs a file name (e.g. "
+			  "/var/lib/prometheus/node-exporter/leakprobe.prom)");
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	rc = check_named(&w);
 	if (rc)
 		goto out;
+	if (w.listen) {
+		struct lp_err e = { 0 };
+		char bound[300];
+
+		w.httpd = cli_httpd_start(w.listen, bound, sizeof(bound), &e);
+		if (!w.httpd) {
+			cli_error(CMD, "%s", e.msg);
+			rc = e.code == LP_EINVAL ? EXIT_USAGE : EXIT_IO;
+			goto out;
+		}
+		if (!w.quiet)
+			fprintf(stderr, "leakprobe: watch: serving metrics on "
+				"http://%s/metrics\n", bound);
+	}
 	if (w.gc_stat) {
 		/* Refuse a bad output before touching any target. */
 		if (precheck_output(&w, &code) < 0) {
@@ -1161,7 +1325,7 @@ cmd_watch(int argc, char **argv)
 	}
 	if (w.all)
 		w.fast = probe_fast_new();
-	if (open_output(&w, &code) < 0) {
+	if (!w.no_rows && open_output(&w, &code) < 0) {
 		cli_error(CMD, "%s", w.err.msg);
 		rc = code;
 		goto out;

@@ -14,6 +14,8 @@ int cmd_bisect(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_heapdump(int argc, char **argv);
 int cmd_heapdiff(int argc, char **argv);
+/* heapdiff --series DIR (cli/cmd_heapseries.c) */
+int cmd_heapseries(int argc, char **argv);
 int cmd_malloc(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_help(int argc, char **argv);
