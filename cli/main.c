@@ -24,6 +24,8 @@ struct command {
 static const struct command commands[] = {
 	{ "attach", cmd_attach,
 	  "run a snippet in batches inside a live Ruby process; leak verdict" },
+	{ "eval", cmd_eval,
+	  "run Ruby code once in a live process and print its value" },
 	{ "ab", cmd_ab,
 	  "compare two snippets in the same live process, A/B interleaved" },
 	{ "bisect", cmd_bisect,

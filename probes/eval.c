@@ -1168,6 +1168,7 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	return 0;
 }
 
+
 static int
 send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
 {
@@ -1177,6 +1178,112 @@ send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
 		return lp_err_sys(err, LP_EINJECT, "write to the helper "
 				  "thread");
 	return 0;
+}
+
+/*
+ * The raw bytes that follow an eval header: first what read_line() left
+ * in the buffer, then straight from the channel, `want` bytes in all,
+ * into sink as they come.  Each wait is bounded by the timeout.
+ */
+static int
+read_raw(struct probe_session *s, uint64_t want, probe_sink_fn sink,
+	 void *arg, struct lp_err *err)
+{
+	char buf[65536];
+	size_t k = s->inlen < want ? s->inlen : (size_t)want;
+	bool sink_ok = true;
+	uint64_t deadline;
+
+	if (k) {
+		sink_ok = sink(s->inbuf, k, arg) == 0;
+		memmove(s->inbuf, s->inbuf + k, s->inlen - k);
+		s->inlen -= k;
+		want -= k;
+	}
+	deadline = lp_mono_ns() + (uint64_t)(s->timeout * 1e9);
+	while (want) {
+		struct pollfd p = { s->res_fd, POLLIN, 0 };
+		size_t ask = want < sizeof(buf) ? (size_t)want : sizeof(buf);
+		ssize_t n;
+		int r;
+
+		if (lp_stop_signal)
+			return lp_err_set(err, LP_EINTR, "interrupted by signal"
+					  " %d", (int)lp_stop_signal);
+		r = poll(&p, 1, 100);
+		if (r < 0 && errno != EINTR)
+			return lp_err_sys(err, LP_EIO, "poll");
+		if (r <= 0) {
+			if (!probe_proc_alive(probe_session_pid(s)))
+				return lp_err_set(err, LP_EEXITED, "process "
+						  "%d exited",
+						  (int)probe_session_pid(s));
+			if (lp_mono_ns() >= deadline)
+				return lp_err_set(err, LP_ETIMEDOUT, "timed "
+						  "out after %.1f s",
+						  s->timeout);
+			continue;
+		}
+		n = read(s->res_fd, buf, ask);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return lp_err_sys(err, LP_EIO, "read result channel");
+		if (n == 0)
+			return helper_gone(s, err);
+		/* after a sink failure, keep reading: the channel must be
+		 * drained for the helper to finish its write */
+		if (sink_ok)
+			sink_ok = sink(buf, (size_t)n, arg) == 0;
+		want -= (uint64_t)n;
+		deadline = lp_mono_ns() + (uint64_t)(s->timeout * 1e9);
+	}
+	return sink_ok ? 0 : lp_err_set(err, LP_EIO, "writing the result "
+					"failed");
+}
+
+int
+probe_session_eval(struct probe_session *s, int idx, bool json,
+		   uint64_t max_bytes, probe_sink_fn sink, void *arg,
+		   struct probe_eval *out, struct lp_err *err)
+{
+	char cmd[128];
+	json_t *msg = NULL, *e;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->cls, sizeof(out->cls), "?");
+	snprintf(cmd, sizeof(cmd), "eval %d %s %" PRIu64 "\n", idx,
+		 json ? "json" : "inspect", max_bytes);
+	rc = send_cmd(s, cmd, err);
+	if (rc == 0)
+		rc = read_json(s, &msg, false, err);
+	if (rc < 0)
+		return rc;
+	e = json_object_get(msg, "error");
+	if (jint(msg, "evaled") != 1) {
+		if (!json_is_object(e)) {
+			json_decref(msg);
+			return lp_err_set(err, LP_EINJECT, "unexpected answer "
+					  "from the helper thread");
+		}
+		parse_error(e, &out->err);
+		json_decref(msg);
+		return lp_err_set(err, LP_ESNIPPET, "the snippet raised %s: "
+				  "%s", out->err.err_class,
+				  out->err.err_message);
+	}
+	snprintf(out->cls, sizeof(out->cls), "%s",
+		 json_string_value(json_object_get(msg, "class")) ?: "?");
+	out->json = !strcmp(json_string_value(json_object_get(msg,
+			    "format")) ?: "", "json");
+	out->bytes = (uint64_t)jint(msg, "bytes");
+	out->sent = (uint64_t)jint(msg, "sent");
+	out->cut = json_is_true(json_object_get(msg, "cut"));
+	e = json_object_get(msg, "secs");
+	out->seconds = json_is_number(e) ? json_number_value(e) : 0;
+	json_decref(msg);
+	return read_raw(s, out->sent, sink, arg, err);
 }
 
 int

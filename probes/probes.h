@@ -183,6 +183,31 @@ int probe_session_run(struct probe_session *s, const int *idx, int nidx,
  * (the dump is then abandoned and the helper's dump_all fails). */
 typedef int (*probe_sink_fn)(const char *buf, size_t len, void *arg);
 
+/* What probe_session_eval() learned about the value. */
+struct probe_eval {
+	char cls[128];		/* the value's class name, "?" when unknown */
+	bool json;		/* the bytes are the value as JSON text */
+	uint64_t bytes;		/* size of the whole text in the target */
+	uint64_t sent;		/* bytes passed to the sink */
+	bool cut;		/* bytes > max_bytes: the text was cut */
+	double seconds;		/* time the snippet took in the target */
+	struct probe_result err;	/* raised (-LP_ESNIPPET) */
+};
+
+/*
+ * Run snippet idx once in the helper thread (no GC.start, no warm-up)
+ * and stream the text of its value into sink as it arrives: its
+ * inspect, or with json its JSON text when it converts (JSON.generate
+ * when the target has JSON loaded, else plain data only) and else its
+ * inspect as a JSON string.  At most max_bytes of the text are sent (a
+ * cut JSON text is sent as a JSON string of the part).  Returns 0,
+ * -LP_ESNIPPET when the snippet (or its inspect) raised (out->err), or
+ * another negative LP_E* with err filled (-LP_EIO: the sink failed).
+ */
+int probe_session_eval(struct probe_session *s, int idx, bool json,
+		       uint64_t max_bytes, probe_sink_fn sink, void *arg,
+		       struct probe_eval *out, struct lp_err *err);
+
 /*
  * Start or stop ObjectSpace allocation tracing in the target (loads
  * objspace).  Tracing started here stops when the helper ends, however it
