@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/exit.h"
+#include "cli/progress.h"
 #include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -47,6 +48,8 @@ struct sink {
 	uint64_t bytes;
 	struct ana_hd_digest *dg;
 	int err;
+	struct cli_show *sh;	/* progress line, or NULL */
+	uint64_t t0, shown;	/* start, and the last progress update */
 };
 
 static int
@@ -69,6 +72,19 @@ sink_write(const char *buf, size_t len, void *arg)
 	k->bytes += len;
 	if (k->dg)
 		ana_hd_digest_feed(k->dg, buf, len, NULL);
+	if (k->sh && k->sh->progress) {
+		uint64_t now = lp_mono_ns();
+
+		/* ten updates a second at most */
+		if (now - k->shown >= 100000000ull) {
+			char b[32];
+
+			k->shown = now;
+			lp_human_bytes((double)k->bytes, 0, b, sizeof(b));
+			cli_progress(k->sh, "heapdump: %s received, %.1f s", b,
+				     (now - k->t0) / 1e9);
+		}
+	}
 	return 0;
 }
 
@@ -95,12 +111,14 @@ cmd_heapdump(int argc, char **argv)
 	struct probe_session *s = NULL;
 	struct probe_result res;
 	struct lp_err err;
-	struct sink k = { -1, 0, NULL, 0 };
+	struct sink k = { -1, 0, NULL, 0, NULL, 0, 0 };
+	struct cli_show sh;
 	uint64_t t0;
 	pid_t pid;
 	int c, rc = EXIT_OK;
 
 	lp_err_clear(&err);
+	memset(&sh, 0, sizeof(sh));
 	tmp[0] = '\0';
 	optind = 1;
 	opterr = 0;
@@ -174,6 +192,11 @@ cmd_heapdump(int argc, char **argv)
 		}
 	}
 	cli_install_signals();
+	/* no table here: the progress line only, never over a dump that
+	 * goes to stdout */
+	cli_show_init(&sh, json || to_stdout);
+	k.sh = &sh;
+	k.t0 = lp_mono_ns();
 	k.dg = ana_hd_digest_new(ANA_HD_NO_SITES);
 	t0 = lp_mono_ns();
 	s = cli_session_start("heapdump", pid, NULL, 0, timeout, true, &hello,
@@ -207,6 +230,7 @@ cmd_heapdump(int argc, char **argv)
 		traced = false;
 	probe_session_end(s);
 	s = NULL;
+	cli_progress_clear(&sh);
 	if (!to_stdout) {
 		if (fsync(k.fd) < 0 || close(k.fd) < 0) {
 			k.fd = -1;
@@ -256,6 +280,7 @@ cmd_heapdump(int argc, char **argv)
 	}
 	rc = cli_finish_stdout("heapdump", rc);
 out:
+	cli_progress_clear(&sh);
 	if (traced)
 		fprintf(stderr, "leakprobe: heapdump: allocation tracing is now "
 			"ON in %d (it costs CPU and memory); stop it with "

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/exit.h"
+#include "cli/progress.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -108,6 +109,7 @@ cli_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
+	cli_progress_clear_any();
 	fflush(stdout);
 	fprintf(stderr, "leakprobe: %s%s", cmd ? cmd : "", cmd ? ": " : "");
 	va_start(ap, fmt);
