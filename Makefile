@@ -10,6 +10,7 @@ VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
+COMPDIR  ?= $(PREFIX)/share/bash-completion/completions
 RUBY     ?= ruby
 BUILD    ?= build
 
@@ -240,12 +241,16 @@ demo: deps
 	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) scripts/demo
 
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(COMPDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/leakprobe
 	install -m 0644 man/leakprobe.1 $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+	install -m 0644 completions/leakprobe.bash \
+		$(DESTDIR)$(COMPDIR)/leakprobe
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/leakprobe $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+	rm -f $(DESTDIR)$(BINDIR)/leakprobe $(DESTDIR)$(MANDIR)/man1/leakprobe.1 \
+		$(DESTDIR)$(COMPDIR)/leakprobe
 
 clean:
 	rm -rf build build-san leakprobe
