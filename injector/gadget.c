@@ -15,6 +15,7 @@
 #include <capstone/capstone.h>
 #include <dlfcn.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifndef LP_CAPSTONE_SONAME
 #define LP_CAPSTONE_SONAME "libcapstone.so.4"
@@ -86,6 +87,21 @@ inj__find_syscall_insn(const uint8_t *code, size_t len, uint64_t addr)
 
 	if (!code || !len)
 		return -1;
+	/*
+	 * glibc's bare syscall wrappers (getpid...) are exactly `mov
+	 * $nr,%eax; syscall; ret`, perhaps after an endbr64: decoded from the
+	 * function's first byte these bytes can be nothing else (b8 without
+	 * a prefix is mov imm32 to a 32-bit register, 5 bytes), so no
+	 * disassembler is needed, and none is loaded.
+	 */
+	{
+		static const uint8_t endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+		size_t o = len >= 4 && !memcmp(code, endbr64, 4) ? 4 : 0;
+
+		if (len == o + 8 && code[o] == 0xb8 && code[o + 5] == 0x0f &&
+		    code[o + 6] == 0x05 && code[o + 7] == 0xc3)
+			return (long)o + 5;
+	}
 	if (cs_load() < 0 || cs.open(CS_ARCH_X86, CS_MODE_64, &h) !=
 	    CS_ERR_OK)
 		return -1;
