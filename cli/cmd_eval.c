@@ -265,6 +265,7 @@ cmd_eval(int argc, char **argv)
 {
 	struct eval_opts o;
 	struct probe_snippet snip;
+	struct probe_opts po;
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
 	struct probe_eval ev;
@@ -274,6 +275,7 @@ cmd_eval(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&jc, 0, sizeof(jc));
+	memset(&po, 0, sizeof(po));
 	lp_err_clear(&err);
 	rc = parse_opts(argc, argv, &o);
 	if (rc != EXIT_OK) {
@@ -284,8 +286,11 @@ cmd_eval(int argc, char **argv)
 		lp_verbose = -1;
 	snip.code = o.code;
 	snip.len = o.code_len;
-	s = cli_session_start("eval", o.pid, &snip, 1, o.timeout, false,
-			      &hello, &rc);
+	po.snippets = &snip;
+	po.nsnippets = 1;
+	po.timeout = o.timeout;
+	po.eval_only = true;
+	s = cli_session_start_opts("eval", o.pid, &po, &hello, &rc);
 	if (!s)
 		goto out;
 	if (hello.compile_errors) {

@@ -88,6 +88,7 @@ struct probe_session {
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
+	bool eval_only;		/* its helper knows eval and stop only */
 	char bye[256];		/* the helper's last word: why it ended */
 };
 
@@ -283,8 +284,13 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 		if (rc < 0)
 			return rc;
 	}
-	rc = write_file(s, "helper.rb", probe__helper_rb,
-			strlen(probe__helper_rb), err);
+	{
+		size_t hl;
+		char *helper = probe__helper_for(o->eval_only, &hl);
+
+		rc = write_file(s, "helper.rb", helper, hl, err);
+		free(helper);
+	}
 	if (rc < 0)
 		return rc;
 	{
@@ -1030,6 +1036,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	s = xcalloc(1, sizeof(*s));
 	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = s->alive_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
+	s->eval_only = o->eval_only;
 	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
 	if (!s->t)
@@ -1142,6 +1149,9 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	o = (size_t)snprintf(cmd, sizeof(cmd), "run %s ",
 			     nidx ? "measure" : "control");
 	if (!nidx)
@@ -1253,6 +1263,9 @@ probe_session_eval(struct probe_session *s, int idx, bool json,
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->cls, sizeof(out->cls), "?");
+	if (!s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was not "
+				  "started for eval");
 	snprintf(cmd, sizeof(cmd), "eval %d %s %" PRIu64 "\n", idx,
 		 json ? "json" : "inspect", max_bytes);
 	rc = send_cmd(s, cmd, err);
@@ -1295,6 +1308,9 @@ probe_session_trace(struct probe_session *s, bool on, bool persist,
 	json_t *msg = NULL, *e;
 	int rc;
 
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	rc = send_cmd(s, !on ? "trace off\n" : persist ? "trace on persist\n" :
 		      "trace on\n", err);
 	if (rc == 0)
@@ -1326,6 +1342,9 @@ probe_session_dump(struct probe_session *s, probe_sink_fn sink, void *arg,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	if (s->dump_fd < 0)
 		return lp_err_set(err, LP_EINVAL, "no dump channel");
 	rc = send_cmd(s, "dump\n", err);
@@ -1367,6 +1386,9 @@ probe_session_gcstat_start(struct probe_session *s, double interval,
 {
 	char cmd[64];
 
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	snprintf(cmd, sizeof(cmd), "gcstat %.3f\n", interval);
 	s->gcstat = true;
 	return send_cmd(s, cmd, err);

@@ -107,6 +107,12 @@ int probe__bootstrap(char *buf, size_t len, const char *path);
 int probe__ruby_quote(char *buf, size_t len, const char *s, size_t n);
 /* The helper program (loaded by the bootstrap), NUL-terminated. */
 extern const char probe__helper_rb[];
+/*
+ * The helper program for a session: without the batch commands (run,
+ * trace, gcstat, dump, lanes) when eval_only, else without eval.
+ * malloc'd, caller frees; *len (may be NULL) gets its length.
+ */
+char *probe__helper_for(bool eval_only, size_t *len);
 
 /* ---- eval.c: the safe-point eval session ---------------------------- */
 
@@ -122,6 +128,8 @@ struct probe_opts {
 	size_t nsnippets;
 	double timeout;		/* seconds, per wait (job start, batch) */
 	bool dump_channel;	/* a third FIFO for ObjectSpace.dump_all */
+	bool eval_only;		/* only probe_session_eval(): a smaller
+				 * helper program (less to compile) */
 };
 
 /* Result of one batch, or of the hello (calls == 0). */

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 int
 probe__ruby_quote(char *buf, size_t len, const char *s, size_t n)
 {
@@ -81,6 +83,40 @@ probe__bootstrap(char *buf, size_t len, const char *path)
 	return (int)(o + tl);
 }
 
+char *
+probe__helper_for(bool eval_only, size_t *len)
+{
+	const char *drop = eval_only ? "batches" : "eval";
+	size_t n = strlen(probe__helper_rb), o = 0, dl = strlen(drop);
+	const char *p = probe__helper_rb, *end = p + n;
+	char *out = xmalloc(n + 1);
+	bool skipping = false;
+
+	/* line by line: a line "#<NAME" (after blanks) starts a section, a
+	 * line "#>NAME" ends it; the markers themselves are dropped too */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl + 1 : end, *q = p;
+		bool mark;
+
+		while (q < e && *q == ' ')
+			q++;
+		mark = e - q > 2 && q[0] == '#' && (q[1] == '<' || q[1] == '>');
+		if (mark && (size_t)(e - q) >= dl + 2 &&
+		    !strncmp(q + 2, drop, dl))
+			skipping = q[1] == '<';
+		else if (!skipping && !mark) {
+			memcpy(out + o, p, (size_t)(e - p));
+			o += (size_t)(e - p);
+		}
+		p = e;
+	}
+	out[o] = '\0';
+	if (len)
+		*len = o;
+	return out;
+}
+
 /*
  * The helper thread's program.  Protocol (one line each way):
  *   helper -> tool: {"hello":1,...}            after opening the channel
@@ -90,6 +126,9 @@ probe__bootstrap(char *buf, size_t len, const char *path)
  *   helper -> tool: {"kind":..,"calls":..,"secs":..,"gc":{..},"error":..}
  *   helper -> tool: {"bye":"WHY"}  last, as it ends: "done" after "stop",
  *                   "killed" (Thread#kill), or the exception that ended it
+ * Lines "#<NAME" and "#>NAME" mark the parts only some sessions need
+ * (batches: run/trace/gcstat/dump and lanes; eval): probe__helper_for()
+ * leaves out the other part, so the target compiles less.
  * The helper opens the FIFOs write-only/read-only and non-blocking,
  * never with O_CREAT; when leakprobe goes away it sees EOF or EPIPE and
  * ends.  It works on Ruby 2.3 to 3.4.
@@ -140,7 +179,9 @@ const char probe__helper_rb[] =
 "        IO.select(nil, [res], nil, 30) or raise IOError, 'channel stalled'\n"
 "      end\n"
 "    end\n"
-"  end\n""  put = lambda { |h| wr.(json.(h) + \"\\n\") }\n"
+"  end\n"
+"  put = lambda { |h| wr.(json.(h) + \"\\n\") }\n"
+"  #<eval\n"
 "  # eval --json: plain data (nil, true, false, numbers, strings,\n"
 "  # symbols, arrays and hashes of them) as JSON without loading a\n"
 "  # library into the target; anything else raises\n"
@@ -154,6 +195,7 @@ const char probe__helper_rb[] =
 "    else raise TypeError\n"
 "    end\n"
 "  end\n"
+"  #>eval\n"
 "  inbuf = ''.b\n"
 "  get = lambda do\n"
 "    until inbuf.include?(\"\\n\")\n"
@@ -193,6 +235,7 @@ const char probe__helper_rb[] =
 "  end\n"
 "  put.({ 'hello' => 1, 'ruby' => RUBY_DESCRIPTION, 'pid' => Process.pid,\n"
 "         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
+"  #<batches\n"
 "  # Lane threads get their queues as block parameters: never share a\n"
 "  # captured variable between threads.\n"
 "  new_lane = lambda do |qi, qo|\n"
@@ -208,10 +251,12 @@ const char probe__helper_rb[] =
 "    q[0] << job\n"
 "    q[1].pop\n"
 "  end\n"
+"  #>batches\n"
 "  begin\n"
 "  loop do\n"
 "    cmd = get.().split(' ')\n"
 "    case cmd[0]\n"
+"    #<batches\n"
 "    when 'run'\n"
 "      nil\n"
 "    when 'trace'\n"
@@ -255,6 +300,8 @@ const char probe__helper_rb[] =
 "        put.({ 'dumped' => 0, 'error' => errh.(e) })\n"
 "      end\n"
 "      next\n"
+"    #>batches\n"
+"    #<eval\n"
 "    when 'eval'\n"
 "      # the user's frames only: up to the first of the helper's own\n"
 "      ebt = lambda { |bt| bt.take_while { |l| !l.start_with?(dir) } }\n"
@@ -304,10 +351,12 @@ const char probe__helper_rb[] =
 "        off += 65536\n"
 "      end\n"
 "      next\n"
+"    #>eval\n"
 "    else\n"
 "      why = 'done'\n"
 "      break\n"
 "    end\n"
+"    #<batches\n"
 "    list = cmd[2] == '-' ? [] : cmd[2].split(',').map { |k| snippets[k.to_i] }\n"
 "    n = cmd[3].to_i\n"
 "    batch = lambda do\n"
@@ -333,6 +382,7 @@ const char probe__helper_rb[] =
 "    end\n"
 "    done, secs, err = in_lane.(cmd[5].to_i, batch)\n"
 "    put.({ 'kind' => cmd[1], 'calls' => done, 'secs' => secs, 'gc' => gcstat.(), 'error' => err })\n"
+"    #>batches\n"
 "  end\n"
 "  ensure\n"
 "    lanes.each_value { |qi, _, t| qi << nil; t.join(5) if t }\n"
