@@ -320,6 +320,15 @@ cmd_eval(int argc, char **argv)
 		rc = EXIT_SNIPPET;
 		goto out;
 	}
+	if (rc == -LP_ETIMEDOUT) {
+		/* the helper's watchdog kills its thread once we close the
+		 * channel, at its next interrupt check */
+		cli_error("eval", "the code did not finish within %.1f s (see "
+			  "--timeout); its thread in process %d is killed as "
+			  "leakprobe exits", o.timeout, (int)o.pid);
+		rc = EXIT_INJECT;
+		goto out;
+	}
 	if (rc < 0) {
 		if (jc.out.err) {
 			lp_err_clear(&err);

@@ -89,6 +89,8 @@ struct probe_session {
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
 	bool eval_only;		/* its helper knows eval and stop only */
+	bool busy;		/* an eval timed out: the helper still runs
+				 * it, so the end does not wait for it */
 	char bye[256];		/* the helper's last word: why it ended */
 };
 
@@ -1271,6 +1273,8 @@ probe_session_eval(struct probe_session *s, int idx, bool json,
 	rc = send_cmd(s, cmd, err);
 	if (rc == 0)
 		rc = read_json(s, &msg, false, err);
+	if (rc == -LP_ETIMEDOUT)
+		s->busy = true;
 	if (rc < 0)
 		return rc;
 	e = json_object_get(msg, "error");
@@ -1448,10 +1452,11 @@ probe_session_end(struct probe_session *s)
 	 * thread is done: a run that starts while the previous helper is
 	 * still running would get a new thread stack and malloc arena
 	 * instead of reusing the cached ones, and the target's maps would
-	 * grow run after run.  A GC.stat reporter only notices EPIPE, so it
-	 * is not waited for.
+	 * grow run after run.  A GC.stat reporter only notices EPIPE, and a
+	 * helper still running an eval that timed out only its watchdog can
+	 * end (when we close the channel): neither is waited for.
 	 */
-	if (s->start_ns && !s->gcstat && s->res_fd >= 0) {
+	if (s->start_ns && !s->gcstat && !s->busy && s->res_fd >= 0) {
 		uint64_t deadline = lp_mono_ns() + 2000000000ull;
 		char buf[4096];
 

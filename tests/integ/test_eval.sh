@@ -78,6 +78,17 @@ printf '"a\0b".bytesize' >"$T/nul.rb"
 expect_exit 0 "$LP" eval "$pid" --file "$T/nul.rb"
 [ "$OUT" = 3 ] || fail "NUL byte: $OUT"
 
+# code that outlives --timeout: exit 4 at the timeout, and its thread is
+# killed (only this run's helper and its watchdog remain, named leakprobe)
+expect_exit 4 "$LP" eval "$pid" -t 1 'sleep 60'
+grep -q 'did not finish within 1.0 s' <<<"$ERR" || fail "$ERR"
+n=
+for _ in $(seq 50); do
+	n=$("$LP" eval "$pid" 'Thread.list.count { |t| t.name == "leakprobe" }')
+	[ "$n" = 2 ] && break
+done
+[ "$n" = 2 ] || fail "the timed-out code's thread is still alive ($n leakprobe threads)"
+
 # standard output closed early: exit 6, the target unharmed
 "$LP" eval "$pid" '"y" * 1_000_000' 2>"$T/err" | head -c 10 >/dev/null
 rc=${PIPESTATUS[0]}
