@@ -18,14 +18,24 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PKGS     := libelf libunwind-ptrace capstone jansson libbpf
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# capstone is not linked: injector/gadget.c loads it with dlopen() when a
-# command injects (its 77k relocations cost 0.7 ms at every start)
-PKG_LIBS   := $(shell pkg-config --libs $(filter-out capstone,$(PKGS)) \
+# Linked: libelf and jansson.  Loaded with dlopen() by the commands that
+# need them, so that no other command pays for loading and relocating them
+# at start: capstone (injector/gadget.c; 77k relocations, 0.7 ms), libbpf
+# (probes/bpf_lib.c) and libunwind (injector/unwind_lib.c).
+LAZY_PKGS  := capstone libbpf libunwind-ptrace
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) \
 		2>/dev/null)
-CAPSTONE_LIBS := $(shell pkg-config --libs capstone 2>/dev/null)
-CAPSTONE_SONAME := $(or $(shell objdump -p \
-	"$$(pkg-config --variable=libdir capstone 2>/dev/null)/libcapstone.so" \
-	2>/dev/null | awk '/SONAME/ { print $$2 }'),libcapstone.so.4)
+LAZY_LIBS  := $(shell pkg-config --libs $(LAZY_PKGS) 2>/dev/null)
+# soname LIB: the SONAME of lib$(LIB).so (the -dev symlink), or $(2)
+soname = $(or $(shell objdump -p "$$(pkg-config --variable=libdir \
+	$(1) 2>/dev/null)/lib$(2).so" 2>/dev/null | \
+	awk '/SONAME/ { print $$2 }'),$(3))
+CAPSTONE_SONAME := $(call soname,capstone,capstone,libcapstone.so.4)
+BPF_SONAME      := $(call soname,libbpf,bpf,libbpf.so.1)
+UNWIND_SONAME   := $(call soname,libunwind-ptrace,unwind-generic,\
+		   libunwind-x86_64.so.8)
+UNWIND_PTRACE_SONAME := $(call soname,libunwind-ptrace,unwind-ptrace,\
+			libunwind-ptrace.so.0)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 LP_CFLAGS = -Wall -Wextra -Werror -std=gnu11 -MMD -MP -D_GNU_SOURCE \
@@ -190,9 +200,13 @@ $(ELFFIX_DIR)/stripped: $(ELFFIX_DIR)/stripped.full \
 
 $(BUILD)/tests/test_elfsym $(BUILD)/tests/test_gadget: $(ELFFIX)
 # test_gadget checks its answers against capstone directly
-$(BUILD)/tests/test_gadget: LP_LDLIBS += $(CAPSTONE_LIBS)
+$(BUILD)/tests/test_gadget: LP_LDLIBS += $(shell pkg-config --libs capstone)
 $(BUILD)/injector/gadget.o: LP_CFLAGS += \
 	-DLP_CAPSTONE_SONAME='"$(CAPSTONE_SONAME)"'
+$(BUILD)/probes/bpf_lib.o: LP_CFLAGS += -DLP_BPF_SONAME='"$(BPF_SONAME)"'
+$(BUILD)/injector/unwind_lib.o: LP_CFLAGS += \
+	-DLP_UNWIND_SONAME='"$(UNWIND_SONAME)"' \
+	-DLP_UNWIND_PTRACE_SONAME='"$(UNWIND_PTRACE_SONAME)"'
 # ---- end of ELF fixtures ---------------------------------------------------
 
 deps:

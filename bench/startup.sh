@@ -29,4 +29,4 @@ LD_DEBUG=statistics "$LP" --version 2>&1 >/dev/null |
 	     /total startup time in dynamic loader/ { c = $(NF-1) }
 	     END { printf "  dynamic linker: %s cycles, %s relocations, %s relative\n", c, r, rr }'
 echo "  libraries loaded at start: $(ldd "$LP" | grep -c '=>')" \
-	"(libcapstone is loaded only by commands that inject)"
+	"(capstone, libbpf and libunwind only by the commands that need them)"

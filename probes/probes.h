@@ -414,6 +414,9 @@ struct probe_malloc_report {
 	struct probe_malloc_site *sites;
 };
 
+/* Load libbpf (dlopen, once).  0, or -LP_EBPF naming what is missing. */
+int probe__bpf_load(struct lp_err *err);
+
 /* Name of function i of probe_malloc_report.calls ("malloc", "free"...). */
 const char *probe_malloc_func(int i);
 
