@@ -266,6 +266,7 @@ cmd_eval(int argc, char **argv)
 	struct eval_opts o;
 	struct probe_snippet snip;
 	struct probe_opts po;
+	struct probe_eval_req req;
 	struct probe_hello hello;
 	struct probe_session *s = NULL;
 	struct probe_eval ev;
@@ -286,10 +287,13 @@ cmd_eval(int argc, char **argv)
 		lp_verbose = -1;
 	snip.code = o.code;
 	snip.len = o.code_len;
+	req.idx = 0;
+	req.json = o.json;
+	req.max_bytes = o.max_bytes;
 	po.snippets = &snip;
 	po.nsnippets = 1;
 	po.timeout = o.timeout;
-	po.eval_only = true;
+	po.eval = &req;
 	s = cli_session_start_opts("eval", o.pid, &po, &hello, &rc);
 	if (!s)
 		goto out;
@@ -304,8 +308,7 @@ cmd_eval(int argc, char **argv)
 	}
 	jc.pid = o.pid;
 	jc.ev = &ev;
-	rc = probe_session_eval(s, 0, o.json, o.max_bytes,
-				o.json ? to_stdout_json : to_stdout,
+	rc = probe_session_eval(s, o.json ? to_stdout_json : to_stdout,
 				o.json ? (void *)&jc : (void *)&jc.out, &ev,
 				&err);
 	/* an empty text (never from inspect, but a JSON generator may

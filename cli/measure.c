@@ -175,7 +175,7 @@ cli_session_start(const char *cmd, pid_t pid, const struct probe_snippet *sn,
 		  size_t n, double timeout, bool dump,
 		  struct probe_hello *hello, int *rc)
 {
-	struct probe_opts po = { sn, n, timeout, dump, false };
+	struct probe_opts po = { sn, n, timeout, dump, NULL };
 
 	return cli_session_start_opts(cmd, pid, &po, hello, rc);
 }

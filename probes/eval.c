@@ -88,7 +88,7 @@ struct probe_session {
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
-	bool eval_only;		/* its helper knows eval and stop only */
+	bool eval_only;		/* its helper evaluates once and ends */
 	bool busy;		/* an eval timed out: the helper still runs
 				 * it, so the end does not wait for it */
 	char bye[256];		/* the helper's last word: why it ended */
@@ -288,13 +288,23 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	}
 	{
 		size_t hl;
-		char *helper = probe__helper_for(o->eval_only, &hl);
+		char *helper = probe__helper_for(o->eval != NULL, &hl);
 
 		rc = write_file(s, "helper.rb", helper, hl, err);
 		free(helper);
 	}
 	if (rc < 0)
 		return rc;
+	if (o->eval) {
+		char args[96];
+		int n = snprintf(args, sizeof(args), "%d %s %" PRIu64 "\n",
+				 o->eval->idx, o->eval->json ? "json" :
+				 "inspect", o->eval->max_bytes);
+
+		rc = write_file(s, "eval", args, (size_t)n, err);
+		if (rc < 0)
+			return rc;
+	}
 	{
 		char path[600];
 
@@ -1038,7 +1048,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	s = xcalloc(1, sizeof(*s));
 	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = s->alive_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
-	s->eval_only = o->eval_only;
+	s->eval_only = o->eval != NULL;
 	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
 	if (!s->t)
@@ -1255,11 +1265,9 @@ read_raw(struct probe_session *s, uint64_t want, probe_sink_fn sink,
 }
 
 int
-probe_session_eval(struct probe_session *s, int idx, bool json,
-		   uint64_t max_bytes, probe_sink_fn sink, void *arg,
+probe_session_eval(struct probe_session *s, probe_sink_fn sink, void *arg,
 		   struct probe_eval *out, struct lp_err *err)
 {
-	char cmd[128];
 	json_t *msg = NULL, *e;
 	int rc;
 
@@ -1268,11 +1276,8 @@ probe_session_eval(struct probe_session *s, int idx, bool json,
 	if (!s->eval_only)
 		return lp_err_set(err, LP_EINVAL, "the session was not "
 				  "started for eval");
-	snprintf(cmd, sizeof(cmd), "eval %d %s %" PRIu64 "\n", idx,
-		 json ? "json" : "inspect", max_bytes);
-	rc = send_cmd(s, cmd, err);
-	if (rc == 0)
-		rc = read_json(s, &msg, false, err);
+	/* asked for with the session: the answer follows the hello */
+	rc = read_json(s, &msg, false, err);
 	if (rc == -LP_ETIMEDOUT)
 		s->busy = true;
 	if (rc < 0)

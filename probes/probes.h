@@ -109,10 +109,10 @@ int probe__ruby_quote(char *buf, size_t len, const char *s, size_t n);
 extern const char probe__helper_rb[];
 /*
  * The helper program for a session: without the batch commands (run,
- * trace, gcstat, dump, lanes) when eval_only, else without eval.
+ * trace, gcstat, dump, lanes) for an eval session, else without eval.
  * malloc'd, caller frees; *len (may be NULL) gets its length.
  */
-char *probe__helper_for(bool eval_only, size_t *len);
+char *probe__helper_for(bool eval, size_t *len);
 
 /* ---- eval.c: the safe-point eval session ---------------------------- */
 
@@ -123,13 +123,22 @@ struct probe_snippet {
 	size_t len;
 };
 
+/* One evaluation, asked for at the start of a session (eval). */
+struct probe_eval_req {
+	int idx;		/* the snippet */
+	bool json;		/* JSON text of the value (else inspect) */
+	uint64_t max_bytes;	/* at most this much of the text */
+};
+
 struct probe_opts {
 	const struct probe_snippet *snippets;
 	size_t nsnippets;
 	double timeout;		/* seconds, per wait (job start, batch) */
 	bool dump_channel;	/* a third FIFO for ObjectSpace.dump_all */
-	bool eval_only;		/* only probe_session_eval(): a smaller
-				 * helper program (less to compile) */
+	/* an eval session: the helper (a smaller program, less to compile)
+	 * evaluates this right after its hello, unasked, and ends; only
+	 * probe_session_eval() can be used */
+	const struct probe_eval_req *eval;
 };
 
 /* Result of one batch, or of the hello (calls == 0). */
@@ -203,18 +212,19 @@ struct probe_eval {
 };
 
 /*
- * Run snippet idx once in the helper thread (no GC.start, no warm-up)
- * and stream the text of its value into sink as it arrives: its
- * inspect, or with json its JSON text when it converts (JSON.generate
- * when the target has JSON loaded, else plain data only) and else its
- * inspect as a JSON string.  At most max_bytes of the text are sent (a
- * cut JSON text is sent as a JSON string of the part).  Returns 0,
+ * The result of the evaluation asked for at the start (probe_opts.eval):
+ * the snippet ran once in the helper thread (no GC.start, no warm-up);
+ * stream the text of its value into sink as it arrives: its inspect, or
+ * with json its JSON text when it converts (JSON.generate when the target
+ * has JSON loaded, else plain data only) and else its inspect as a JSON
+ * string.  At most max_bytes of the text are sent (a cut JSON text is
+ * sent as a JSON string of the part).  Once per session.  Returns 0,
  * -LP_ESNIPPET when the snippet (or its inspect) raised (out->err), or
  * another negative LP_E* with err filled (-LP_EIO: the sink failed).
  */
-int probe_session_eval(struct probe_session *s, int idx, bool json,
-		       uint64_t max_bytes, probe_sink_fn sink, void *arg,
-		       struct probe_eval *out, struct lp_err *err);
+int probe_session_eval(struct probe_session *s, probe_sink_fn sink,
+		       void *arg, struct probe_eval *out,
+		       struct lp_err *err);
 
 /*
  * Start or stop ObjectSpace allocation tracing in the target (loads

@@ -84,9 +84,9 @@ probe__bootstrap(char *buf, size_t len, const char *path)
 }
 
 char *
-probe__helper_for(bool eval_only, size_t *len)
+probe__helper_for(bool eval, size_t *len)
 {
-	const char *drop = eval_only ? "batches" : "eval";
+	const char *drop = eval ? "batches" : "eval";
 	size_t n = strlen(probe__helper_rb), o = 0, dl = strlen(drop);
 	const char *p = probe__helper_rb, *end = p + n;
 	char *out = xmalloc(n + 1);
@@ -121,8 +121,10 @@ probe__helper_for(bool eval_only, size_t *len)
  * The helper thread's program.  Protocol (one line each way):
  *   helper -> tool: {"hello":1,...}            after opening the channel
  *   tool -> helper: "run KIND IDX[,IDX..]|- N GC"   or "stop"
- *   tool -> helper: "eval IDX inspect|json MAX"
- *   helper -> tool: {"evaled":1,"class":..,"sent":N,..} then N raw bytes
+ *   eval sessions: file 'eval' holds "IDX inspect|json MAX"; after the
+ *   hello, without being asked:
+ *   helper -> tool: {"evaled":1,"class":..,"sent":N,..} then N raw bytes,
+ *                   then it ends ({"bye":"done"})
  *   helper -> tool: {"kind":..,"calls":..,"secs":..,"gc":{..},"error":..}
  *   helper -> tool: {"bye":"WHY"}  last, as it ends: "done" after "stop",
  *                   "killed" (Thread#kill), or the exception that ended it
@@ -233,6 +235,13 @@ const char probe__helper_rb[] =
 "    end\n"
 "    nsn += 1\n"
 "  end\n"
+"  # commands given with the session, run before any read from the tool\n"
+"  queue = []\n"
+"  #<eval\n"
+"  # an eval session's one eval comes with the snippets; then it ends\n"
+"  epath = File.join(dir, 'eval')\n"
+"  queue << ['eval', *File.read(epath).split(' ')] << ['stop'] if File.exist?(epath)\n"
+"  #>eval\n"
 "  put.({ 'hello' => 1, 'ruby' => RUBY_DESCRIPTION, 'pid' => Process.pid,\n"
 "         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
 "  #<batches\n"
@@ -254,7 +263,7 @@ const char probe__helper_rb[] =
 "  #>batches\n"
 "  begin\n"
 "  loop do\n"
-"    cmd = get.().split(' ')\n"
+"    cmd = queue.shift || get.().split(' ')\n"
 "    case cmd[0]\n"
 "    #<batches\n"
 "    when 'run'\n"
