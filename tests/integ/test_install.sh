@@ -28,6 +28,18 @@ man -l "$page" 2>/dev/null | grep -q '^NAME' || fail "man -l"
 # the README's way, by path (works even where dpkg excludes /usr/share/man)
 (cd "$ROOT" && man ./man/leakprobe.1 2>/dev/null) | grep -q '^NAME' || fail "man ./man/leakprobe.1"
 
+# a slim Debian image (dpkg excludes /usr/share/man and /usr/share/groff):
+# man cannot render there, the README's mandoc command can
+if command -v mandoc >/dev/null && command -v unshare >/dev/null &&
+   unshare -m true 2>/dev/null; then
+	unshare -m sh -c 'mount -t tmpfs none /usr/share/groff &&
+		mount -t tmpfs none /usr/share/man &&
+		cd "$1" && mandoc -a man/leakprobe.1' _ "$ROOT" >"$T/slim" 2>&1 ||
+		fail "mandoc in a slim image: $(head -3 "$T/slim")"
+	grep -q 'leakprobe eval' "$T/slim" || fail "mandoc output: $(head -3 "$T/slim")"
+	grep -q 'mandoc -a man/leakprobe.1' "$ROOT/README.md" || fail "README lost the mandoc command"
+fi
+
 # the installed completion works when sourced
 r=$(bash -c '. "$1"; COMP_WORDS=("$2" ev); COMP_CWORD=1; _leakprobe; echo "${COMPREPLY[*]}"' \
 	_ "$comp" "$D/usr/local/bin/leakprobe")
