@@ -49,3 +49,15 @@ lp_lazy_sym(struct lp_lazy *l, const char *name)
 		l->state < 0 ? l->why : "not in the library");
 	abort();
 }
+
+void *
+lp_lazy_get(struct lp_lazy *l, void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+
+	if (!f) {
+		f = lp_lazy_sym(l, name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}

@@ -34,30 +34,29 @@ int lp_lazy_load(struct lp_lazy *l);
  */
 void *lp_lazy_sym(struct lp_lazy *l, const char *name);
 
-/* A forwarding stub: LP_LAZY_FN(lib, int, foo, (int a, char *b), (a, b)) */
+/*
+ * The function `name` of l, cached in *slot (atomically: stubs may be
+ * called from several threads).  As lp_lazy_sym().
+ */
+void *lp_lazy_get(struct lp_lazy *l, void **slot, const char *name);
+
+/*
+ * A forwarding stub with the library function's own name and prototype:
+ * LP_LAZY_FN(lib, int, foo, (int a, char *b), (a, b)).  Inside its body
+ * the definition itself declares `name`, so __typeof__ gives its type.
+ */
 #define LP_LAZY_FN(lib, ret, name, params, args)			\
 	ret name params							\
 	{								\
 		static void *p_;					\
-		void *f_ = __atomic_load_n(&p_, __ATOMIC_ACQUIRE);	\
-									\
-		if (!f_) {						\
-			f_ = lp_lazy_sym(&(lib), #name);		\
-			__atomic_store_n(&p_, f_, __ATOMIC_RELEASE);	\
-		}							\
-		return ((__typeof__(&name))f_) args;			\
+		return ((__typeof__(&name))lp_lazy_get(&(lib), &p_,	\
+							#name)) args;	\
 	}
 #define LP_LAZY_VOID(lib, name, params, args)				\
 	void name params						\
 	{								\
 		static void *p_;					\
-		void *f_ = __atomic_load_n(&p_, __ATOMIC_ACQUIRE);	\
-									\
-		if (!f_) {						\
-			f_ = lp_lazy_sym(&(lib), #name);		\
-			__atomic_store_n(&p_, f_, __ATOMIC_RELEASE);	\
-		}							\
-		((__typeof__(&name))f_) args;				\
+		((__typeof__(&name))lp_lazy_get(&(lib), &p_, #name)) args; \
 	}
 
 #endif

@@ -19,13 +19,6 @@
 #define LP_UNWIND_PTRACE_SONAME "libunwind-ptrace.so.0"
 #endif
 
-extern int _Ux86_64_dwarf_search_unwind_table(unw_addr_space_t as,
-					      unw_word_t ip,
-					      unw_dyn_info_t *di,
-					      unw_proc_info_t *pi,
-					      int need_unwind_info,
-					      void *arg);
-
 static struct lp_lazy unwind_lib = {
 	{ LP_UNWIND_SONAME, LP_UNWIND_PTRACE_SONAME, NULL }, { NULL }, 0, ""
 };
@@ -57,6 +50,7 @@ LP_LAZY_FN(unwind_lib, int, _Ux86_64_step, (unw_cursor_t *c), (c))
 LP_LAZY_FN(unwind_lib, int, _Ux86_64_get_reg,
 	   (unw_cursor_t *c, int reg, unw_word_t *val), (c, reg, val))
 LP_LAZY_FN(unwind_lib, const char *, _Ux86_64_strerror, (int e), (e))
+/* exported by libunwind-x86_64, not in its headers (see unwind.c) */
 LP_LAZY_FN(unwind_lib, int, _Ux86_64_dwarf_search_unwind_table,
 	   (unw_addr_space_t as, unw_word_t ip, unw_dyn_info_t *di,
 	    unw_proc_info_t *pi, int need, void *arg),
