@@ -49,6 +49,7 @@ struct sink {
 	struct ana_hd_digest *dg;
 	int err;
 	struct cli_show *sh;	/* progress line, or NULL */
+	pid_t pid;
 	uint64_t t0, shown;	/* start, and the last progress update */
 };
 
@@ -81,8 +82,8 @@ sink_write(const char *buf, size_t len, void *arg)
 
 			k->shown = now;
 			lp_human_bytes((double)k->bytes, 0, b, sizeof(b));
-			cli_progress(k->sh, "heapdump: %s received, %.1f s", b,
-				     (now - k->t0) / 1e9);
+			cli_progress(k->sh, "heapdump %d: %s received, %.1f s",
+				     (int)k->pid, b, (now - k->t0) / 1e9);
 		}
 	}
 	return 0;
@@ -111,7 +112,7 @@ cmd_heapdump(int argc, char **argv)
 	struct probe_session *s = NULL;
 	struct probe_result res;
 	struct lp_err err;
-	struct sink k = { -1, 0, NULL, 0, NULL, 0, 0 };
+	struct sink k = { -1, 0, NULL, 0, NULL, 0, 0, 0 };
 	struct cli_show sh;
 	uint64_t t0;
 	pid_t pid;
@@ -196,6 +197,7 @@ cmd_heapdump(int argc, char **argv)
 	 * goes to stdout */
 	cli_show_init(&sh, json || to_stdout);
 	k.sh = &sh;
+	k.pid = pid;
 	k.t0 = lp_mono_ns();
 	k.dg = ana_hd_digest_new(ANA_HD_NO_SITES);
 	t0 = lp_mono_ns();

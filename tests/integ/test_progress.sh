@@ -58,7 +58,7 @@ grep -q 'no step leaks' "$T/tty" || fail "bisect: no result: $(cat -A "$T/tty")"
 
 on_tty "$T/tty" "$LP" heapdump "$pid" -o "$T/h2.json" ||
 	fail "heapdump on a terminal: $(cat -A "$T/tty")"
-grep -q "${CR}heapdump: .* received" "$T/tty" || fail "heapdump: no progress: $(cat -A "$T/tty")"
+grep -q "${CR}heapdump $pid: .* received" "$T/tty" || fail "heapdump: no progress: $(cat -A "$T/tty")"
 grep -qF "${CLR}heap dump of $pid" "$T/tty" || fail "heapdump: not cleared before the result: $(cat -A "$T/tty")"
 
 # ---- -v on a terminal: the table, no progress line
