@@ -10,6 +10,7 @@ VERSION  := 0.1.0
 PREFIX   ?= /usr/local
 BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
+COMPDIR  ?= $(PREFIX)/share/bash-completion/completions
 RUBY     ?= ruby
 BUILD    ?= build
 
@@ -17,12 +18,29 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 PKGS     := libelf libunwind-ptrace capstone jansson libbpf libmicrohttpd zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Linked: libelf and jansson.  Loaded with dlopen() by the commands that
+# need them, so that no other command pays for loading and relocating them
+# at start: capstone (injector/gadget.c; 77k relocations, 0.7 ms), libbpf
+# (probes/bpf_lib.c) and libunwind (injector/unwind_lib.c).
+LAZY_PKGS  := capstone libbpf libunwind-ptrace
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) \
+		2>/dev/null)
+LAZY_LIBS  := $(shell pkg-config --libs $(LAZY_PKGS) 2>/dev/null)
+# soname LIB: the SONAME of lib$(LIB).so (the -dev symlink), or $(2)
+soname = $(or $(shell objdump -p "$$(pkg-config --variable=libdir \
+	$(1) 2>/dev/null)/lib$(2).so" 2>/dev/null | \
+	awk '/SONAME/ { print $$2 }'),$(3))
+CAPSTONE_SONAME := $(call soname,capstone,capstone,libcapstone.so.4)
+BPF_SONAME      := $(call soname,libbpf,bpf,libbpf.so.1)
+UNWIND_SONAME   := $(call soname,libunwind-ptrace,unwind-generic,\
+		   libunwind-x86_64.so.8)
+UNWIND_PTRACE_SONAME := $(call soname,libunwind-ptrace,unwind-ptrace,\
+			libunwind-ptrace.so.0)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 LP_CFLAGS = -Wall -Wextra -Werror -std=gnu11 -MMD -MP -D_GNU_SOURCE \
 	    -DLP_VERSION='"$(VERSION)"' -I. $(PKG_CFLAGS) $(SANFLAGS)
-LP_LDLIBS = $(PKG_LIBS) -lm -lpthread
+LP_LDLIBS = -Wl,--as-needed $(PKG_LIBS) -lm -lpthread -ldl
 
 ifeq ($(SAN),1)
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
@@ -208,6 +226,14 @@ $(ELFFIX_DIR)/stripped: $(ELFFIX_DIR)/stripped.full \
 	$(Q)$(OBJCOPY) --add-gnu-debuglink=$(ELFFIX_DIR)/stripped.debug $@
 
 $(BUILD)/tests/test_elfsym $(BUILD)/tests/test_gadget: $(ELFFIX)
+# test_gadget checks its answers against capstone directly
+$(BUILD)/tests/test_gadget: LP_LDLIBS += $(shell pkg-config --libs capstone)
+$(BUILD)/injector/gadget.o: LP_CFLAGS += \
+	-DLP_CAPSTONE_SONAME='"$(CAPSTONE_SONAME)"'
+$(BUILD)/probes/bpf_lib.o: LP_CFLAGS += -DLP_BPF_SONAME='"$(BPF_SONAME)"'
+$(BUILD)/injector/unwind_lib.o: LP_CFLAGS += \
+	-DLP_UNWIND_SONAME='"$(UNWIND_SONAME)"' \
+	-DLP_UNWIND_PTRACE_SONAME='"$(UNWIND_PTRACE_SONAME)"'
 # ---- end of ELF fixtures ---------------------------------------------------
 
 deps:
@@ -256,12 +282,16 @@ demo: deps
 	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) scripts/demo
 
 install: $(BIN)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(COMPDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/leakprobe
 	install -m 0644 man/leakprobe.1 $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+	install -m 0644 completions/leakprobe.bash \
+		$(DESTDIR)$(COMPDIR)/leakprobe
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/leakprobe $(DESTDIR)$(MANDIR)/man1/leakprobe.1
+	rm -f $(DESTDIR)$(BINDIR)/leakprobe $(DESTDIR)$(MANDIR)/man1/leakprobe.1 \
+		$(DESTDIR)$(COMPDIR)/leakprobe
 
 clean:
 	rm -rf build build-san leakprobe

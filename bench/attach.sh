@@ -1,7 +1,8 @@
-# bench/attach: 100 runs of `attach --eval nil --times 1` on a sleeping
-# Ruby target: end-to-end wall time and how long the main thread was
-# ptrace-stopped; next to the same call made by a debugger (lldb's `expr`,
-# and gdb's `call` where it works) in the same run.
+# bench/attach: 100 runs of `attach --eval nil --times 1` and of `eval PID
+# nil` on a sleeping Ruby target: end-to-end wall time and how long the
+# main thread was ptrace-stopped; next to the same call made by a debugger
+# (lldb's `expr`, and gdb's `call` where it works) in the same run.  Goal:
+# eval's round trip at least 100x faster than the debugger's.
 set -u
 LP=${LEAKPROBE:?}
 RUBY=${RUBY:-ruby}
@@ -33,6 +34,17 @@ for i in $(seq "$RUNS"); do
 		%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
 		  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
 		"$tmp/out" "$tmp/stop" "$tmp/held" "$tmp/unmap" "$tmp/kill"
+done
+
+# eval: one call, no GC.start, no warm-up; the value must come back
+: >"$tmp/eval"
+for i in $(seq "$RUNS"); do
+	t0=$EPOCHREALTIME
+	"$LP" eval "$tpid" nil >"$tmp/out" 2>&1 ||
+		{ echo "eval run $i failed: $(cat "$tmp/out")"; exit 1; }
+	t1=$EPOCHREALTIME
+	[ "$(cat "$tmp/out")" = nil ] || { echo "eval run $i printed: $(cat "$tmp/out")"; exit 1; }
+	us $t0 $t1 >>"$tmp/eval"
 done
 
 # dbg_time NAME CMD...: median wall time in us, or "fails".  The call
@@ -77,6 +89,9 @@ printf '  %-40s %8.2f ms\n' "(fork+exec of /bin/true, for scale)" \
 	"$(echo "$(us $t0 $t1) / 1000" | bc -l)"
 printf '  %-40s %8.2f ms %8.2f ms\n' "end to end (wall)" \
 	"$(echo "$w50 / 1000" | bc -l)" "$(echo "$w99 / 1000" | bc -l)"
+e50=$(pct "$tmp/eval" 50); e99=$(pct "$tmp/eval" 99)
+printf '  %-40s %8.2f ms %8.2f ms\n' "eval PID nil, end to end (wall)" \
+	"$(echo "$e50 / 1000" | bc -l)" "$(echo "$e99 / 1000" | bc -l)"
 printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
 	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
@@ -92,8 +107,9 @@ for d in lldb gdb; do
 		printf '  %-40s %s\n' "$d call of rb_eval_string" \
 			"fails here: $(cat "$tmp/$d.why" 2>/dev/null)"
 	else
-		printf '  %-40s %8.2f ms   (leakprobe is %.0fx faster end to end)\n' \
+		printf '  %-40s %8.2f ms   (attach --times 1 is %.0fx faster, eval %.0fx: goal 100x)\n' \
 			"$d call of rb_eval_string (median)" \
-			"$(echo "$v / 1000" | bc -l)" "$(echo "$v / $w50" | bc -l)"
+			"$(echo "$v / 1000" | bc -l)" "$(echo "$v / $w50" | bc -l)" \
+			"$(echo "$v / $e50" | bc -l)"
 	fi
 done

@@ -23,6 +23,7 @@
 #include "cli/malloc_report.h"
 #include "cli/profile_out.h"
 #include "cli/measure.h"
+#include "cli/progress.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -35,7 +36,8 @@ static const char attach_usage[] =
 "Run CODE inside the live Ruby process PID at a safe point, in batches\n"
 "each followed by a full GC.start, sample its memory between batches and\n"
 "say whether CODE leaks: native leak, Ruby-object leak, no leak, or\n"
-"inconclusive, with bytes per call and a 95 % interval.\n"
+"inconclusive, with bytes per call and a 95 % interval.  One line per\n"
+"batch when stdout is not a terminal (or with -v), under a legend.\n"
 "\n"
 "  -e, --eval CODE          Ruby code to run (one call)\n"
 "  -f, --file PATH          read the code from PATH ('-' = stdin)\n"
@@ -73,7 +75,9 @@ static const char attach_usage[] =
 "  -o, --output FILE        where --format writes the profile\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              print only the verdict\n"
-"  -v, --verbose            print debug details on stderr\n"
+"  -v, --verbose            the per-batch table even on a terminal (where\n"
+"                           a progress line is shown instead); twice:\n"
+"                           debug details on stderr\n"
 "  -h, --help               this help\n"
 "\n"
 "Sizes take k, M, G suffixes (binary).  Exit status: 0 done, 1 leak over\n"
@@ -410,18 +414,42 @@ retained_json(const struct ana_hd_diff *d, uint64_t top,
 
 struct print_ctx {
 	const struct attach_opts *o;
+	struct cli_show *sh;
+	uint64_t t0;
+	int warm;		/* warm-up batches seen */
 };
 
 static void
 on_batch(const struct probe_run *run, size_t i, void *arg)
 {
-	const struct print_ctx *pc = arg;
+	struct print_ctx *pc = arg;
 	const struct ana_batch *b = &run->b[i];
+	char rss[32], grown[32];
 
-	if (b->warmup || b->control)
-		cli_print_batch(NULL, b, b->calls, b->calls);
+	if (pc->sh->table) {
+		cli_show_legend(pc->sh, cli_batch_legend);
+		if (b->warmup || b->control)
+			cli_print_batch(NULL, b, b->calls, b->calls);
+		else
+			cli_print_batch(NULL, b, run->done[0],
+					pc->o->m.times);
+		return;
+	}
+	lp_human_bytes((double)b->rss, 0, rss, sizeof(rss));
+	lp_human_bytes((double)b->rss - (double)run->b[0].rss, 1, grown,
+		       sizeof(grown));
+	if (b->warmup)
+		pc->warm++;
+	if (b->warmup && pc->warm <= (int)pc->o->m.warmup)
+		cli_progress(pc->sh, "attach %d: warm-up batch %d of %" PRIu64
+			     ", rss %s, %.1f s", (int)pc->o->pid, pc->warm,
+			     pc->o->m.warmup, rss,
+			     (lp_mono_ns() - pc->t0) / 1e9);
 	else
-		cli_print_batch(NULL, b, run->done[0], pc->o->m.times);
+		cli_progress(pc->sh, "attach %d: %" PRIu64 " of %" PRIu64
+			     " calls, rss %s (%s), %.1f s", (int)pc->o->pid,
+			     run->done[0], pc->o->m.times, rss, grown,
+			     (lp_mono_ns() - pc->t0) / 1e9);
 }
 
 int
@@ -448,6 +476,7 @@ cmd_attach(int argc, char **argv)
 	char comm[32] = "", api[32] = "", libruby[256] = "";
 	double stop_ms = 0, held_ms = 0, dirty_ms = 0, unmap_ms = 0;
 	double start_ms = 0;
+	struct cli_show sh;
 
 	memset(&o, 0, sizeof(o));
 	lp_err_clear(&err);
@@ -460,6 +489,7 @@ cmd_attach(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	}
 	cli_install_signals();
+	cli_show_init(&sh, o.m.quiet || o.m.json);
 
 	snip.code = o.code;
 	snip.len = o.code_len;
@@ -524,11 +554,15 @@ cmd_attach(int argc, char **argv)
 			.around_control = pm ? around_control : NULL,
 			.control_arg = &ph,
 		};
-		struct print_ctx pc = { &o };
+		struct print_ctx pc = { &o, &sh, lp_mono_ns(), 0 };
 
 		rc = probe_measure(s, &arm, 1, &mo, &hello, &run,
-				   o.m.quiet || o.m.json ? NULL : on_batch, &pc,
-				   &err);
+				   sh.table || sh.progress ? on_batch : NULL,
+				   &pc, &err);
+		if (rc == 0 && !run.raised)
+			cli_progress(&sh, "attach %d: %" PRIu64 " calls done; "
+				     "computing the verdict", (int)o.pid,
+				     run.done[0]);
 	}
 	if (ph.window) {
 		int mrc = probe_malloc_window_end(pm, rc < 0 ? NULL : &err);
@@ -592,6 +626,7 @@ cmd_attach(int argc, char **argv)
 	}
 	b = probe_run_arm(&run, 0, &nb);
 	ana_verdict_compute(b, nb, &v);
+	cli_progress_clear(&sh);
 	rc = cli_verdict_exit(&v, o.m.fail_set, o.m.fail_on_growth);
 	if (o.m.json) {
 		jb = json_array();
@@ -634,6 +669,7 @@ cmd_attach(int argc, char **argv)
 	}
 	rc = cli_finish_stdout("attach", rc);
 out:
+	cli_progress_clear(&sh);
 	if (doc)
 		json_decref(doc);
 	if (s && tracing)

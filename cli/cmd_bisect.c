@@ -39,6 +39,7 @@
 
 #include "cli/exit.h"
 #include "cli/measure.h"
+#include "cli/progress.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -67,6 +68,8 @@ static const char bisect_usage[] =
 "      --max-growth B       stop a trial when the target grew by B (64MiB)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              only the result\n"
+"  -v, --verbose            the trial lines even on a terminal (where a\n"
+"                           progress line is shown instead)\n"
 "  -h, --help               this help\n";
 
 struct step {
@@ -98,6 +101,9 @@ struct bisect {
 	int ntrials;
 	struct lp_err err;
 	int fatal;		/* exit status of a fatal error, 0 */
+	struct cli_show sh;	/* progress line or trial table */
+	const char *cur;	/* steps of the trial running now */
+	uint64_t t0;
 };
 
 static char *
@@ -291,6 +297,19 @@ last_trial(struct bisect *bs, uint64_t mask)
 	return NULL;
 }
 
+/* The progress line, after each batch of a trial. */
+static void
+on_batch(const struct probe_run *run, size_t i, void *arg)
+{
+	struct bisect *bs = arg;
+
+	(void)i;
+	cli_progress(&bs->sh, "bisect %d: trial %d (%s): %" PRIu64 " of %"
+		     PRIu64 " calls, %.1f s", (int)bs->pid, bs->ntrials + 1,
+		     bs->cur, run->done[0], bs->m.times,
+		     (lp_mono_ns() - bs->t0) / 1e9);
+}
+
 /*
  * Measure the steps in mask once more: appends a trial.  Returns 0, or
  * -1 when the run must stop (bs->fatal set), or 1 when a step raised
@@ -320,8 +339,10 @@ measure(struct bisect *bs, uint64_t mask)
 			idx[nidx++] = i;
 	arm.idx = idx;
 	arm.nidx = nidx;
-	rc = probe_measure(bs->s, &arm, 1, &mo, &bs->hello, &run, NULL,
-			   NULL, &bs->err);
+	names_of(bs, mask, names, sizeof(names));
+	bs->cur = names;
+	rc = probe_measure(bs->s, &arm, 1, &mo, &bs->hello, &run,
+			   bs->sh.progress ? on_batch : NULL, bs, &bs->err);
 	if (rc < 0) {
 		bs->fatal = cli_report("bisect", &bs->err);
 		probe_run_release(&run);
@@ -334,6 +355,7 @@ measure(struct bisect *bs, uint64_t mask)
 			 "%.100s: %.140s", run.err.err_class,
 			 run.err.err_message);
 		bs->bad |= 1ull << i;
+		cli_progress_clear(&bs->sh);
 		if (!bs->m.quiet && !bs->m.json)
 			printf("step '%s' raised %s; left out\n",
 			       bs->steps[i].name, bs->bad_why[i]);
@@ -362,7 +384,9 @@ measure(struct bisect *bs, uint64_t mask)
 				bs->trials[i].leaks ? yes++ : no++;
 		t->decided = yes > no ? 1 : no > yes ? 0 : -1;
 	}
-	if (!bs->m.quiet && !bs->m.json) {
+	if (bs->sh.table) {
+		cli_show_legend(&bs->sh, "# trial  steps run together"
+				"                          verdict");
 		names_of(bs, mask, names, sizeof(names));
 		printf("trial %2d: %-40s %s%s\n", bs->ntrials, names,
 		       t->again ? "(again) " : "", t->v.summary);
@@ -477,6 +501,8 @@ cmd_bisect(int argc, char **argv)
 		goto out;
 	}
 	cli_install_signals();
+	cli_show_init(&bs->sh, bs->m.quiet || bs->m.json);
+	bs->t0 = lp_mono_ns();
 	start = lp_mono_ns();
 	for (int i = 0; i < bs->nsteps; i++) {
 		sn[i].code = bs->steps[i].code;
@@ -547,6 +573,7 @@ cmd_bisect(int argc, char **argv)
 	}
 	probe_session_end(bs->s);
 	bs->s = NULL;
+	cli_progress_clear(&bs->sh);
 
 	rc = EXIT_OK;
 	for (int i = 0; i < nc; i++) {
@@ -642,6 +669,7 @@ cmd_bisect(int argc, char **argv)
 	}
 	rc = cli_finish_stdout("bisect", rc);
 out:
+	cli_progress_clear(&bs->sh);
 	probe_session_end(bs->s);
 	for (int i = 0; i < bs->nsteps; i++) {
 		free(bs->steps[i].name);

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "cli/exit.h"
+#include "cli/progress.h"
 #include "cli/measure.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -75,6 +76,9 @@ struct sink {
 	uint64_t bytes;		/* dump bytes (before compression) */
 	struct ana_hd_digest *dg;
 	int err;
+	struct cli_show *sh;	/* progress line, or NULL */
+	pid_t pid;
+	uint64_t t0, shown;	/* start, and the last progress update */
 };
 
 static int
@@ -111,6 +115,19 @@ sink_write(const char *buf, size_t len, void *arg)
 		off += (size_t)n;
 	}
 	k->bytes += len;
+	if (k->sh && k->sh->progress) {
+		uint64_t now = lp_mono_ns();
+
+		/* ten updates a second at most */
+		if (now - k->shown >= 100000000ull) {
+			char b[32];
+
+			k->shown = now;
+			lp_human_bytes((double)k->bytes, 0, b, sizeof(b));
+			cli_progress(k->sh, "heapdump %d: %s received, %.1f s",
+				     (int)k->pid, b, (now - k->t0) / 1e9);
+		}
+	}
 	if (k->dg)
 		ana_hd_digest_feed(k->dg, buf, len, NULL);
 	return 0;
@@ -166,13 +183,14 @@ sink_close(struct sink *k)
  */
 static int
 take_dump(pid_t pid, const char *out, bool gzip, bool trace, bool stop,
-	  double timeout, bool quiet, bool *traced, struct dump_info *info)
+	  double timeout, bool quiet, struct cli_show *sh, bool *traced,
+	  struct dump_info *info)
 {
 	struct probe_session *s = NULL;
 	struct probe_hello hello;
 	struct probe_result res;
 	struct lp_err err;
-	struct sink k = { -1, NULL, 0, NULL, 0 };
+	struct sink k = { -1, NULL, 0, NULL, 0, sh, pid, 0, 0 };
 	struct stat st;
 	char tmp[4200];
 	bool to_stdout = !strcmp(out, "-");
@@ -212,6 +230,7 @@ take_dump(pid_t pid, const char *out, bool gzip, bool trace, bool stop,
 		gzbuffer(k.gz, 256 * 1024);
 	}
 	k.dg = ana_hd_digest_new(ANA_HD_NO_SITES);
+	k.t0 = lp_mono_ns();
 	s = cli_session_start("heapdump", pid, NULL, 0, timeout, true, &hello,
 			      &rc);
 	if (!s)
@@ -246,6 +265,8 @@ take_dump(pid_t pid, const char *out, bool gzip, bool trace, bool stop,
 		*traced = false;
 	probe_session_end(s);
 	s = NULL;
+	if (sh)
+		cli_progress_clear(sh);
 	if (to_stdout) {
 		if (k.gz) {
 			int zerr = gzclose_w(k.gz);
@@ -281,6 +302,8 @@ take_dump(pid_t pid, const char *out, bool gzip, bool trace, bool stop,
 	info->traced = ana_hd_digest_stats(k.dg)->traced;
 out:
 	probe_session_end(s);
+	if (sh)
+		cli_progress_clear(sh);
 	if (k.gz)
 		gzclose_w(k.gz);
 	if (k.fd >= 0 && k.fd != STDOUT_FILENO)
@@ -420,7 +443,8 @@ run_series(struct series *sr)
 			snprintf(name + l, sizeof(name) - l, "_%03d.json%s",
 				 ++n, sr->gzip ? ".gz" : "");
 		rc = take_dump(sr->pid, name, sr->gzip, sr->trace && !traced,
-			       false, sr->timeout, true, &traced, &info);
+			       false, sr->timeout, true, NULL, &traced,
+			       &info);
 		if (rc != EXIT_OK) {
 			if (lp_stop_signal) {
 				/* abandoned: take_dump left no file */
@@ -499,6 +523,7 @@ cmd_heapdump(int argc, char **argv)
 	double timeout = 120, every = 0;
 	struct series sr;
 	struct dump_info info;
+	struct cli_show sh;
 	struct probe_proc pp;
 	uint64_t t0, count = 0, keep = 0;
 	const char *dir = NULL;
@@ -637,9 +662,12 @@ cmd_heapdump(int argc, char **argv)
 		out = defname;
 	}
 	cli_install_signals();
+	/* no table here: the progress line only, never over a dump that
+	 * goes to stdout */
+	cli_show_init(&sh, json || to_stdout);
 	t0 = lp_mono_ns();
-	rc = take_dump(pid, out, gzip, trace, stop, timeout, false, &traced,
-		       &info);
+	rc = take_dump(pid, out, gzip, trace, stop, timeout, false, &sh,
+		       &traced, &info);
 	if (rc != EXIT_OK)
 		goto out;
 	{

@@ -384,6 +384,7 @@ cmd_malloc(int argc, char **argv)
 	if (o.code) {
 		snip.code = o.code;
 		snip.len = o.code_len;
+		memset(&po, 0, sizeof(po));
 		po.snippets = &snip;
 		po.nsnippets = 1;
 		po.timeout = o.m.timeout;

@@ -9,6 +9,7 @@
 int cmd_watch(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_ab(int argc, char **argv);
 int cmd_bisect(int argc, char **argv);
 int cmd_run(int argc, char **argv);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/exit.h"
+#include "cli/progress.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -24,6 +25,8 @@ struct command {
 static const struct command commands[] = {
 	{ "attach", cmd_attach,
 	  "run a snippet in batches inside a live Ruby process; leak verdict" },
+	{ "eval", cmd_eval,
+	  "run Ruby code once in a live process and print its value" },
 	{ "ab", cmd_ab,
 	  "compare two snippets in the same live process, A/B interleaved" },
 	{ "bisect", cmd_bisect,
@@ -108,6 +111,7 @@ cli_error(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
+	cli_progress_clear_any();
 	fflush(stdout);
 	fprintf(stderr, "leakprobe: %s%s", cmd ? cmd : "", cmd ? ": " : "");
 	va_start(ap, fmt);

@@ -175,13 +175,22 @@ cli_session_start(const char *cmd, pid_t pid, const struct probe_snippet *sn,
 		  size_t n, double timeout, bool dump,
 		  struct probe_hello *hello, int *rc)
 {
-	struct probe_opts po = { sn, n, timeout, dump };
+	struct probe_opts po = { sn, n, timeout, dump, NULL };
+
+	return cli_session_start_opts(cmd, pid, &po, hello, rc);
+}
+
+struct probe_session *
+cli_session_start_opts(const char *cmd, pid_t pid,
+		       const struct probe_opts *po,
+		       struct probe_hello *hello, int *rc)
+{
 	struct probe_session *s;
 	struct lp_err err;
 	char *stack = NULL;
 
 	lp_err_clear(&err);
-	s = probe_session_start(pid, &po, hello, &stack, &err);
+	s = probe_session_start(pid, po, hello, &stack, &err);
 	if (!s) {
 		*rc = cli_report(cmd, &err);
 		if (stack) {

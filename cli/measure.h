@@ -83,6 +83,11 @@ struct probe_session *cli_session_start(const char *cmd, pid_t pid,
 					const struct probe_snippet *sn,
 					size_t n, double timeout, bool dump,
 					struct probe_hello *hello, int *rc);
+/* The same with every option of the session given. */
+struct probe_session *cli_session_start_opts(const char *cmd, pid_t pid,
+					     const struct probe_opts *po,
+					     struct probe_hello *hello,
+					     int *rc);
 /* "CMD: WHAT raised Class: message" and the backtrace on stderr. */
 void cli_print_raised(const char *cmd, const struct probe_result *r,
 		      const char *what);

@@ -151,6 +151,11 @@ int inj_read_string(struct inj_target *t, uint64_t addr, char *buf,
 		    size_t len, struct lp_err *err);
 
 /*
+ * Load libunwind (dlopen, once; inj_unwind does it itself).  0, or
+ * -LP_ENOTOOL naming what is missing.
+ */
+int inj_unwind_load(struct lp_err *err);
+/*
  * Native stack of the stopped main thread (libunwind-ptrace), symbolized.
  * Writes up to max frames' addresses to ips; returns the count or < 0.
  */

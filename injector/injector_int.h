@@ -162,6 +162,9 @@ void inj__index_maps(struct inj_target *t, struct inj_map *maps,
  * `ret`), or -1.
  */
 long inj__find_syscall_insn(const uint8_t *code, size_t len, uint64_t addr);
+/* Why the disassembler (libcapstone, loaded on first use) could not be
+ * loaded, or NULL when it was loaded or not yet tried. */
+const char *inj__disasm_error(void);
 
 /* ---- ptrace.c -------------------------------------------------------- */
 struct inj_target {

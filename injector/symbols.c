@@ -722,6 +722,10 @@ inj__find_syscall(struct inj_target *t, struct lp_err *err)
 		if (fallback)
 			break;
 	}
+	if (!fallback && inj__disasm_error())
+		return lp_err_set(err, LP_EINJECT, "cannot load the "
+				  "disassembler: %s (install libcapstone4)",
+				  inj__disasm_error());
 	if (!fallback)
 		return lp_err_set(err, LP_EINJECT, "no syscall instruction "
 				  "found in the libc of process %d (is it "

@@ -195,6 +195,8 @@ inj_unwind(struct inj_target *t, uint64_t *ips, int max, struct lp_err *err)
 				  "stopped (attach first)", (int)t->pid);
 	if (!ips || max <= 0)
 		return lp_err_set(err, LP_EINVAL, "unwind: no room for frames");
+	if (inj_unwind_load(err) < 0)
+		return -LP_ENOTOOL;
 	as = unw_create_addr_space(&acc, 0);
 	if (!as)
 		return lp_err_set(err, LP_ENOMEM, "unwind: cannot create a "

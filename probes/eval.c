@@ -88,6 +88,9 @@ struct probe_session {
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
+	bool eval_only;		/* its helper evaluates once and ends */
+	bool busy;		/* an eval timed out: the helper still runs
+				 * it, so the end does not wait for it */
 	char bye[256];		/* the helper's last word: why it ended */
 };
 
@@ -283,10 +286,25 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 		if (rc < 0)
 			return rc;
 	}
-	rc = write_file(s, "helper.rb", probe__helper_rb,
-			strlen(probe__helper_rb), err);
+	{
+		size_t hl;
+		char *helper = probe__helper_for(o->eval != NULL, &hl);
+
+		rc = write_file(s, "helper.rb", helper, hl, err);
+		free(helper);
+	}
 	if (rc < 0)
 		return rc;
+	if (o->eval) {
+		char args[96];
+		int n = snprintf(args, sizeof(args), "%d %s %" PRIu64 "\n",
+				 o->eval->idx, o->eval->json ? "json" :
+				 "inspect", o->eval->max_bytes);
+
+		rc = write_file(s, "eval", args, (size_t)n, err);
+		if (rc < 0)
+			return rc;
+	}
 	{
 		char path[600];
 
@@ -1030,6 +1048,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	s = xcalloc(1, sizeof(*s));
 	s->lock_fd = s->res_fd = s->ack_fd = s->dump_fd = s->alive_fd = -1;
 	s->timeout = o->timeout > 0 ? o->timeout : 30;
+	s->eval_only = o->eval != NULL;
 	t0 = lp_mono_ns();
 	s->t = inj_open(pid, err);
 	if (!s->t)
@@ -1142,6 +1161,9 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	o = (size_t)snprintf(cmd, sizeof(cmd), "run %s ",
 			     nidx ? "measure" : "control");
 	if (!nidx)
@@ -1168,6 +1190,7 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	return 0;
 }
 
+
 static int
 send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
 {
@@ -1179,6 +1202,112 @@ send_cmd(struct probe_session *s, const char *cmd, struct lp_err *err)
 	return 0;
 }
 
+/*
+ * The raw bytes that follow an eval header: first what read_line() left
+ * in the buffer, then straight from the channel, `want` bytes in all,
+ * into sink as they come.  Each wait is bounded by the timeout.
+ */
+static int
+read_raw(struct probe_session *s, uint64_t want, probe_sink_fn sink,
+	 void *arg, struct lp_err *err)
+{
+	char buf[65536];
+	size_t k = s->inlen < want ? s->inlen : (size_t)want;
+	bool sink_ok = true;
+	uint64_t deadline;
+
+	if (k) {
+		sink_ok = sink(s->inbuf, k, arg) == 0;
+		memmove(s->inbuf, s->inbuf + k, s->inlen - k);
+		s->inlen -= k;
+		want -= k;
+	}
+	deadline = lp_mono_ns() + (uint64_t)(s->timeout * 1e9);
+	while (want) {
+		struct pollfd p = { s->res_fd, POLLIN, 0 };
+		size_t ask = want < sizeof(buf) ? (size_t)want : sizeof(buf);
+		ssize_t n;
+		int r;
+
+		if (lp_stop_signal)
+			return lp_err_set(err, LP_EINTR, "interrupted by signal"
+					  " %d", (int)lp_stop_signal);
+		r = poll(&p, 1, 100);
+		if (r < 0 && errno != EINTR)
+			return lp_err_sys(err, LP_EIO, "poll");
+		if (r <= 0) {
+			if (!probe_proc_alive(probe_session_pid(s)))
+				return lp_err_set(err, LP_EEXITED, "process "
+						  "%d exited",
+						  (int)probe_session_pid(s));
+			if (lp_mono_ns() >= deadline)
+				return lp_err_set(err, LP_ETIMEDOUT, "timed "
+						  "out after %.1f s",
+						  s->timeout);
+			continue;
+		}
+		n = read(s->res_fd, buf, ask);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (n < 0)
+			return lp_err_sys(err, LP_EIO, "read result channel");
+		if (n == 0)
+			return helper_gone(s, err);
+		/* after a sink failure, keep reading: the channel must be
+		 * drained for the helper to finish its write */
+		if (sink_ok)
+			sink_ok = sink(buf, (size_t)n, arg) == 0;
+		want -= (uint64_t)n;
+		deadline = lp_mono_ns() + (uint64_t)(s->timeout * 1e9);
+	}
+	return sink_ok ? 0 : lp_err_set(err, LP_EIO, "writing the result "
+					"failed");
+}
+
+int
+probe_session_eval(struct probe_session *s, probe_sink_fn sink, void *arg,
+		   struct probe_eval *out, struct lp_err *err)
+{
+	json_t *msg = NULL, *e;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->cls, sizeof(out->cls), "?");
+	if (!s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was not "
+				  "started for eval");
+	/* asked for with the session: the answer follows the hello */
+	rc = read_json(s, &msg, false, err);
+	if (rc == -LP_ETIMEDOUT)
+		s->busy = true;
+	if (rc < 0)
+		return rc;
+	e = json_object_get(msg, "error");
+	if (jint(msg, "evaled") != 1) {
+		if (!json_is_object(e)) {
+			json_decref(msg);
+			return lp_err_set(err, LP_EINJECT, "unexpected answer "
+					  "from the helper thread");
+		}
+		parse_error(e, &out->err);
+		json_decref(msg);
+		return lp_err_set(err, LP_ESNIPPET, "the snippet raised %s: "
+				  "%s", out->err.err_class,
+				  out->err.err_message);
+	}
+	snprintf(out->cls, sizeof(out->cls), "%s",
+		 json_string_value(json_object_get(msg, "class")) ?: "?");
+	out->json = !strcmp(json_string_value(json_object_get(msg,
+			    "format")) ?: "", "json");
+	out->bytes = (uint64_t)jint(msg, "bytes");
+	out->sent = (uint64_t)jint(msg, "sent");
+	out->cut = json_is_true(json_object_get(msg, "cut"));
+	e = json_object_get(msg, "secs");
+	out->seconds = json_is_number(e) ? json_number_value(e) : 0;
+	json_decref(msg);
+	return read_raw(s, out->sent, sink, arg, err);
+}
+
 int
 probe_session_trace(struct probe_session *s, bool on, bool persist,
 		    int64_t *gc_count, struct lp_err *err)
@@ -1188,6 +1317,9 @@ probe_session_trace(struct probe_session *s, bool on, bool persist,
 	json_t *msg = NULL, *e;
 	int rc;
 
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	rc = send_cmd(s, !on ? "trace off\n" : persist ? "trace on persist\n" :
 		      "trace on\n", err);
 	if (rc == 0)
@@ -1219,6 +1351,9 @@ probe_session_dump(struct probe_session *s, probe_sink_fn sink, void *arg,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	if (s->dump_fd < 0)
 		return lp_err_set(err, LP_EINVAL, "no dump channel");
 	rc = send_cmd(s, "dump\n", err);
@@ -1260,6 +1395,9 @@ probe_session_gcstat_start(struct probe_session *s, double interval,
 {
 	char cmd[64];
 
+	if (s->eval_only)
+		return lp_err_set(err, LP_EINVAL, "the session was started "
+				  "for eval only");
 	snprintf(cmd, sizeof(cmd), "gcstat %.3f\n", interval);
 	s->gcstat = true;
 	return send_cmd(s, cmd, err);
@@ -1319,10 +1457,11 @@ probe_session_end(struct probe_session *s)
 	 * thread is done: a run that starts while the previous helper is
 	 * still running would get a new thread stack and malloc arena
 	 * instead of reusing the cached ones, and the target's maps would
-	 * grow run after run.  A GC.stat reporter only notices EPIPE, so it
-	 * is not waited for.
+	 * grow run after run.  A GC.stat reporter only notices EPIPE, and a
+	 * helper still running an eval that timed out only its watchdog can
+	 * end (when we close the channel): neither is waited for.
 	 */
-	if (s->start_ns && !s->gcstat && s->res_fd >= 0) {
+	if (s->start_ns && !s->gcstat && !s->busy && s->res_fd >= 0) {
 		uint64_t deadline = lp_mono_ns() + 2000000000ull;
 		char buf[4096];
 

@@ -452,8 +452,13 @@ struct probe_malloc *
 probe_malloc_start(pid_t pid, const struct probe_malloc_opts *opts,
 		   struct lp_err *err)
 {
-	struct probe_malloc *m = xcalloc(1, sizeof(*m));
+	struct probe_malloc *m;
 
+	/* loaded with dlopen (see bpf_lib.c, injector/unwind_lib.c): a
+	 * missing library is an error here, before anything is touched */
+	if (probe__bpf_load(err) < 0 || inj_unwind_load(err) < 0)
+		return NULL;
+	m = xcalloc(1, sizeof(*m));
 	m->pid = pid;
 	m->uw.mem.fd = -1;
 	if (opts)

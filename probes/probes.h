@@ -107,6 +107,12 @@ int probe__bootstrap(char *buf, size_t len, const char *path);
 int probe__ruby_quote(char *buf, size_t len, const char *s, size_t n);
 /* The helper program (loaded by the bootstrap), NUL-terminated. */
 extern const char probe__helper_rb[];
+/*
+ * The helper program for a session: without the batch commands (run,
+ * trace, gcstat, dump, lanes) for an eval session, else without eval.
+ * malloc'd, caller frees; *len (may be NULL) gets its length.
+ */
+char *probe__helper_for(bool eval, size_t *len);
 
 /* ---- eval.c: the safe-point eval session ---------------------------- */
 
@@ -117,11 +123,22 @@ struct probe_snippet {
 	size_t len;
 };
 
+/* One evaluation, asked for at the start of a session (eval). */
+struct probe_eval_req {
+	int idx;		/* the snippet */
+	bool json;		/* JSON text of the value (else inspect) */
+	uint64_t max_bytes;	/* at most this much of the text */
+};
+
 struct probe_opts {
 	const struct probe_snippet *snippets;
 	size_t nsnippets;
 	double timeout;		/* seconds, per wait (job start, batch) */
 	bool dump_channel;	/* a third FIFO for ObjectSpace.dump_all */
+	/* an eval session: the helper (a smaller program, less to compile)
+	 * evaluates this right after its hello, unasked, and ends; only
+	 * probe_session_eval() can be used */
+	const struct probe_eval_req *eval;
 };
 
 /* Result of one batch, or of the hello (calls == 0). */
@@ -182,6 +199,32 @@ int probe_session_run(struct probe_session *s, const int *idx, int nidx,
 /* Receives heap-dump bytes as they stream in; returns 0 or < 0 to stop
  * (the dump is then abandoned and the helper's dump_all fails). */
 typedef int (*probe_sink_fn)(const char *buf, size_t len, void *arg);
+
+/* What probe_session_eval() learned about the value. */
+struct probe_eval {
+	char cls[128];		/* the value's class name, "?" when unknown */
+	bool json;		/* the bytes are the value as JSON text */
+	uint64_t bytes;		/* size of the whole text in the target */
+	uint64_t sent;		/* bytes passed to the sink */
+	bool cut;		/* bytes > max_bytes: the text was cut */
+	double seconds;		/* time the snippet took in the target */
+	struct probe_result err;	/* raised (-LP_ESNIPPET) */
+};
+
+/*
+ * The result of the evaluation asked for at the start (probe_opts.eval):
+ * the snippet ran once in the helper thread (no GC.start, no warm-up);
+ * stream the text of its value into sink as it arrives: its inspect, or
+ * with json its JSON text when it converts (JSON.generate when the target
+ * has JSON loaded, else plain data only) and else its inspect as a JSON
+ * string.  At most max_bytes of the text are sent (a cut JSON text is
+ * sent as a JSON string of the part).  Once per session.  Returns 0,
+ * -LP_ESNIPPET when the snippet (or its inspect) raised (out->err), or
+ * another negative LP_E* with err filled (-LP_EIO: the sink failed).
+ */
+int probe_session_eval(struct probe_session *s, probe_sink_fn sink,
+		       void *arg, struct probe_eval *out,
+		       struct lp_err *err);
 
 /*
  * Start or stop ObjectSpace allocation tracing in the target (loads
@@ -394,6 +437,9 @@ struct probe_malloc_report {
 	struct probe_malloc_module *mods;	/* of the sites' frames */
 	size_t nmods;
 };
+
+/* Load libbpf (dlopen, once).  0, or -LP_EBPF naming what is missing. */
+int probe__bpf_load(struct lp_err *err);
 
 /* Name of function i of probe_malloc_report.calls ("malloc", "free"...). */
 const char *probe_malloc_func(int i);

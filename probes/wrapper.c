@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/xalloc.h"
+
 int
 probe__ruby_quote(char *buf, size_t len, const char *s, size_t n)
 {
@@ -81,13 +83,54 @@ probe__bootstrap(char *buf, size_t len, const char *path)
 	return (int)(o + tl);
 }
 
+char *
+probe__helper_for(bool eval, size_t *len)
+{
+	const char *drop = eval ? "batches" : "eval";
+	size_t n = strlen(probe__helper_rb), o = 0, dl = strlen(drop);
+	const char *p = probe__helper_rb, *end = p + n;
+	char *out = xmalloc(n + 1);
+	bool skipping = false;
+
+	/* line by line: a line "#<NAME" (after blanks) starts a section, a
+	 * line "#>NAME" ends it; the markers themselves are dropped too */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl + 1 : end, *q = p;
+		bool mark;
+
+		while (q < e && *q == ' ')
+			q++;
+		mark = e - q > 2 && q[0] == '#' && (q[1] == '<' || q[1] == '>');
+		if (mark && (size_t)(e - q) >= dl + 2 &&
+		    !strncmp(q + 2, drop, dl))
+			skipping = q[1] == '<';
+		else if (!skipping && !mark) {
+			memcpy(out + o, p, (size_t)(e - p));
+			o += (size_t)(e - p);
+		}
+		p = e;
+	}
+	out[o] = '\0';
+	if (len)
+		*len = o;
+	return out;
+}
+
 /*
  * The helper thread's program.  Protocol (one line each way):
  *   helper -> tool: {"hello":1,...}            after opening the channel
  *   tool -> helper: "run KIND IDX[,IDX..]|- N GC"   or "stop"
+ *   eval sessions: file 'eval' holds "IDX inspect|json MAX"; after the
+ *   hello, without being asked:
+ *   helper -> tool: {"evaled":1,"class":..,"sent":N,..} then N raw bytes,
+ *                   then it ends ({"bye":"done"})
  *   helper -> tool: {"kind":..,"calls":..,"secs":..,"gc":{..},"error":..}
  *   helper -> tool: {"bye":"WHY"}  last, as it ends: "done" after "stop",
  *                   "killed" (Thread#kill), or the exception that ended it
+ * Lines "#<NAME" and "#>NAME" mark the parts only some sessions need
+ * (batches: run/trace/gcstat/dump and lanes; eval): probe__helper_for()
+ * leaves out the other part, so the target compiles less.
  * The helper opens the FIFOs write-only/read-only and non-blocking,
  * never with O_CREAT; when leakprobe goes away it sees EOF or EPIPE and
  * ends.  It works on Ruby 2.3 to 3.4.
@@ -129,8 +172,7 @@ const char probe__helper_rb[] =
 "    else esc.(v)\n"
 "    end\n"
 "  end\n"
-"  put = lambda do |h|\n"
-"    line = json.(h) + \"\\n\"\n"
+"  wr = lambda do |line|\n"
 "    until line.empty?\n"
 "      begin\n"
 "        n = res.write_nonblock(line)\n"
@@ -140,6 +182,22 @@ const char probe__helper_rb[] =
 "      end\n"
 "    end\n"
 "  end\n"
+"  put = lambda { |h| wr.(json.(h) + \"\\n\") }\n"
+"  #<eval\n"
+"  # eval --json: plain data (nil, true, false, numbers, strings,\n"
+"  # symbols, arrays and hashes of them) as JSON without loading a\n"
+"  # library into the target; anything else raises\n"
+"  plain = lambda do |v|\n"
+"    case v\n"
+"    when Hash then '{' + v.map { |k, x| raise TypeError unless [String, Symbol, Integer].any? { |c| c === k }; esc.(k) + ':' + plain.(x) }.join(',') + '}'\n"
+"    when Array then '[' + v.map { |x| plain.(x) }.join(',') + ']'\n"
+"    when Integer, true, false, nil then json.(v)\n"
+"    when Float then v.finite? ? v.to_s : raise(TypeError)\n"
+"    when String, Symbol then esc.(v)\n"
+"    else raise TypeError\n"
+"    end\n"
+"  end\n"
+"  #>eval\n"
 "  inbuf = ''.b\n"
 "  get = lambda do\n"
 "    until inbuf.include?(\"\\n\")\n"
@@ -177,8 +235,16 @@ const char probe__helper_rb[] =
 "    end\n"
 "    nsn += 1\n"
 "  end\n"
+"  # commands given with the session, run before any read from the tool\n"
+"  queue = []\n"
+"  #<eval\n"
+"  # an eval session's one eval comes with the snippets; then it ends\n"
+"  epath = File.join(dir, 'eval')\n"
+"  queue << ['eval', *File.read(epath).split(' ')] << ['stop'] if File.exist?(epath)\n"
+"  #>eval\n"
 "  put.({ 'hello' => 1, 'ruby' => RUBY_DESCRIPTION, 'pid' => Process.pid,\n"
 "         'snippets' => snippets.size, 'errors' => errors, 'gc' => gcstat.() })\n"
+"  #<batches\n"
 "  # Lane threads get their queues as block parameters: never share a\n"
 "  # captured variable between threads.\n"
 "  new_lane = lambda do |qi, qo|\n"
@@ -194,10 +260,12 @@ const char probe__helper_rb[] =
 "    q[0] << job\n"
 "    q[1].pop\n"
 "  end\n"
+"  #>batches\n"
 "  begin\n"
 "  loop do\n"
-"    cmd = get.().split(' ')\n"
+"    cmd = queue.shift || get.().split(' ')\n"
 "    case cmd[0]\n"
+"    #<batches\n"
 "    when 'run'\n"
 "      nil\n"
 "    when 'trace'\n"
@@ -241,10 +309,64 @@ const char probe__helper_rb[] =
 "        put.({ 'dumped' => 0, 'error' => errh.(e) })\n"
 "      end\n"
 "      next\n"
+"    #>batches\n"
+"    #<eval\n"
+"    when 'eval'\n"
+"      # the user's frames only: up to the first of the helper's own\n"
+"      ebt = lambda { |bt| bt.take_while { |l| !l.start_with?(dir) } }\n"
+"      # eval IDX inspect|json MAX: snippet IDX once, no GC.  One line\n"
+"      # ('sent' = how many bytes follow), then those bytes, raw, in\n"
+"      # chunks on the same channel.\n"
+"      begin\n"
+"        q = snippets[cmd[1].to_i] or raise ArgumentError, 'snippet did not compile'\n"
+"        t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC)\n"
+"        v = q.eval\n"
+"        secs = Process.clock_gettime(Process::CLOCK_MONOTONIC) - t0\n"
+"      rescue Exception => e\n"
+"        h = errh.(e)\n"
+"        h['backtrace'] = ebt.(h['backtrace'])\n"
+"        put.({ 'evaled' => 0, 'error' => h })\n"
+"        next\n"
+"      end\n"
+"      begin\n"
+"        cls = (::Kernel.instance_method(:class).bind(v).call.name rescue nil) || '?'\n"
+"        s = nil\n"
+"        if cmd[2] == 'json'\n"
+"          if defined?(::JSON) && ::JSON.respond_to?(:generate)\n"
+"            s = begin; ::JSON.generate(v); rescue Exception; nil; end\n"
+"          end\n"
+"          s ||= begin; plain.(v); rescue Exception; nil; end\n"
+"        end\n"
+"        fmt = s ? 'json' : 'inspect'\n"
+"        s ||= v.inspect.to_s\n"
+"        total = s.bytesize\n"
+"        max = cmd[3].to_i\n"
+"        s = s.byteslice(0, max) if total > max\n"
+"        # a cut JSON text is no JSON: send it as a JSON string\n"
+"        s = esc.(s) if cmd[2] == 'json' && (fmt == 'inspect' || total > max)\n"
+"        # no .b: bytes are written as they are, and a copy would double\n"
+"        # the memory a long value takes in the target\n"
+"      rescue Exception => e\n"
+"        h = errh.(e)\n"
+"        h['message'] = \"while inspecting the result: #{h['message']}\"\n"
+"        h['backtrace'] = ebt.(h['backtrace'])\n"
+"        put.({ 'evaled' => 0, 'error' => h })\n"
+"        next\n"
+"      end\n"
+"      put.({ 'evaled' => 1, 'class' => cls, 'format' => fmt, 'bytes' => total,\n"
+"             'cut' => total > max, 'sent' => s.bytesize, 'secs' => secs })\n"
+"      off = 0\n"
+"      while off < s.bytesize\n"
+"        wr.(s.byteslice(off, 65536))\n"
+"        off += 65536\n"
+"      end\n"
+"      next\n"
+"    #>eval\n"
 "    else\n"
 "      why = 'done'\n"
 "      break\n"
 "    end\n"
+"    #<batches\n"
 "    list = cmd[2] == '-' ? [] : cmd[2].split(',').map { |k| snippets[k.to_i] }\n"
 "    n = cmd[3].to_i\n"
 "    batch = lambda do\n"
@@ -270,6 +392,7 @@ const char probe__helper_rb[] =
 "    end\n"
 "    done, secs, err = in_lane.(cmd[5].to_i, batch)\n"
 "    put.({ 'kind' => cmd[1], 'calls' => done, 'secs' => secs, 'gc' => gcstat.(), 'error' => err })\n"
+"    #>batches\n"
 "  end\n"
 "  ensure\n"
 "    lanes.each_value { |qi, _, t| qi << nil; t.join(5) if t }\n"

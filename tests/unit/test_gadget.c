@@ -44,6 +44,30 @@ test_gadget_syscall_ret(void **state)
 }
 
 static void
+test_gadget_syscall_ret_endbr64(void **state)
+{
+	/* the same wrapper built with CET: endbr64 first (no disassembler
+	 * needed for either form) */
+	static const uint8_t code[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0xb8, 0x27, 0,
+					0, 0, 0x0f, 0x05, 0xc3 };
+
+	(void)state;
+	assert_int_equal(find(code, sizeof(code)), 9);
+}
+
+static void
+test_gadget_wider_mov_decoded(void **state)
+{
+	/* movabs $imm64,%rax (REX.W b8, 10 bytes): not the 8-byte wrapper
+	 * shape, so the disassembler decides: syscall at 10, not at 5 */
+	static const uint8_t code[] = { 0x48, 0xb8, 0x0f, 0x05, 0xc3, 0, 0, 0,
+					0, 0, 0x0f, 0x05, 0xc3 };
+
+	(void)state;
+	assert_int_equal(find(code, sizeof(code)), 10);
+}
+
+static void
 test_gadget_skips_bytes_inside_immediate(void **state)
 {
 	/* mov $0x50f,%eax holds 0f 05 at offset 1; the real one is at 5 */
@@ -330,6 +354,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gadget_syscall_ret),
+		cmocka_unit_test(test_gadget_syscall_ret_endbr64),
+		cmocka_unit_test(test_gadget_wider_mov_decoded),
 		cmocka_unit_test(test_gadget_skips_bytes_inside_immediate),
 		cmocka_unit_test(test_gadget_skips_bytes_inside_displacement),
 		cmocka_unit_test(test_gadget_none_at_a_boundary),

@@ -172,6 +172,56 @@ test_helper_is_valid_ruby(void **state)
 	assert_non_null(strstr(probe__helper_rb, "File::NONBLOCK"));
 }
 
+/* ruby -c on text; skipped without ruby */
+static void
+assert_valid_ruby(const char *text)
+{
+	char cmd[256];
+	FILE *fp;
+
+	fp = fopen("build-helper-part.rb", "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s -c build-helper-part.rb >/dev/null",
+		 ruby_bin());
+	assert_int_equal(system(cmd), 0);
+	unlink("build-helper-part.rb");
+}
+
+static void
+test_helper_for_sessions(void **state)
+{
+	size_t n1, n2;
+	char *ev = probe__helper_for(true, &n1);
+	char *all = probe__helper_for(false, &n2);
+
+	(void)state;
+	assert_int_equal(strlen(ev), n1);
+	assert_int_equal(strlen(all), n2);
+	/* eval sessions: eval and stop only */
+	assert_non_null(strstr(ev, "when 'eval'"));
+	assert_null(strstr(ev, "when 'run'"));
+	assert_null(strstr(ev, "when 'dump'"));
+	assert_null(strstr(ev, "in_lane"));
+	/* the others: no eval */
+	assert_null(strstr(all, "when 'eval'"));
+	assert_non_null(strstr(all, "when 'run'"));
+	assert_non_null(strstr(all, "when 'gcstat'"));
+	assert_non_null(strstr(all, "in_lane"));
+	/* no marker left, both smaller than the whole */
+	assert_null(strstr(ev, "#<"));
+	assert_null(strstr(all, "#>"));
+	assert_true(n1 < strlen(probe__helper_rb));
+	assert_true(n2 < strlen(probe__helper_rb));
+	if (system("command -v ruby >/dev/null 2>&1") == 0) {
+		assert_valid_ruby(ev);
+		assert_valid_ruby(all);
+	}
+	free(ev);
+	free(all);
+}
+
 int
 main(void)
 {
@@ -184,6 +234,7 @@ main(void)
 		cmocka_unit_test(test_bootstrap_too_long),
 		cmocka_unit_test(test_quote_roundtrip_in_ruby),
 		cmocka_unit_test(test_helper_is_valid_ruby),
+		cmocka_unit_test(test_helper_for_sessions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
