@@ -165,7 +165,9 @@ usage(FILE *fp)
 "last sample, growth per hour) on stderr.  A process that exits gets one\n"
 "\"exit\" row (and, for a PID given, one stderr line); the others go on.\n"
 "PIDs are read with /proc/PID/smaps; --all reads smaps_rollup, maps and\n"
-"pagemap instead (cheaper).  Each row is one write(2) with O_APPEND: a\n"
+"pagemap instead (cheaper), but smaps for a process with over 2 GiB of\n"
+"writable anonymous address space (a sanitizer's shadow, say: pagemap\n"
+"costs 8 bytes per page mapped).  Each row is one write(2) with O_APPEND: a\n"
 "kill of leakprobe loses at most that row; the file is fdatasync'ed at\n"
 "the end, not per row.\n"
 "\n"
@@ -834,14 +836,30 @@ publish_metrics(struct watch *w)
 static void
 sweep(struct watch *w)
 {
+	struct probe_fast_stats a = { 0 }, b = { 0 };
+	uint64_t t0 = lp_mono_ns();
+
 	if (w->all)
 		refresh_all(w);
 	w->last_ns = lp_wall_ns();
 	if (!w->sweeps)
 		w->first_ns = w->last_ns;
+	if (w->fast)
+		probe_fast_stats(w->fast, &a);
 	for (size_t i = 0; i < w->nprocs && !w->err.code; i++)
 		if (w->procs[i]->st == W_LIVE)
 			sample_proc(w, w->procs[i]);
+	if (w->fast) {
+		probe_fast_stats(w->fast, &b);
+		lp_debug("watch: sweep %zu: %llu processes sampled in %.1f ms, "
+			 "%llu pagemap reads, %llu by full smaps",
+			 w->sweeps + 1,
+			 (unsigned long long)(b.samples - a.samples),
+			 (double)(lp_mono_ns() - t0) / 1e6,
+			 (unsigned long long)(b.pagemap_reads -
+					      a.pagemap_reads),
+			 (unsigned long long)(b.full_smaps - a.full_smaps));
+	}
 	if (w->all && w->sweeps == 0 && w->noaccess && !w->quiet) {
 		progress_clear(w);
 		fprintf(stderr, "leakprobe: watch: note: cannot read %zu "

@@ -66,6 +66,20 @@ struct probe_fast *probe_fast_new(void);
 void probe_fast_free(struct probe_fast *f);
 int probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 		      struct lp_err *err);
+/*
+ * pagemap costs 8 bytes per page of address space whether or not it is
+ * populated: a process whose writable tracked ranges span more than
+ * max_pages (default 512 Ki) is sampled from its full smaps instead (same
+ * figures).  Setting it to UINT64_MAX always reads pagemap (benchmarks).
+ */
+void probe_fast_set_max_pages(struct probe_fast *f, uint64_t pages);
+/* What the handle has done so far (watch -vv, tests, benchmarks). */
+struct probe_fast_stats {
+	uint64_t samples;	/* probe_sample_fast calls */
+	uint64_t pagemap_reads;	/* pread(2)s of /proc/PID/pagemap */
+	uint64_t full_smaps;	/* samples taken from the full smaps */
+};
+void probe_fast_stats(const struct probe_fast *f, struct probe_fast_stats *out);
 
 
 /* ---- ruby.c: what kind of Ruby the target is ------------------------ */

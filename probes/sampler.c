@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 
@@ -202,12 +203,23 @@ probe_list_pids(pid_t **pids, size_t *cap, struct lp_err *err)
 #define PM_CHUNK	8192	/* pagemap entries per pread: 64 KiB */
 
 #define PM_PFN_MASK	((1ull << 55) - 1)
+/*
+ * pagemap costs 8 bytes per page of address space, present or not: a
+ * sanitizer's shadow (14 TiB rw-p, almost all unpopulated) is 3.7 billion
+ * entries, 460,000 reads and some 40 s.  smaps walks only the page tables
+ * that exist (50 ms for the same process).  Above this many pages in the
+ * writable tracked ranges (2 GiB at 4 KiB pages: 64 reads, about a
+ * millisecond), a sample reads the full smaps instead.
+ */
+#define PM_MAX_PAGES	(64ull * PM_CHUNK)
 
 struct probe_fast {
-	struct ana_smaps rollup, maps;
+	struct ana_smaps rollup, maps, full;
 	uint64_t *pm;
 	long page;
 	uint64_t zero_pfn;	/* the shared zero page, 0 when unknown */
+	uint64_t max_pages;
+	struct probe_fast_stats st;
 };
 
 /*
@@ -247,6 +259,8 @@ probe_fast_new(void)
 
 	ana_smaps_init(&f->rollup);
 	ana_smaps_init(&f->maps);
+	ana_smaps_init(&f->full);
+	f->max_pages = PM_MAX_PAGES;
 	f->pm = xmalloc(PM_CHUNK * sizeof(*f->pm));
 	f->page = sysconf(_SC_PAGESIZE);
 	if (f->page <= 0)
@@ -262,8 +276,28 @@ probe_fast_free(struct probe_fast *f)
 		return;
 	ana_smaps_release(&f->rollup);
 	ana_smaps_release(&f->maps);
+	ana_smaps_release(&f->full);
 	free(f->pm);
 	free(f);
+}
+
+void
+probe_fast_set_max_pages(struct probe_fast *f, uint64_t pages)
+{
+	f->max_pages = pages;
+}
+
+void
+probe_fast_stats(const struct probe_fast *f, struct probe_fast_stats *out)
+{
+	*out = f->st;
+}
+
+static bool
+tracked(const struct ana_mapping *m)
+{
+	return m->cls == ANA_MAP_HEAP || m->cls == ANA_MAP_ARENA ||
+	       m->cls == ANA_MAP_ANON;
 }
 
 /* Count present and swapped pages of [start, end) from pagemap. */
@@ -281,6 +315,7 @@ pagemap_count(struct probe_fast *f, int fd, pid_t pid, uint64_t start,
 		ssize_t n = pread(fd, f->pm, want * sizeof(*f->pm),
 				  (off_t)(first * sizeof(*f->pm)));
 
+		f->st.pagemap_reads++;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -312,13 +347,12 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 		  struct lp_err *err)
 {
 	char path[64];
+	uint64_t pages;
 	ssize_t n;
 	int fd, rc;
 
 	memset(out, 0, sizeof(*out));
-	rc = probe_smaps_read(pid, true, &f->rollup, err);
-	if (rc < 0)
-		return rc;
+	f->st.samples++;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	n = read_proc(pid, path, &f->maps.buf, &f->maps.cap, err);
 	if (n < 0)
@@ -329,6 +363,27 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 	/* maps is smaps without the field lines: the parser classifies it
 	 * the same way (Size from the range). */
 	rc = ana_smaps_parse_buf(&f->maps, (size_t)n, err);
+	if (rc < 0)
+		return rc;
+	pages = 0;
+	for (size_t i = 0; i < f->maps.nmaps; i++) {
+		const struct ana_mapping *m = &f->maps.maps[i];
+
+		if (tracked(m) && memcmp(m->perms, "---", 3))
+			pages += (m->end - m->start) / (uint64_t)f->page;
+	}
+	if (pages > f->max_pages) {
+		lp_debug("sampler: pid %d: %llu pages in writable anonymous "
+			 "ranges (over %llu): full smaps, not pagemap",
+			 (int)pid, (unsigned long long)pages,
+			 (unsigned long long)f->max_pages);
+		f->st.full_smaps++;
+		rc = probe_smaps_read(pid, false, &f->full, err);
+		if (rc == 0)
+			*out = f->full.totals;
+		return rc;
+	}
+	rc = probe_smaps_read(pid, true, &f->rollup, err);
 	if (rc < 0)
 		return rc;
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
@@ -357,8 +412,7 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 		struct ana_class_totals *c;
 		uint64_t present = 0, swapped = 0, first, last;
 
-		if (m->cls != ANA_MAP_HEAP && m->cls != ANA_MAP_ARENA &&
-		    m->cls != ANA_MAP_ANON)
+		if (!tracked(m))
 			continue;
 		c = &out->cls[m->cls];
 		c->size += m->end - m->start;
@@ -387,12 +441,11 @@ probe_sample_fast(struct probe_fast *f, pid_t pid, struct ana_totals *out,
 
 					if (qe - first > PM_CHUNK)
 						break;
-					if (q->cls == ANA_MAP_HEAP ||
-					    q->cls == ANA_MAP_ARENA ||
-					    q->cls == ANA_MAP_ANON)
+					if (tracked(q))
 						wend = qe;
 				}
 				do {
+					f->st.pagemap_reads++;
 					n = pread(fd, f->pm, (wend - first) *
 						  sizeof(*f->pm),
 						  (off_t)(first *

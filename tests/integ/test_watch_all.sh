@@ -47,9 +47,10 @@ npids=0
 for p in $(cut -d, -f2 "$T/all" | sort -un); do
 	npids=$((npids + 1))
 	[ "$p" -ne 2 ] || fail "kthreadd listed"
-	[ -r "/proc/$p/stat" ] || continue
-	ppid=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f2)
-	[ "$ppid" -ne 2 ] || fail "kernel thread $p ($(cat "/proc/$p/comm")) listed"
+	# Read once: a process listed may exit between two reads.
+	st=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+	ppid=$(sed 's/.*) //' <<<"$st" | cut -d' ' -f2)
+	[ "$ppid" -ne 2 ] || fail "kernel thread $p ($(sed 's/^[^(]*(\(.*\)) .*/\1/' <<<"$st")) listed"
 done
 cut -d, -f3 "$T/all" | grep -Eq '^(kworker|ksoftirqd|kthreadd|migration|rcu_)' &&
 	fail "kernel thread names in the rows"

@@ -3,7 +3,9 @@
  * figures as a full smaps parse on a quiescent process: a child with
  * many small anonymous mappings (adjacent, alternating protections, so
  * one pagemap read covers many of them), a large one half touched, and
- * [heap] growth.
+ * [heap] growth.  A child with a huge sparse writable mapping (like a
+ * sanitizer's shadow) is read from its full smaps: pagemap would cost 8
+ * bytes per page of it, populated or not.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +22,15 @@
 
 #include "probes/probes.h"
 
+/* A sanitizer's own shadow makes every forked child huge and sparse. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SHADOWED true
+#else
+#define SHADOWED false
+#endif
+
 static pid_t
-start_child(int nsmall, size_t big_pages, int *to)
+start_child(int nsmall, size_t big_pages, size_t sparse_gib, int *to)
 {
 	int p[2], q[2];
 	pid_t pid;
@@ -53,6 +62,17 @@ start_child(int nsmall, size_t big_pages, int *to)
 			_exit(2);
 		for (size_t i = 0; i < big_pages; i += 2)
 			big[i * (size_t)pg] = 1;
+		if (sparse_gib) {
+			size_t len = sparse_gib << 30;
+			char *sp = mmap(NULL, len, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS |
+					MAP_NORESERVE, -1, 0);
+
+			if (sp == MAP_FAILED)
+				_exit(2);
+			for (size_t off = 0; off < len; off += len / 64)
+				sp[off] = 1;	/* 64 pages, far apart */
+		}
 		heap = malloc(64 * 1024);	/* below the mmap threshold */
 		if (!heap)
 			_exit(2);
@@ -88,14 +108,15 @@ same_totals(const struct ana_totals *a, const struct ana_totals *b)
  * full reads is a fair reference, so try a few times.
  */
 static void
-compare(int nsmall, size_t big_pages)
+compare(int nsmall, size_t big_pages, size_t sparse_gib)
 {
 	struct probe_fast *f = probe_fast_new();
+	struct probe_fast_stats st;
 	struct ana_smaps full[2];
 	struct ana_totals fast;
 	struct lp_err err = { 0 };
 	int to, status, tries;
-	pid_t pid = start_child(nsmall, big_pages, &to);
+	pid_t pid = start_child(nsmall, big_pages, sparse_gib, &to);
 
 	for (tries = 0; tries < 5; tries++) {
 		ana_smaps_init(&full[0]);
@@ -125,6 +146,19 @@ compare(int nsmall, size_t big_pages)
 		assert_int_equal(fast.cls[c].size, full[0].totals.cls[c].size);
 	}
 	assert_int_equal(fast.rss, full[0].totals.rss);
+	probe_fast_stats(f, &st);
+	assert_int_equal(st.samples, (uint64_t)tries + 1);
+	if (sparse_gib || SHADOWED) {
+		/* full smaps every time, not one pagemap read */
+		assert_int_equal(st.full_smaps, st.samples);
+		assert_int_equal(st.pagemap_reads, 0);
+		if (sparse_gib)
+			assert_true(fast.cls[ANA_MAP_ANON].size >=
+				    (uint64_t)sparse_gib << 30);
+	} else {
+		assert_int_equal(st.full_smaps, 0);
+		assert_true(st.pagemap_reads >= st.samples);
+	}
 	close(to);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	ana_smaps_release(&full[0]);
@@ -136,7 +170,7 @@ static void
 test_fast_sample_matches_smaps_many_small(void **state)
 {
 	(void)state;
-	compare(1000, 512);
+	compare(1000, 512, 0);
 }
 
 static void
@@ -144,7 +178,16 @@ test_fast_sample_matches_smaps_big_range(void **state)
 {
 	(void)state;
 	/* larger than one pagemap window: counted chunk by chunk */
-	compare(10, 20000);
+	compare(10, 20000, 0);
+}
+
+static void
+test_fast_sample_huge_sparse_range(void **state)
+{
+	(void)state;
+	/* 64 GiB mapped, 64 pages touched: 16 Mi pagemap entries (2048
+	 * reads) for 256 KiB of memory; full smaps gives the same figures */
+	compare(10, 512, 64);
 }
 
 static void
@@ -170,6 +213,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fast_sample_matches_smaps_many_small),
 		cmocka_unit_test(test_fast_sample_matches_smaps_big_range),
+		cmocka_unit_test(test_fast_sample_huge_sparse_range),
 		cmocka_unit_test(test_fast_sample_gone_process),
 	};
 
