@@ -24,9 +24,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # them at start: capstone (injector/gadget.c; 77k relocations, 0.7 ms),
 # libbpf (probes/bpf_lib.c), libunwind (injector/unwind_lib.c),
 # libmicrohttpd (cli/mhd_lib.c: watch --listen; it brings gnutls and eight
-# more, 1.2 ms and 170 page faults) and libprotobuf-c (analysis/pbc_lib.c:
-# --format pprof).  zlib stays linked: heapdump --gzip, heapdiff --series
-# and pprof use it, and it costs 0.02 ms and 7 page faults.
+# more) and libprotobuf-c (analysis/pbc_lib.c: --format pprof): those two
+# linked cost 1.4 ms and 168 page faults at every start.  zlib stays
+# linked: libelf needs it (DT_NEEDED), so it is loaded at start anyway.
 LAZY_PKGS  := capstone libbpf libunwind-ptrace libmicrohttpd libprotobuf-c
 PKG_LIBS   := $(shell pkg-config --libs $(filter-out $(LAZY_PKGS),$(PKGS)) \
 		2>/dev/null)
