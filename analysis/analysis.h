@@ -550,9 +550,16 @@ struct ana_prof {
 };
 
 /*
+ * Load libprotobuf-c (dlopen, once; analysis/pbc_lib.c): the commands
+ * that write pprof check it before they start, to fail early.  0, or
+ * -LP_ENOTOOL naming the library and the package to install.
+ */
+int ana_pprof_load(struct lp_err *err);
+/*
  * pprof's profile.proto, gzip'd: sample types <kind>_objects (count) and
  * <kind>_space (bytes, the default), one sample per stack, locations
- * and functions shared.  *out is malloc'd.  Returns 0 or -LP_ENOMEM.
+ * and functions shared.  *out is malloc'd.  Returns 0, -LP_ENOMEM, or
+ * -LP_ENOTOOL when libprotobuf-c is missing (ana_pprof_load).
  */
 int ana_prof_pprof(const struct ana_prof *p, uint8_t **out, size_t *len,
 		   struct lp_err *err);

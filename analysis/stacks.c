@@ -217,6 +217,8 @@ ana_prof_pprof(const struct ana_prof *p, uint8_t **out, size_t *len,
 	size_t rlen;
 	int rc;
 
+	if (ana_pprof_load(err) < 0)
+		return -LP_ENOTOOL;
 	memset(&b, 0, sizeof(b));
 	str_ix(&b, "");		/* string_table[0] is "" */
 	for (int i = 0; i < 2; i++)

@@ -29,4 +29,7 @@ LD_DEBUG=statistics "$LP" --version 2>&1 >/dev/null |
 	     /total startup time in dynamic loader/ { c = $(NF-1) }
 	     END { printf "  dynamic linker: %s cycles, %s relocations, %s relative\n", c, r, rr }'
 echo "  libraries loaded at start: $(ldd "$LP" | grep -c '=>')" \
-	"(capstone, libbpf and libunwind only by the commands that need them)"
+	"(capstone, libbpf, libunwind, libmicrohttpd and libprotobuf-c only" \
+	"by the commands that need them)"
+lazy=$(ldd "$LP" | awk '/libcapstone|libbpf|libunwind|libmicrohttpd|libprotobuf-c/ { printf " %s", $1 }')
+[ -z "$lazy" ] || echo "  WARNING: linked, though meant to be loaded on use:$lazy"

@@ -168,9 +168,9 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			break;
 		}
 		case O_FORMAT:
-			if (cli_format_parse("attach", optarg, &o->fmt) !=
-			    EXIT_OK)
-				return EXIT_USAGE;
+			rc = cli_format_parse("attach", optarg, &o->fmt);
+			if (rc != EXIT_OK)
+				return rc;
 			if (!cli_format_stacks(o->fmt)) {
 				cli_error("attach", "--format wants pprof or "
 					  "folded (the verdict itself: --json "

@@ -562,7 +562,7 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t v;
-	int c;
+	int c, rc;
 
 	optind = 0;
 	opterr = 0;
@@ -625,8 +625,9 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 			o->threads = (unsigned)v;
 			break;
 		case O_FORMAT:
-			if (cli_format_parse(CMD, optarg, &o->fmt) != EXIT_OK)
-				return EXIT_USAGE;
+			rc = cli_format_parse(CMD, optarg, &o->fmt);
+			if (rc != EXIT_OK)
+				return rc;
 			break;
 		case 'o':
 			o->output = optarg;

@@ -178,9 +178,9 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 			o->top_set = true;
 			break;
 		case O_FORMAT:
-			if (cli_format_parse("malloc", optarg, &o->fmt) !=
-			    EXIT_OK)
-				return EXIT_USAGE;
+			rc = cli_format_parse("malloc", optarg, &o->fmt);
+			if (rc != EXIT_OK)
+				return rc;
 			have_format = true;
 			break;
 		case 'o':

@@ -1322,7 +1322,8 @@ cmd_watch(int argc, char **argv)
 		w.httpd = cli_httpd_start(w.listen, bound, sizeof(bound), &e);
 		if (!w.httpd) {
 			cli_error(CMD, "%s", e.msg);
-			rc = e.code == LP_EINVAL ? EXIT_USAGE : EXIT_IO;
+			rc = e.code == LP_EINVAL ? EXIT_USAGE :
+			     e.code == LP_ENOTOOL ? EXIT_INJECT : EXIT_IO;
 			goto out;
 		}
 		if (!w.quiet)

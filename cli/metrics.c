@@ -15,10 +15,11 @@
  *    0.0.4 parser they are comments, and # EOF tells any reader the file
  *    is whole.
  *
- * The HTTP server is libmicrohttpd with its own polling thread; the watch
- * loop publishes a copy of each new exposition under a mutex.  We bind
- * the listening socket ourselves, so that errors carry errno and port 0
- * can be reported as the port the kernel chose.
+ * The HTTP server is libmicrohttpd (loaded by --listen only: mhd_lib.c)
+ * with its own polling thread; the watch loop publishes a copy of each
+ * new exposition under a mutex.  We bind the listening socket ourselves,
+ * so that errors carry errno and port 0 can be reported as the port the
+ * kernel chose.
  */
 #include "cli/metrics.h"
 
@@ -494,6 +495,8 @@ cli_httpd_start(const char *addr, char *bound, size_t boundlen,
 	sigset_t block, old;
 
 	snprintf(bound, boundlen, "%s", addr);
+	if (cli_httpd_load(err) < 0)
+		return NULL;
 	h = xcalloc(1, sizeof(*h));
 	pthread_mutex_init(&h->mu, NULL);
 	h->fd = listen_on(addr, bound, boundlen, err);

@@ -58,11 +58,15 @@ int cli_metrics_write_file(const char *path, const char *text, size_t len,
 
 struct cli_httpd;
 
+/* Load libmicrohttpd (dlopen, once; cli/mhd_lib.c).  0, or -LP_ENOTOOL
+ * naming the library and the package to install. */
+int cli_httpd_load(struct lp_err *err);
+
 /*
  * Listen on addr ("HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 picks a
  * free one) and serve /metrics from a thread of libmicrohttpd.  Returns
  * NULL with err: -LP_EINVAL for a malformed address, -LP_EIO when the
- * socket cannot be bound.  *bound gets "HOST:PORT" as bound.
+ * socket cannot be bound, -LP_ENOTOOL when libmicrohttpd is missing.  *bound gets "HOST:PORT" as bound.
  */
 struct cli_httpd *cli_httpd_start(const char *addr, char *bound,
 				  size_t boundlen, struct lp_err *err);

@@ -25,7 +25,13 @@ cli_format_parse(const char *cmd, const char *arg, enum cli_format *out)
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(arg, names[i])) {
+			struct lp_err err = { 0 };
+
 			*out = (enum cli_format)i;
+			/* libprotobuf-c is loaded only for pprof: say that
+			 * it is missing before any target is touched */
+			if (*out == CLI_FMT_PPROF && ana_pprof_load(&err) < 0)
+				return cli_report(cmd, &err);
 			return EXIT_OK;
 		}
 	cli_error(cmd, "bad --format '%s': give text, json, pprof or folded",

@@ -20,8 +20,8 @@ enum cli_format {
 	CLI_FMT_FOLDED
 };
 
-/* Parse --format ARG (text, json, pprof, folded); EXIT_OK or EXIT_USAGE
- * (after saying so). */
+/* Parse --format ARG (text, json, pprof, folded); EXIT_OK, EXIT_USAGE,
+ * or for pprof without libprotobuf-c EXIT_INJECT (after saying so). */
 int cli_format_parse(const char *cmd, const char *arg, enum cli_format *out);
 /* True for pprof and folded. */
 bool cli_format_stacks(enum cli_format f);
