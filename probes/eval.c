@@ -469,8 +469,11 @@ wake_in_stop(struct probe_session *s, struct probe_wait *w)
 {
 	long nr = inj_stopped_syscall(s->t);
 
-	if (nr != SYS_futex && nr != SYS_restart_syscall)
+	/* the 3.3+ scheduler's waits end with SIGCHLD (wake()) */
+	if ((nr != SYS_futex && nr != SYS_restart_syscall) ||
+	    s->ruby.wake_chld)
 		return 0;
+	w->max_frames = 6;
 	probe__wait_inspect(s->t, &s->ruby, w);
 	if (w->from_ruby && (w->kind == PROBE_WAIT_COND ||
 			     w->kind == PROBE_WAIT_COND_TIMED))
@@ -569,6 +572,7 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		if (rc < 0)
 			goto out;
 		memset(&w2, 0, sizeof(w2));
+		w2.max_frames = 6;
 		if (inj_stopped_syscall(s->t) == SYS_futex ||
 		    inj_stopped_syscall(s->t) == SYS_restart_syscall)
 			probe__wait_inspect(s->t, &s->ruby, &w2);
@@ -732,6 +736,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
+	if (!s->ruby.wake_chld)
+		probe__wait_prepare(t, &s->ruby);
 	rc = check_wakeable(s, err);
 	if (rc < 0)
 		return rc;
@@ -1141,6 +1147,7 @@ native_stack(struct probe_session *s, struct probe_wait *w)
 	int n;
 
 	w->what[0] = '\0';
+	w->max_frames = 0;
 	if (inj_attach(s->t, NULL) < 0)
 		return NULL;
 	probe__wait_inspect(s->t, &s->ruby, w);

@@ -124,11 +124,15 @@ struct probe_wait {
 	bool from_ruby;		/* callsite is in the Ruby module */
 	bool ruby_sleep;	/* called from native_sleep/native_cond_sleep */
 	int nframes;
+	int max_frames;		/* in: frames to unwind (0: 24) */
 	char what[512];		/* "sleeps on a condition variable (...)" */
 };
 
+/* Load the symbol tables probe__wait_inspect() needs (before a stop). */
+void probe__wait_prepare(struct inj_target *t, const struct probe_ruby *r);
 /* Classify the wait of the stopped (attached) main thread by its syscall,
- * restart code, arguments and native stack. */
+ * restart code, arguments and native stack (w->max_frames frames; set it
+ * before the call, 0 for the default). */
 int probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 			struct probe_wait *w);
 /*

@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 #define ERESTARTSYS_		512
 #define ERESTARTNOINTR_		513
@@ -55,14 +56,17 @@
 
 static const char *const cond_timed_fns[] = {
 	"pthread_cond_timedwait", "__pthread_cond_timedwait",
+	"___pthread_cond_timedwait", "___pthread_cond_timedwait64",
+	"___pthread_cond_clockwait64",
 	"pthread_cond_clockwait", "__pthread_cond_clockwait",
 	"__pthread_cond_timedwait64", "__pthread_cond_clockwait64",
 };
 static const char *const cond_fns[] = {
-	"pthread_cond_wait", "__pthread_cond_wait",
+	"pthread_cond_wait", "__pthread_cond_wait", "___pthread_cond_wait",
 };
 static const char *const lock_fns[] = {
-	"pthread_mutex_lock", "__pthread_mutex_lock", "__lll_lock_wait",
+	"pthread_mutex_lock", "__pthread_mutex_lock", "___pthread_mutex_lock",
+	"__lll_lock_wait",
 	"__lll_lock_wait_private", "pthread_rwlock_rdlock",
 	"pthread_rwlock_wrlock", "pthread_mutex_timedlock", "sem_wait",
 	"__new_sem_wait_slow64", "__new_sem_wait_slow",
@@ -80,17 +84,20 @@ static const char *const ruby_sleep_fns[] = {
 	"native_sleep", "native_cond_sleep", "lock_func", "rb_mutex_lock",
 };
 
+/* Names of the frames' functions, looked up by address (a binary search
+ * in tables loaded before the stop), "" when unnamed. */
 static bool
-in_any(struct inj_target *t, uint64_t ip, const char *const *names,
-       size_t n)
+in_list(const char *name, const char *const *names, size_t n)
 {
+	if (!name[0])
+		return false;
 	for (size_t i = 0; i < n; i++)
-		if (inj_addr_in_symbol(t, ip, names[i]))
+		if (!strcmp(name, names[i]))
 			return true;
 	return false;
 }
 
-#define IN_ANY(t, ip, a) in_any((t), (ip), (a), sizeof(a) / sizeof((a)[0]))
+#define IN_LIST(name, a) in_list((name), (a), sizeof(a) / sizeof((a)[0]))
 
 /* Function name of a frame ("name" of "name+0x12 (mod)"), or the module
  * offset when unnamed. */
@@ -104,7 +111,19 @@ frame_name(struct inj_target *t, uint64_t ip, char *buf, size_t len)
 		*p = '\0';
 		if ((p = strrchr(buf, '+')))
 			*p = '\0';
+		if ((p = strchr(buf, '@')))	/* name@@VERSION */
+			*p = '\0';
 	}
+}
+
+/* The function's name only: "" when the frame is unnamed. */
+static void
+func_name(struct inj_target *t, uint64_t ip, char *buf, size_t len)
+{
+	frame_name(t, ip, buf, len);
+	if (!strstr(buf, "+0x") && strncmp(buf, "0x", 2))
+		return;
+	buf[0] = '\0';
 }
 
 static bool
@@ -150,6 +169,23 @@ sysname(long nr, char *buf, size_t len)
 	return buf;
 }
 
+void
+probe__wait_prepare(struct inj_target *t, const struct probe_ruby *r)
+{
+	uint64_t a = 0;
+
+	/* Load the tables the names are looked up in now, not while the
+	 * thread is stopped: libc's (and its debug file's), and Ruby's
+	 * .symtab. */
+	inj_lookup(t, NULL, "pthread_cond_wait", &a, NULL);
+	{
+		char buf[64];
+
+		inj_symbolize(t, r->eval_string, buf, sizeof(buf));
+		inj_symbolize(t, a, buf, sizeof(buf));
+	}
+}
+
 int
 probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 		    struct probe_wait *w)
@@ -158,11 +194,19 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 	int n, i, at = -1;
 	char name[160];
 
+	uint64_t t0 = lp_mono_ns();
+	int max = w->max_frames;
+
 	memset(w, 0, sizeof(*w));
+	w->max_frames = max;
 	w->nr = inj_stopped_syscall_regs(t, &w->rax, args);
 	w->uaddr = args[0];
 	w->caller = w->callsite = 0;
-	n = inj_unwind(t, ips, 24, NULL);
+	/* the wait and its Ruby caller are within the first frames */
+	n = inj_unwind(t, ips, w->max_frames > 0 && w->max_frames < 24 ?
+		       w->max_frames : 24, NULL);
+	lp_debug("wait: unwound %d frames in %.3f ms", n,
+		 (lp_mono_ns() - t0) / 1e6);
 	if (n <= 0) {
 		w->kind = w->nr >= 0 ? PROBE_WAIT_SYSCALL : PROBE_WAIT_BUSY;
 		snprintf(w->what, sizeof(w->what), "%s",
@@ -197,13 +241,14 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 	}
 	if (w->nr == SYS_futex || w->nr == SYS_restart_syscall) {
 		for (i = 0; i < n && at < 0; i++) {
-			if (IN_ANY(t, ips[i], cond_timed_fns)) {
+			func_name(t, ips[i], name, sizeof(name));
+			if (IN_LIST(name, cond_timed_fns)) {
 				w->kind = PROBE_WAIT_COND_TIMED;
 				at = i;
-			} else if (IN_ANY(t, ips[i], cond_fns)) {
+			} else if (IN_LIST(name, cond_fns)) {
 				w->kind = PROBE_WAIT_COND;
 				at = i;
-			} else if (IN_ANY(t, ips[i], lock_fns)) {
+			} else if (IN_LIST(name, lock_fns)) {
 				w->kind = PROBE_WAIT_LOCK;
 				at = i;
 			}
@@ -222,12 +267,14 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 			w->from_ruby = same_module(t, w->callsite, r->libruby);
 			/* the first frames of Ruby's: native_sleep may call
 			 * pthread_cond_wait through native_cond_wait */
-			for (i = at + 1; i < n && i <= at + 3; i++)
-				if (IN_ANY(t, ips[i], ruby_sleep_fns)) {
+			for (i = at + 1; i < n && i <= at + 3; i++) {
+				func_name(t, ips[i], name, sizeof(name));
+				if (IN_LIST(name, ruby_sleep_fns)) {
 					w->ruby_sleep = true;
 					w->caller = ips[i];
 					break;
 				}
+			}
 		}
 		if (w->kind == PROBE_WAIT_NONE)
 			w->kind = PROBE_WAIT_FUTEX;
@@ -275,7 +322,8 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 		}
 	}
 	lp_debug("wait: %s (syscall %ld, rax %" PRId64 ", futex 0x%" PRIx64
-		 ")", w->what, w->nr, w->rax, w->uaddr);
+		 ") in %.3f ms", w->what, w->nr, w->rax, w->uaddr,
+		 (lp_mono_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -331,7 +379,8 @@ probe__wake_in_stop(struct inj_target *t, const struct probe_ruby *r,
 	uint64_t th = 0, ret = 0;
 	int rc;
 
-	if (!w->from_ruby)
+	/* The 3.3+ scheduler's waits end with SIGCHLD (eval.c). */
+	if (!w->from_ruby || r->wake_chld)
 		return 0;
 	if (w->kind == PROBE_WAIT_COND_TIMED &&
 	    (w->rax == -ERESTART_RESTARTBLOCK_ || w->rax == -ERESTARTSYS_ ||

@@ -55,7 +55,7 @@ wait_state() {
 bad() { echo "FAIL $shape: $*"; failed=$((failed + 1)); }
 
 one_shape() {
-	local shape=$1 line rc t0 t1 out alive
+	local shape=$1 line rc t0 t1 out alive spurious
 	local d="$IN/$shape"
 	shift
 	mkdir "$d" && mkfifo "$d/go" "$d/ready"
@@ -79,9 +79,14 @@ one_shape() {
 	alive=$(kill -0 "$pid" 2>/dev/null && echo yes || echo no)
 	[ $alive = yes ] || { bad "the program ended: $(cat "$d/stderr")"; return; }
 	# Nothing returned before the event (a finished program says "end").
+	# ConditionVariable#wait is Mutex#sleep, which Ruby allows to return
+	# early ("can wakeup without explicit Thread#wakeup call"), and on
+	# 2.4-2.5 does whenever the thread checks interrupts: counted, and
+	# the program's wait loop must still end only with the event.
+	spurious=$(grep -c '^wait returned nil' "$d/out")
 	case $shape in
 	sleep|busy) ;;
-	*)	if grep -q '^end' "$d/out" || grep -q returned "$d/out"; then
+	*)	if grep -q '^end' "$d/out" || grep -v '^wait returned nil' "$d/out" | grep -q returned; then
 			bad "returned before its event: $(cat "$d/out")"; return
 		fi
 		[ "$(main_state "$pid")" = S ] || { bad "main thread not waiting any more"; return; }
@@ -99,7 +104,8 @@ one_shape() {
 			"$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')"
 		passed=$((passed + 1))
 		return;;
-	sleep|busy) ;;
+	sleep) ;;
+	busy)	touch "$d/stop";;
 	*)	echo hello >"$d/go";;
 	esac
 	timeout 60 tail --pid="$pid" -f /dev/null
@@ -121,8 +127,9 @@ one_shape() {
 	busy)	want='busy true';;
 	esac
 	[ -z "$want" ] || grep -qF "$want" "$d/out" || { bad "result '$want' missing: $out"; return; }
-	printf 'PASS %-13s attach %.2f s; %s\n' "$shape" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
-		"$(grep -v -e '^ran' -e '^end' "$d/out" | tr '\n' ';')"
+	printf 'PASS %-13s attach %.2f s; %s%s\n' "$shape" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+		"$(grep -v -e '^ran' -e '^end' -e '^wait returned' "$d/out" | tr '\n' ' ')" \
+		"$([ "$spurious" = 0 ] || echo "(woke early $spurious time(s) before the event: Mutex#sleep allows it)")"
 	passed=$((passed + 1))
 }
 
