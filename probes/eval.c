@@ -83,6 +83,8 @@ struct probe_session {
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	long syscall_nr;	/* which one, or -1 */
+	uint64_t wake_stop_ns, wake_held_ns;	/* stops before the
+				 * registration's: inspecting and waking */
 	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
 				 * the job (or the last no-op job) was marked */
 	bool cond_wait;		/* the main thread was seen in a condition-
@@ -528,6 +530,8 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 	if (only_marking && probe__main_is_current(s->t, &s->ruby) == 1) {
 		lp_debug("pre-wake: the main thread is current already");
 		inj_detach(s->t, NULL);
+		s->wake_stop_ns += inj_last_stop_ns(s->t);
+		s->wake_held_ns += inj_last_held_ns(s->t);
 		return 2;
 	}
 	woke = wake_in_stop(s, &w);
@@ -535,6 +539,8 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 		*vcs = -1;
 	free(buf);
 	inj_detach(s->t, NULL);
+	s->wake_stop_ns += inj_last_stop_ns(s->t);
+	s->wake_held_ns += inj_last_held_ns(s->t);
 	return woke;
 }
 
@@ -556,6 +562,8 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 	int rc = 0;
 
 	if (s->ruby.threadptr_interrupt || s->ruby.wake_chld ||
+	    (main_syscall(pid) != SYS_futex &&
+	     main_syscall(pid) != SYS_restart_syscall) ||
 	    main_sched(pid, &buf, &cap, &st, &v) < 0 || st != 'S')
 		goto out;
 	for (int i = 0; i < 4; i++) {
@@ -577,6 +585,8 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		    inj_stopped_syscall(s->t) == SYS_restart_syscall)
 			probe__wait_inspect(s->t, &s->ruby, &w2);
 		inj_detach(s->t, NULL);
+		s->wake_stop_ns += inj_last_stop_ns(s->t);
+		s->wake_held_ns += inj_last_held_ns(s->t);
 		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
 		    (i && w2.uaddr != w.uaddr))
 			goto out;
@@ -736,7 +746,9 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
-	if (!s->ruby.wake_chld)
+	if (!s->ruby.wake_chld && (main_syscall(probe_session_pid(s)) ==
+				   SYS_futex || main_syscall(
+				   probe_session_pid(s)) == SYS_restart_syscall))
 		probe__wait_prepare(t, &s->ruby);
 	rc = check_wakeable(s, err);
 	if (rc < 0)
@@ -824,8 +836,9 @@ out:
 	}
 	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
 	     rc;
-	s->stop_ns = inj_last_stop_ns(t);
-	s->held_ns = inj_last_held_ns(t);
+	/* every stop of the start so far, wake inspections included */
+	s->stop_ns = inj_last_stop_ns(t) + s->wake_stop_ns;
+	s->held_ns = inj_last_held_ns(t) + s->wake_held_ns;
 	s->dirty_ns = inj_last_dirty_ns(t);
 	return rc;
 }

@@ -421,7 +421,7 @@ probe__wake_refuse(const struct probe_ruby *r, const struct probe_wait *w,
 			  "stripped) to interrupt it safely; nothing was "
 			  "changed. Install the Ruby's debug symbols or use a "
 			  "Ruby built with symbols, or make the application "
-			  "sleep with a timeout (sleep N, join(N), "
-			  "pop in a loop with a timeout) or in IO",
+			  "wait with a timeout (sleep N, join(N), "
+			  "ConditionVariable#wait(m, N)) or in IO",
 			  (int)pid, r->description, w->what, r->libruby);
 }
