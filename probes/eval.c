@@ -87,6 +87,9 @@ struct probe_session {
 				 * registration's: inspecting and waking */
 	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
 				 * the job (or the last no-op job) was marked */
+	bool woke_marked;	/* the registration woke the main thread in
+				 * place, the job marked on it: it runs
+				 * without more wake rounds soon */
 	bool cond_wait;		/* the main thread was seen in a condition-
 				 * variable wait of Ruby's (wake.c) */
 	bool ignore_stop;	/* grace period after SIGINT: see start */
@@ -817,11 +820,15 @@ register_job(struct probe_session *s, struct lp_err *err)
 		/* ret 2 with a reused page: the pending job is the stale
 		 * one, which now points at our fresh bootstrap. */
 	}
-	/* Registered: a sleep no signal ends is woken now, in this stop. */
+	/* Registered: a sleep no signal ends is woken now, in this stop.
+	 * Each wake returns a Mutex#sleep early on Ruby 2.4-2.5: when the
+	 * job is marked on the main thread, no other is needed soon. */
 	{
 		struct probe_wait w;
 
-		wake_in_stop(s, &w);
+		s->woke_marked = wake_in_stop(s, &w) &&
+				 (!s->ruby.cur_global ||
+				  probe__main_is_current(t, &s->ruby) == 1);
 	}
 out:
 	lp_debug("registered after %.3f ms", (lp_mono_ns() - t0) / 1e6);
@@ -1025,8 +1032,8 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 					  "%.1f s", s->timeout);
 		if (waking && now >= next_wake) {
 			wake(s, round++);
-			next_wake = now + (round < 2 ? 30000000ull :
-					   1000000000ull);
+			next_wake = now + (round < 2 && !s->woke_marked ?
+					   30000000ull : 1000000000ull);
 		}
 		uint64_t until = deadline;
 		if (waking && next_wake < until)

@@ -225,6 +225,21 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 		frame_name(t, ips[0], name, sizeof(name));
 		for (i = 0; i < n && !same_module(t, ips[i], r->libruby); i++)
 			;
+		/* the innermost frame with a name says more than an offset */
+		for (int j = 0; j < i; j++) {
+			char fn[160];
+
+			func_name(t, ips[j], fn, sizeof(fn));
+			if (fn[0]) {
+				frame_name(t, ips[j], name, sizeof(name));
+				if (j)
+					snprintf(name + strlen(name),
+						 sizeof(name) - strlen(name),
+						 " in %s", inj_addr_module(t,
+						 ips[j]));
+				break;
+			}
+		}
 		if (i > 0 && i < n) {
 			char rb[160];
 
@@ -276,8 +291,11 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 				}
 			}
 		}
+		/* restart_syscall resumes whatever was interrupted: a futex
+		 * only when a futex function is on the stack */
 		if (w->kind == PROBE_WAIT_NONE)
-			w->kind = PROBE_WAIT_FUTEX;
+			w->kind = w->nr == SYS_futex ? PROBE_WAIT_FUTEX :
+				  PROBE_WAIT_SYSCALL;
 	} else {
 		w->kind = PROBE_WAIT_SYSCALL;
 	}
