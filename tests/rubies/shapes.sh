@@ -52,7 +52,11 @@ wait_state() {
 	return 1
 }
 
-bad() { echo "FAIL $shape: $*"; failed=$((failed + 1)); }
+# bad WHY: this shape failed; its program is ended
+bad() {
+	echo "FAIL $shape: $*"; failed=$((failed + 1))
+	[ -n "$pid" ] && { kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; }
+}
 
 one_shape() {
 	local shape=$1 line rc t0 t1 out alive spurious
