@@ -547,12 +547,49 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 	return woke;
 }
 
+/* Whether a thread of pid other than the main one is running (R) or in
+ * uninterruptible sleep (D): one that may hold the GVL. */
+static bool
+other_thread_runs(pid_t pid)
+{
+	char path[300], buf[512], *p;
+	struct dirent *de;
+	bool runs = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return false;
+	while (!runs && (de = readdir(d))) {
+		int fd;
+		ssize_t n;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    atoi(de->d_name) == (int)pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat",
+			 (int)pid, de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if ((p = strrchr(buf, ')')) && (p[2] == 'R' || p[2] == 'D'))
+			runs = true;
+	}
+	closedir(d);
+	return runs;
+}
+
 /*
  * A Ruby without rb_threadptr_interrupt (stripped) whose main thread
  * sleeps in an untimed condition-variable wait cannot be woken: refuse
  * before anything is registered.  A wait for the GVL looks the same for
  * a moment, so it must outlast Ruby's own wake signal and 150 ms, on the
- * same futex, before we say so.
+ * same futex, with no other thread running (one that could hold the
+ * GVL), before we say so.
  */
 static int
 check_wakeable(struct probe_session *s, struct lp_err *err)
@@ -591,7 +628,7 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		s->wake_stop_ns += inj_last_stop_ns(s->t);
 		s->wake_held_ns += inj_last_held_ns(s->t);
 		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
-		    (i && w2.uaddr != w.uaddr))
+		    (i && w2.uaddr != w.uaddr) || other_thread_runs(pid))
 			goto out;
 		w = w2;
 	}

@@ -37,7 +37,7 @@ start() {
 	PID=$!
 	_pids="$_pids $PID"
 	[ "$(cat "$T/ready")" = ready ] || fail "app did not start: $(cat "$T/app.err")"
-	for ((i = 0; i < 500; i++)); do
+	for ((i = 0; i < 3000; i++)); do
 		[ "$(awk '{ print $3 }' /proc/$PID/task/$PID/stat)" = S ] && return
 		sleep 0.01
 	done
@@ -47,7 +47,7 @@ start() {
 # usr1 PID: the trap's report (the app goes on sleeping after it)
 usr1() {
 	kill -USR1 "$1"
-	for ((i = 0; i < 500; i++)); do
+	for ((i = 0; i < 3000; i++)); do	# a busy machine: up to 30 s
 		[ -s "$T/out" ] && break
 		sleep 0.01
 	done

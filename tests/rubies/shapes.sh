@@ -42,10 +42,10 @@ passed=0 failed=0
 main_state() { awk '{ print $3 }' "/proc/$1/task/$1/stat" 2>/dev/null; }
 
 # wait_state PID STATE: the main thread reaches STATE (S: it waits),
-# polled, at most 5 s; 0 when reached
+# polled, at most 30 s (a busy machine); 0 when reached
 wait_state() {
 	local i
-	for ((i = 0; i < 500; i++)); do
+	for ((i = 0; i < 3000; i++)); do
 		[ "$(main_state "$1")" = "$2" ] && return 0
 		sleep 0.01
 	done
