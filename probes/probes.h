@@ -93,6 +93,7 @@ struct probe_ruby {
 	 * stripped) and rb_thread_main (public API). */
 	uint64_t threadptr_interrupt;
 	uint64_t thread_main;
+	uint64_t main_th;	/* the main thread's rb_thread_t, once asked */
 };
 
 /*
@@ -141,7 +142,7 @@ int probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
  * untimed one in native_sleep gets rb_threadptr_interrupt(main thread).
  * Returns 1 when woken (effective at detach), 0 when nothing applies.
  */
-int probe__wake_in_stop(struct inj_target *t, const struct probe_ruby *r,
+int probe__wake_in_stop(struct inj_target *t, struct probe_ruby *r,
 			const struct probe_wait *w, struct lp_err *err);
 /* An untimed condition-variable wait of Ruby's that neither a signal nor
  * an interrupt call can end on this Ruby (no rb_threadptr_interrupt). */
@@ -152,7 +153,7 @@ bool probe__wait_unwakeable(const struct probe_ruby *r,
  * main thread now; the main thread must be stopped (rb_thread_main() is
  * called in it).  1 yes, 0 no, < 0 unknown.
  */
-int probe__main_is_current(struct inj_target *t, const struct probe_ruby *r);
+int probe__main_is_current(struct inj_target *t, struct probe_ruby *r);
 /* The "cannot wake" error (LP_EINJECT), naming why and what to do. */
 int probe__wake_refuse(const struct probe_ruby *r, const struct probe_wait *w,
 		       pid_t pid, struct lp_err *err);

@@ -345,14 +345,19 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 	return 0;
 }
 
-/* The main thread's rb_thread_t, from public API (see the top). */
+/* The main thread's rb_thread_t, from public API (see the top); it
+ * never changes, so it is asked once per target. */
 static int
-main_thread_ptr(struct inj_target *t, const struct probe_ruby *r,
+main_thread_ptr(struct inj_target *t, struct probe_ruby *r,
 		uint64_t *th, struct lp_err *err)
 {
 	uint64_t v = 0, type = 0, name = 0;
 	char tn[16];
 
+	if (r->main_th) {
+		*th = r->main_th;
+		return 0;
+	}
 	if (inj_call(t, r->thread_main, NULL, 0, &v, 1000, err) < 0)
 		return -LP_EINJECT;
 	if ((v & 7) || v < 4096 ||
@@ -365,11 +370,12 @@ main_thread_ptr(struct inj_target *t, const struct probe_ruby *r,
 	    !*th)
 		return lp_err_set(err, LP_EINJECT, "rb_thread_main() gave no "
 				  "VM/thread object (0x%" PRIx64 ")", v);
+	r->main_th = *th;
 	return 0;
 }
 
 int
-probe__main_is_current(struct inj_target *t, const struct probe_ruby *r)
+probe__main_is_current(struct inj_target *t, struct probe_ruby *r)
 {
 	uint64_t th = 0, cur = 0, words[16];
 
@@ -391,7 +397,7 @@ probe__main_is_current(struct inj_target *t, const struct probe_ruby *r)
 }
 
 int
-probe__wake_in_stop(struct inj_target *t, const struct probe_ruby *r,
+probe__wake_in_stop(struct inj_target *t, struct probe_ruby *r,
 		    const struct probe_wait *w, struct lp_err *err)
 {
 	uint64_t th = 0, ret = 0;
