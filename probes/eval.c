@@ -450,18 +450,6 @@ main_sched(pid_t pid, char **buf, size_t *cap, char *state, long *vcs)
 	return 0;
 }
 
-/*
- * Where the current thread is a process global (Ruby up to 2.7, see
- * ruby.c), register_one marks the thread that last took the GVL.  With
- * the main thread asleep that may be a thread that has ended since: the
- * job would then never run, and its flag would be set in a thread
- * structure that may already be freed.  A main thread asleep in Ruby's
- * blocking wait takes the GVL back when Ruby's own unblocking signal
- * (SIGVTALRM) interrupts it, which makes the global name it (or a live
- * thread that took the GVL after it) again; it then goes back to sleep,
- * its sleep not cut short.  So wake it first, and wait (up to 50 ms) until
- * it has run and blocked again: its voluntary context switches move.
- */
 static int stop_safely(struct probe_session *s, struct lp_err *err);
 
 /*
@@ -486,29 +474,6 @@ wake_in_stop(struct probe_session *s, struct probe_wait *w)
 	return probe__wake_in_stop(s->t, &s->ruby, w, NULL) > 0;
 }
 
-/* The syscall the main thread is in, from /proc without stopping it:
- * its number, -1 when running, -2 when unknown. */
-static long
-main_syscall(pid_t pid)
-{
-	char path[64], buf[256];
-	int fd;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
-		 (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -2;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -2;
-	buf[n] = '\0';
-	if (!strncmp(buf, "running", 7))
-		return -1;
-	return buf[0] >= '0' && buf[0] <= '9' ? strtol(buf, NULL, 10) : -1;
-}
-
 /*
  * When the main thread waits on a futex: stop it, wake it in place if
  * that applies, detach.  1 when woken; *vcs then holds its voluntary
@@ -520,7 +485,7 @@ static int
 wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 {
 	pid_t pid = probe_session_pid(s);
-	long nr = main_syscall(pid);
+	long nr = probe__main_syscall(pid);
 	struct probe_wait w;
 	char st, *buf = NULL;
 	size_t cap = 0;
@@ -547,42 +512,6 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 	return woke;
 }
 
-/* Whether a thread of pid other than the main one is running (R) or in
- * uninterruptible sleep (D): one that may hold the GVL. */
-static bool
-other_thread_runs(pid_t pid)
-{
-	char path[300], buf[512], *p;
-	struct dirent *de;
-	bool runs = false;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	if (!(d = opendir(path)))
-		return false;
-	while (!runs && (de = readdir(d))) {
-		int fd;
-		ssize_t n;
-
-		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
-		    atoi(de->d_name) == (int)pid)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat",
-			 (int)pid, de->d_name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		if ((p = strrchr(buf, ')')) && (p[2] == 'R' || p[2] == 'D'))
-			runs = true;
-	}
-	closedir(d);
-	return runs;
-}
-
 /*
  * A Ruby without rb_threadptr_interrupt (stripped) whose main thread
  * sleeps in an untimed condition-variable wait cannot be woken: refuse
@@ -602,8 +531,8 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 	int rc = 0;
 
 	if (s->ruby.threadptr_interrupt || s->ruby.wake_chld ||
-	    (main_syscall(pid) != SYS_futex &&
-	     main_syscall(pid) != SYS_restart_syscall) ||
+	    (probe__main_syscall(pid) != SYS_futex &&
+	     probe__main_syscall(pid) != SYS_restart_syscall) ||
 	    main_sched(pid, &buf, &cap, &st, &v) < 0 || st != 'S')
 		goto out;
 	for (int i = 0; i < 4; i++) {
@@ -628,7 +557,7 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		s->wake_stop_ns += inj_last_stop_ns(s->t);
 		s->wake_held_ns += inj_last_held_ns(s->t);
 		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
-		    (i && w2.uaddr != w.uaddr) || other_thread_runs(pid))
+		    (i && w2.uaddr != w.uaddr) || probe__other_thread_runs(pid))
 			goto out;
 		w = w2;
 	}
@@ -638,6 +567,20 @@ out:
 	return rc;
 }
 
+/*
+ * Where the current thread is a process global (Ruby up to 2.7, see
+ * ruby.c), register_one marks the thread that last took the GVL.  With
+ * the main thread asleep that may be a thread that has ended since: the
+ * job would then never run, and its flag would be set in a thread
+ * structure that may already be freed.  A main thread asleep in Ruby's
+ * blocking wait takes the GVL back when Ruby's own unblocking signal
+ * (SIGVTALRM) interrupts it, or, where its sleep is a condition-variable
+ * wait no signal ends, when it is woken in place (wake.c; not needed
+ * when the global names it already), which makes the global name it (or a live
+ * thread that took the GVL after it) again; it then goes back to sleep,
+ * its sleep not cut short.  So wake it first, and wait (up to 50 ms) until
+ * it has run and blocked again: its voluntary context switches move.
+ */
 static void
 pre_wake(struct probe_session *s)
 {
@@ -786,8 +729,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
-	if (!s->ruby.wake_chld && (main_syscall(probe_session_pid(s)) ==
-				   SYS_futex || main_syscall(
+	if (!s->ruby.wake_chld && (probe__main_syscall(probe_session_pid(s)) ==
+				   SYS_futex || probe__main_syscall(
 				   probe_session_pid(s)) == SYS_restart_syscall))
 		probe__wait_prepare(t, &s->ruby);
 	rc = check_wakeable(s, err);

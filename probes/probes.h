@@ -154,6 +154,12 @@ bool probe__wait_unwakeable(const struct probe_ruby *r,
  * called in it).  1 yes, 0 no, < 0 unknown.
  */
 int probe__main_is_current(struct inj_target *t, struct probe_ruby *r);
+/* The syscall the main thread of pid is in, from /proc without stopping
+ * it: its number, -1 when running, -2 when unknown. */
+long probe__main_syscall(pid_t pid);
+/* Whether a thread of pid other than the main one is running (R) or in
+ * uninterruptible sleep (D): one that may hold the GVL. */
+bool probe__other_thread_runs(pid_t pid);
 /* The "cannot wake" error (LP_EINJECT), naming why and what to do. */
 int probe__wake_refuse(const struct probe_ruby *r, const struct probe_wait *w,
 		       pid_t pid, struct lp_err *err);

@@ -32,11 +32,15 @@
  */
 #include "probes/probes.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/util.h"
@@ -448,4 +452,65 @@ probe__wake_refuse(const struct probe_ruby *r, const struct probe_wait *w,
 			  "wait with a timeout (sleep N, join(N), "
 			  "ConditionVariable#wait(m, N)) or in IO",
 			  (int)pid, r->description, w->what, r->libruby);
+}
+
+/* ---- /proc facts, read without stopping anything ------------------- */
+
+/* The syscall the main thread is in, from /proc without stopping it:
+ * its number, -1 when running, -2 when unknown. */
+long
+probe__main_syscall(pid_t pid)
+{
+	char path[64], buf[256];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
+		 (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -2;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -2;
+	buf[n] = '\0';
+	if (!strncmp(buf, "running", 7))
+		return -1;
+	return buf[0] >= '0' && buf[0] <= '9' ? strtol(buf, NULL, 10) : -1;
+}
+
+/* Whether a thread of pid other than the main one is running (R) or in
+ * uninterruptible sleep (D): one that may hold the GVL. */
+bool
+probe__other_thread_runs(pid_t pid)
+{
+	char path[300], buf[512], *p;
+	struct dirent *de;
+	bool runs = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return false;
+	while (!runs && (de = readdir(d))) {
+		int fd;
+		ssize_t n;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' ||
+		    atoi(de->d_name) == (int)pid)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat",
+			 (int)pid, de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if ((p = strrchr(buf, ')')) && (p[2] == 'R' || p[2] == 'D'))
+			runs = true;
+	}
+	closedir(d);
+	return runs;
 }
