@@ -576,10 +576,11 @@ out:
  * blocking wait takes the GVL back when Ruby's own unblocking signal
  * (SIGVTALRM) interrupts it, or, where its sleep is a condition-variable
  * wait no signal ends, when it is woken in place (wake.c; not needed
- * when the global names it already), which makes the global name it (or a live
- * thread that took the GVL after it) again; it then goes back to sleep,
- * its sleep not cut short.  So wake it first, and wait (up to 50 ms) until
- * it has run and blocked again: its voluntary context switches move.
+ * when the global names it already), which makes the global name it (or
+ * a live thread that took the GVL after it) again; it then goes back to
+ * sleep, its sleep not cut short.  So wake it first, and wait (up to
+ * 50 ms) until it has run and blocked again: its voluntary context
+ * switches move.
  */
 static void
 pre_wake(struct probe_session *s)
