@@ -335,7 +335,19 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 				 "(called from %s)", who[0] ? who : "?");
 			break;
 		default:
+			/* the first named caller of the syscall's wrapper */
 			frame_name(t, ips[0], fn, sizeof(fn));
+			for (int j = 1; j < n && !same_module(t, ips[j],
+							       r->libruby);
+			     j++) {
+				char f2[160];
+
+				func_name(t, ips[j], f2, sizeof(f2));
+				if (f2[0] && strcmp(f2, sn)) {
+					snprintf(fn, sizeof(fn), "%s", f2);
+					break;
+				}
+			}
 			snprintf(w->what, sizeof(w->what), "is blocked in %s() "
 				 "(in %s, called from %s) and Ruby's wake "
 				 "signal did not end it", sn, fn,
