@@ -591,7 +591,18 @@ pre_wake(struct probe_session *s)
 	size_t cap = 0;
 	long v0, v;
 
-	if (!s->ruby.cur_global || !s->ruby.wake_vtalrm ||
+	/*
+	 * Where the global's symbol is gone (a stripped Ruby up to 2.7: it
+	 * is a local symbol before 2.5), register_one marks it all the same:
+	 * a main thread in a futex wait is woken in place first too, in
+	 * case it is a condition-variable sleep; nothing else is done.
+	 */
+	bool blind = !s->ruby.cur_global;
+
+	if ((blind && (!s->ruby.register_one ||
+		       (probe__main_syscall(pid) != SYS_futex &&
+			probe__main_syscall(pid) != SYS_restart_syscall))) ||
+	    !s->ruby.wake_vtalrm ||
 	    main_sched(pid, &buf, &cap, &st, &v0) < 0 || st != 'S')
 		goto out;
 	if (getenv("LEAKPROBE_TEST_NO_PREWAKE")) {	/* tests/rubies: kick */
@@ -606,7 +617,7 @@ pre_wake(struct probe_session *s)
 	case 1:
 		break;
 	default:
-		if (main_sched(pid, &buf, &cap, &st, &v0) < 0)
+		if (blind || main_sched(pid, &buf, &cap, &st, &v0) < 0)
 			goto out;
 		syscall(SYS_tgkill, pid, pid, SIGVTALRM);
 		break;
