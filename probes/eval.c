@@ -691,18 +691,25 @@ kick(struct probe_session *s)
 	uint64_t args[3] = { 0, s->ruby.xfree, 0 }, ret = 0, now = 0;
 	int rc;
 
-	if (!s->ruby.cur_global || !s->ruby.xfree || !s->ruby.register_one)
+	if (!s->ruby.xfree || !s->ruby.register_one)
+		return false;
+	/* Where the global has no symbol (stripped), it cannot be compared:
+	 * kick only a main thread seen in a condition-variable sleep, which
+	 * the kick's stop wakes in place (3.0+ mark the calling thread). */
+	if (!s->ruby.cur_global && !s->cond_wait)
 		return false;
 	/* Only when another thread is current than the one marked: else
 	 * the mark would go to the same place, for one more stop. */
-	if (inj_read(s->t, s->ruby.cur_global, &now, sizeof(now), NULL) < 0 ||
-	    now == s->marked) {
+	if (s->ruby.cur_global &&
+	    (inj_read(s->t, s->ruby.cur_global, &now, sizeof(now), NULL) < 0 ||
+	     now == s->marked)) {
 		lp_debug("kick: skipped, the marked thread is still current");
 		return false;
 	}
 	if (stop_safely(s, NULL) < 0)
 		return false;
-	if (inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
+	if (!s->ruby.cur_global ||
+	    inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
 		     NULL) < 0)
 		s->marked = now;
 	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
@@ -818,9 +825,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 	{
 		struct probe_wait w;
 
-		s->woke_marked = wake_in_stop(s, &w) &&
-				 (!s->ruby.cur_global ||
-				  probe__main_is_current(t, &s->ruby) == 1);
+		s->woke_marked = wake_in_stop(s, &w) && s->ruby.cur_global &&
+				 probe__main_is_current(t, &s->ruby) == 1;
 	}
 out:
 	lp_debug("registered after %.3f ms", (lp_mono_ns() - t0) / 1e6);

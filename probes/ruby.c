@@ -73,7 +73,7 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 		else
 			out->cur_global = 0;
 	}
-	if (out->cur_global &&
+	if (out->register_one &&
 	    inj_lookup(t, rbmod, "ruby_xfree", &out->xfree, NULL) < 0)
 		out->xfree = 0;
 
