@@ -87,6 +87,10 @@ static const char *const lock_fns[] = {
 static const char *const ruby_sleep_fns[] = {
 	"native_sleep", "native_cond_sleep", "lock_func", "rb_mutex_lock",
 };
+static const char *const ruby_cond_wrappers[] = {
+	"native_cond_wait", "native_cond_timedwait", "rb_native_cond_wait",
+	"rb_native_cond_timedwait",
+};
 
 /* Names of the frames' functions, looked up by address (a binary search
  * in tables loaded before the stop), "" when unnamed. */
@@ -284,15 +288,19 @@ probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
 		if (at >= 0 && at + 1 < n) {
 			w->callsite = ips[at + 1];
 			w->from_ruby = same_module(t, w->callsite, r->libruby);
-			/* the first frames of Ruby's: native_sleep may call
-			 * pthread_cond_wait through native_cond_wait */
-			for (i = at + 1; i < n && i <= at + 3; i++) {
+			/* the caller itself, or through Ruby's own wrapper
+			 * (native_cond_wait when not inlined); never further
+			 * up: a GVL wait inside native_sleep is not its
+			 * sleep */
+			for (i = at + 1; i < n && i <= at + 2; i++) {
 				func_name(t, ips[i], name, sizeof(name));
 				if (IN_LIST(name, ruby_sleep_fns)) {
 					w->ruby_sleep = true;
 					w->caller = ips[i];
 					break;
 				}
+				if (!IN_LIST(name, ruby_cond_wrappers))
+					break;
 			}
 		}
 		/* restart_syscall resumes whatever was interrupted: a futex
