@@ -31,9 +31,9 @@ EOF
 
 # start RUBY: the app asleep; sets PID
 start() {
-	rm -f "$T/out" "$T/ready"
+	rm -f "$T/app.out" "$T/ready"
 	mkfifo "$T/ready"
-	"$1" "$T/app.rb" "$T/out" "$T/ready" 2>"$T/app.err" &
+	"$1" "$T/app.rb" "$T/app.out" "$T/ready" 2>"$T/app.err" &
 	PID=$!
 	_pids="$_pids $PID"
 	[ "$(cat "$T/ready")" = ready ] || fail "app did not start: $(cat "$T/app.err")"
@@ -46,12 +46,13 @@ start() {
 
 # usr1 PID: the trap's report (the app goes on sleeping after it)
 usr1() {
+	rm -f "$T/app.out"
 	kill -USR1 "$1"
 	for ((i = 0; i < 3000; i++)); do	# a busy machine: up to 30 s
-		[ -s "$T/out" ] && break
+		[ -s "$T/app.out" ] && break
 		sleep 0.01
 	done
-	cat "$T/out"
+	cat "$T/app.out"
 }
 
 # 1. with symbols: woken in place, the snippet runs, sleep goes on
@@ -59,7 +60,7 @@ start "$OLD"
 expect_exit 0 "$LP" attach "$PID" --eval '$lp_ran = 1' --times 20 --batch 10 \
 	--warmup 1 --timeout 20
 grep -q '^measure' <<<"$OUT" || fail "no batches: $OUT"
-[ "$(usr1 "$PID")" = "usr1 1" ] || fail "snippet did not run: $(cat "$T/out")"
+[ "$(usr1 "$PID")" = "usr1 1" ] || fail "snippet did not run: $(cat "$T/app.out")"
 [ "$(awk '{ print $3 }' /proc/$PID/task/$PID/stat)" = S ] || fail "sleep ended"
 kill "$PID"
 
@@ -76,7 +77,7 @@ grep -q 'did not start within' <<<"$ERR" && fail "waited for the timeout: $ERR"
 [ "$(cat /proc/$PID/maps)" = "$maps" ] || fail "the target's mappings changed"
 grep -q '^TracerPid:[[:space:]]*0$' /proc/$PID/status || fail "still traced"
 ls -d /tmp/leakprobe."$PID".* 2>/dev/null && fail "files left behind"
-[ "$(usr1 "$PID")" = "usr1 nil" ] || fail "the snippet ran or the app broke: $(cat "$T/out")"
+[ "$(usr1 "$PID")" = "usr1 nil" ] || fail "the snippet ran or the app broke: $(cat "$T/app.out")"
 [ "$(awk '{ print $3 }' /proc/$PID/task/$PID/stat)" = S ] || fail "sleep ended"
 [ -s "$T/app.err" ] && fail "app stderr: $(cat "$T/app.err")"
 echo ok
