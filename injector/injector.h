@@ -114,6 +114,18 @@ bool inj_attached(const struct inj_target *t);
 uint64_t inj_stopped_ip(const struct inj_target *t);
 /* Syscall the thread was in when stopped, or -1. */
 long inj_stopped_syscall(const struct inj_target *t);
+/*
+ * The same, with rax (an ERESTART* code while interrupted: -512, -514,
+ * -516) and the syscall's six arguments (rdi rsi rdx r10 r8 r9).
+ */
+long inj_stopped_syscall_regs(const struct inj_target *t, int64_t *rax,
+			      uint64_t args[6]);
+/*
+ * Complete the interrupted syscall with `rax` (e.g. -ETIMEDOUT) instead
+ * of letting the kernel restart it: inj_detach() restores the registers
+ * with that rax and orig_rax -1.  -LP_EINVAL when not stopped in one.
+ */
+int inj_set_syscall_result(struct inj_target *t, int64_t rax);
 
 /*
  * Run a syscall in the stopped main thread through a `syscall` instruction

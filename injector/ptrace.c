@@ -566,3 +566,45 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 	t->npending = 0;
 	return rc;
 }
+
+/*
+ * The registers that describe the syscall the thread was stopped in:
+ * rax (an ERESTART* code while interrupted) and the six arguments.
+ * Returns the syscall number, or -1 when it was not in one.
+ */
+long
+inj_stopped_syscall_regs(const struct inj_target *t, int64_t *rax,
+			 uint64_t args[6])
+{
+	const struct user_regs_struct *r = &t->saved;
+
+	if (rax)
+		*rax = (int64_t)r->rax;
+	if (args) {
+		args[0] = r->rdi;
+		args[1] = r->rsi;
+		args[2] = r->rdx;
+		args[3] = r->r10;
+		args[4] = r->r8;
+		args[5] = r->r9;
+	}
+	return (long)r->orig_rax;
+}
+
+/*
+ * Complete the interrupted syscall with rax instead of restarting it:
+ * on detach the thread resumes after its `syscall` instruction with that
+ * value (orig_rax -1: the kernel does no restart processing).
+ */
+int
+inj_set_syscall_result(struct inj_target *t, int64_t rax)
+{
+	if (!t->attached || !t->regs_saved)
+		return -LP_EINJECT;
+	if ((long)t->saved.orig_rax < 0)
+		return -LP_EINVAL;	/* not stopped in a syscall */
+	t->saved.rax = (uint64_t)rax;
+	t->saved.orig_rax = (uint64_t)-1;
+	mark_dirty(t);
+	return 0;
+}

@@ -83,8 +83,15 @@ struct probe_session {
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	long syscall_nr;	/* which one, or -1 */
+	uint64_t wake_stop_ns, wake_held_ns;	/* stops before the
+				 * registration's: inspecting and waking */
 	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
 				 * the job (or the last no-op job) was marked */
+	bool woke_marked;	/* the registration woke the main thread in
+				 * place, the job marked on it: it runs
+				 * without more wake rounds soon */
+	bool cond_wait;		/* the main thread was seen in a condition-
+				 * variable wait of Ruby's (wake.c) */
 	bool ignore_stop;	/* grace period after SIGINT: see start */
 	bool gcstat;		/* helper turned into a GC.stat reporter */
 	bool helper_seen;	/* the helper opened its end of the channel */
@@ -461,6 +468,123 @@ main_sched(pid_t pid, char **buf, size_t *cap, char *state, long *vcs)
 	return 0;
 }
 
+static int stop_safely(struct probe_session *s, struct lp_err *err);
+
+/*
+ * While the main thread is stopped: if it waits on a condition variable
+ * of Ruby's that no signal ends, wake it in place (wake.c).  1 when woken
+ * (at detach), 0 when nothing applied.
+ */
+static int
+wake_in_stop(struct probe_session *s, struct probe_wait *w)
+{
+	long nr = inj_stopped_syscall(s->t);
+
+	/* the 3.3+ scheduler's waits end with SIGCHLD (wake()) */
+	if ((nr != SYS_futex && nr != SYS_restart_syscall) ||
+	    s->ruby.wake_chld)
+		return 0;
+	w->max_frames = 6;
+	probe__wait_inspect(s->t, &s->ruby, w);
+	if (w->from_ruby && (w->kind == PROBE_WAIT_COND ||
+			     w->kind == PROBE_WAIT_COND_TIMED))
+		s->cond_wait = true;
+	return probe__wake_in_stop(s->t, &s->ruby, w, NULL) > 0;
+}
+
+/*
+ * When the main thread waits on a futex: stop it, wake it in place if
+ * that applies, detach.  1 when woken; *vcs then holds its voluntary
+ * context switches as counted while it was stopped.  With only_marking,
+ * the wake is for the current-thread global only (pre_wake): none when
+ * the global already names the main thread (2 then).
+ */
+static int
+wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
+{
+	pid_t pid = probe_session_pid(s);
+	long nr = probe__main_syscall(pid);
+	struct probe_wait w;
+	char st, *buf = NULL;
+	size_t cap = 0;
+	int woke;
+
+	if (nr != SYS_futex && nr != SYS_restart_syscall)
+		return 0;
+	if (stop_safely(s, NULL) < 0)
+		return 0;
+	if (only_marking && probe__main_is_current(s->t, &s->ruby) == 1) {
+		lp_debug("pre-wake: the main thread is current already");
+		inj_detach(s->t, NULL);
+		s->wake_stop_ns += inj_last_stop_ns(s->t);
+		s->wake_held_ns += inj_last_held_ns(s->t);
+		return 2;
+	}
+	woke = wake_in_stop(s, &w);
+	if (woke && main_sched(pid, &buf, &cap, &st, vcs) < 0)
+		*vcs = -1;
+	free(buf);
+	inj_detach(s->t, NULL);
+	s->wake_stop_ns += inj_last_stop_ns(s->t);
+	s->wake_held_ns += inj_last_held_ns(s->t);
+	return woke;
+}
+
+/*
+ * A Ruby without rb_threadptr_interrupt (stripped) whose main thread
+ * sleeps in an untimed condition-variable wait cannot be woken: refuse
+ * before anything is registered.  A wait for the GVL looks the same for
+ * a moment, so it must outlast Ruby's own wake signal and 150 ms, on the
+ * same futex, with no other thread running (one that could hold the
+ * GVL), before we say so.
+ */
+static int
+check_wakeable(struct probe_session *s, struct lp_err *err)
+{
+	pid_t pid = probe_session_pid(s);
+	struct probe_wait w, w2;
+	char st, *buf = NULL;
+	size_t cap = 0;
+	long v;
+	int rc = 0;
+
+	if (s->ruby.threadptr_interrupt || s->ruby.wake_chld ||
+	    (probe__main_syscall(pid) != SYS_futex &&
+	     probe__main_syscall(pid) != SYS_restart_syscall) ||
+	    main_sched(pid, &buf, &cap, &st, &v) < 0 || st != 'S')
+		goto out;
+	for (int i = 0; i < 4; i++) {
+		if (i) {
+			struct timespec ts = { 0, 50000000 };
+
+			if (s->ruby.wake_vtalrm)
+				syscall(SYS_tgkill, pid, pid, SIGVTALRM);
+			nanosleep(&ts, NULL);
+		}
+		if (lp_stop_signal)
+			goto out;
+		rc = stop_safely(s, err);
+		if (rc < 0)
+			goto out;
+		memset(&w2, 0, sizeof(w2));
+		w2.max_frames = 6;
+		if (inj_stopped_syscall(s->t) == SYS_futex ||
+		    inj_stopped_syscall(s->t) == SYS_restart_syscall)
+			probe__wait_inspect(s->t, &s->ruby, &w2);
+		inj_detach(s->t, NULL);
+		s->wake_stop_ns += inj_last_stop_ns(s->t);
+		s->wake_held_ns += inj_last_held_ns(s->t);
+		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
+		    (i && w2.uaddr != w.uaddr) || probe__other_thread_runs(pid))
+			goto out;
+		w = w2;
+	}
+	rc = probe__wake_refuse(&s->ruby, &w, pid, err);
+out:
+	free(buf);
+	return rc;
+}
+
 /*
  * Where the current thread is a process global (Ruby up to 2.7, see
  * ruby.c), register_one marks the thread that last took the GVL.  With
@@ -468,10 +592,13 @@ main_sched(pid_t pid, char **buf, size_t *cap, char *state, long *vcs)
  * job would then never run, and its flag would be set in a thread
  * structure that may already be freed.  A main thread asleep in Ruby's
  * blocking wait takes the GVL back when Ruby's own unblocking signal
- * (SIGVTALRM) interrupts it, which makes the global name it (or a live
- * thread that took the GVL after it) again; it then goes back to sleep,
- * its sleep not cut short.  So wake it first, and wait (up to 50 ms) until
- * it has run and blocked again: its voluntary context switches move.
+ * (SIGVTALRM) interrupts it, or, where its sleep is a condition-variable
+ * wait no signal ends, when it is woken in place (wake.c; not needed
+ * when the global names it already), which makes the global name it (or
+ * a live thread that took the GVL after it) again; it then goes back to
+ * sleep, its sleep not cut short.  So wake it first, and wait (up to
+ * 50 ms) until it has run and blocked again: its voluntary context
+ * switches move.
  */
 static void
 pre_wake(struct probe_session *s)
@@ -482,14 +609,37 @@ pre_wake(struct probe_session *s)
 	size_t cap = 0;
 	long v0, v;
 
-	if (!s->ruby.cur_global || !s->ruby.wake_vtalrm ||
+	/*
+	 * Where the global's symbol is gone (a stripped Ruby up to 2.7: it
+	 * is a local symbol before 2.5), register_one marks it all the same:
+	 * a main thread in a futex wait is woken in place first too, in
+	 * case it is a condition-variable sleep; nothing else is done.
+	 */
+	bool blind = !s->ruby.cur_global;
+
+	if ((blind && (!s->ruby.register_one ||
+		       (probe__main_syscall(pid) != SYS_futex &&
+			probe__main_syscall(pid) != SYS_restart_syscall))) ||
+	    !s->ruby.wake_vtalrm ||
 	    main_sched(pid, &buf, &cap, &st, &v0) < 0 || st != 'S')
 		goto out;
 	if (getenv("LEAKPROBE_TEST_NO_PREWAKE")) {	/* tests/rubies: kick */
 		lp_debug("pre-wake: skipped (LEAKPROBE_TEST_NO_PREWAKE)");
 		goto out;
 	}
-	syscall(SYS_tgkill, pid, pid, SIGVTALRM);
+	/* A condition-variable sleep no signal ends is woken in place;
+	 * else Ruby's own wake signal does it. */
+	switch (wake_stopped(s, &v0, true)) {
+	case 2:
+		goto out;
+	case 1:
+		break;
+	default:
+		if (blind || main_sched(pid, &buf, &cap, &st, &v0) < 0)
+			goto out;
+		syscall(SYS_tgkill, pid, pid, SIGVTALRM);
+		break;
+	}
 	while (lp_mono_ns() - t0 < 50000000ull && !lp_stop_signal) {
 		struct timespec ts = { 0, 100000 };
 
@@ -553,30 +703,43 @@ stop_safely(struct probe_session *s, struct lp_err *err)
  * thread either way.  Best effort: a failure here only means one more
  * wake round.
  */
-static void
+static bool
 kick(struct probe_session *s)
 {
 	uint64_t args[3] = { 0, s->ruby.xfree, 0 }, ret = 0, now = 0;
 	int rc;
 
-	if (!s->ruby.cur_global || !s->ruby.xfree || !s->ruby.register_one)
-		return;
+	if (!s->ruby.xfree || !s->ruby.register_one)
+		return false;
+	/* Where the global has no symbol (stripped), it cannot be compared:
+	 * kick only a main thread seen in a condition-variable sleep, which
+	 * the kick's stop wakes in place (3.0+ mark the calling thread). */
+	if (!s->ruby.cur_global && !s->cond_wait)
+		return false;
 	/* Only when another thread is current than the one marked: else
 	 * the mark would go to the same place, for one more stop. */
-	if (inj_read(s->t, s->ruby.cur_global, &now, sizeof(now), NULL) < 0 ||
-	    now == s->marked) {
+	if (s->ruby.cur_global &&
+	    (inj_read(s->t, s->ruby.cur_global, &now, sizeof(now), NULL) < 0 ||
+	     now == s->marked)) {
 		lp_debug("kick: skipped, the marked thread is still current");
-		return;
+		return false;
 	}
 	if (stop_safely(s, NULL) < 0)
-		return;
-	if (inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
+		return false;
+	if (!s->ruby.cur_global ||
+	    inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
 		     NULL) < 0)
 		s->marked = now;
 	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
+	if (rc == 0) {
+		struct probe_wait w;
+
+		wake_in_stop(s, &w);
+	}
 	inj_detach(s->t, NULL);
 	lp_debug("kick: %s (register_one returned %d)",
 		 rc < 0 ? "failed" : "done", (int)ret);
+	return true;
 }
 
 /*
@@ -603,6 +766,13 @@ register_job(struct probe_session *s, struct lp_err *err)
 		return rc;
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0;
+	if (!s->ruby.wake_chld && (probe__main_syscall(probe_session_pid(s)) ==
+				   SYS_futex || probe__main_syscall(
+				   probe_session_pid(s)) == SYS_restart_syscall))
+		probe__wait_prepare(t, &s->ruby);
+	rc = check_wakeable(s, err);
+	if (rc < 0)
+		return rc;
 	pre_wake(s);
 	t0 = lp_mono_ns();
 	rc = stop_safely(s, err);
@@ -667,6 +837,15 @@ register_job(struct probe_session *s, struct lp_err *err)
 		/* ret 2 with a reused page: the pending job is the stale
 		 * one, which now points at our fresh bootstrap. */
 	}
+	/* Registered: a sleep no signal ends is woken now, in this stop.
+	 * Each wake returns a Mutex#sleep early on Ruby 2.4-2.5: when the
+	 * job is marked on the main thread, no other is needed soon. */
+	{
+		struct probe_wait w;
+
+		s->woke_marked = wake_in_stop(s, &w) && s->ruby.cur_global &&
+				 probe__main_is_current(t, &s->ruby) == 1;
+	}
 out:
 	lp_debug("registered after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	if (rc < 0 && s->page) {
@@ -680,8 +859,9 @@ out:
 	}
 	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
 	     rc;
-	s->stop_ns = inj_last_stop_ns(t);
-	s->held_ns = inj_last_held_ns(t);
+	/* every stop of the start so far, wake inspections included */
+	s->stop_ns = inj_last_stop_ns(t) + s->wake_stop_ns;
+	s->held_ns = inj_last_held_ns(t) + s->wake_held_ns;
 	s->dirty_ns = inj_last_dirty_ns(t);
 	return rc;
 }
@@ -709,8 +889,14 @@ wake(struct probe_session *s, int round)
 {
 	pid_t pid = probe_session_pid(s);
 
-	if (round > 0)
-		kick(s);
+	/* From the second round: mark the main thread again where needed;
+	 * a sleep no signal ends is woken in place (by kick's stop, or by
+	 * one of its own). */
+	if (round > 0 && !kick(s) && s->cond_wait) {
+		long v;
+
+		wake_stopped(s, &v, false);
+	}
 	/* Thread-directed to the main thread, which runs the job. */
 	if (s->ruby.wake_vtalrm)
 		syscall(SYS_tgkill, pid, pid, SIGVTALRM);
@@ -862,8 +1048,8 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 					  "%.1f s", s->timeout);
 		if (waking && now >= next_wake) {
 			wake(s, round++);
-			next_wake = now + (round < 2 ? 30000000ull :
-					   1000000000ull);
+			next_wake = now + (round < 2 && !s->woke_marked ?
+					   30000000ull : 1000000000ull);
 		}
 		uint64_t until = deadline;
 		if (waking && next_wake < until)
@@ -989,15 +1175,18 @@ read_json(struct probe_session *s, json_t **out, bool waking,
 /* ---- session --------------------------------------------------------- */
 
 static char *
-native_stack(struct probe_session *s)
+native_stack(struct probe_session *s, struct probe_wait *w)
 {
 	uint64_t ips[32];
 	char *out = NULL, sym[256];
 	size_t len = 0, cap = 0;
 	int n;
 
+	w->what[0] = '\0';
+	w->max_frames = 0;
 	if (inj_attach(s->t, NULL) < 0)
 		return NULL;
+	probe__wait_inspect(s->t, &s->ruby, w);
 	n = inj_unwind(s->t, ips, 32, NULL);
 	for (int i = 0; i < n; i++) {
 		/* frames after the first hold return addresses: name the
@@ -1081,14 +1270,25 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 				   "snippets within %.1f s", (int)pid,
 				   s->timeout);
 		} else if (rc == -LP_ETIMEDOUT) {
+			struct probe_wait w;
+			char *st = native_stack(s, &w);
+
 			if (stack)
-				*stack = native_stack(s);
+				*stack = st;
+			else
+				free(st);
 			lp_err_clear(err);
-			lp_err_set(err, LP_ETIMEDOUT, "the snippet did not start "
-				   "within %.1f s: the main thread of %d does "
-				   "not reach a safe point (a long C call that "
-				   "never checks interrupts?)", s->timeout,
-				   (int)pid);
+			if (w.what[0])
+				lp_err_set(err, LP_ETIMEDOUT, "the snippet did "
+					   "not start within %.1f s: the main "
+					   "thread of %d does not reach a safe "
+					   "point: it %s", s->timeout,
+					   (int)pid, w.what);
+			else
+				lp_err_set(err, LP_ETIMEDOUT, "the snippet did "
+					   "not start within %.1f s: the main "
+					   "thread of %d does not reach a safe "
+					   "point", s->timeout, (int)pid);
 		}
 		if (rc == -LP_EINTR && !s->helper_seen) {
 			/*

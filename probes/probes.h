@@ -98,7 +98,16 @@ struct probe_ruby {
 	 * to 2.7: ruby_current_execution_context_ptr, or ruby_current_thread
 	 * before 2.5), 0 where it is thread-local (3.0+). */
 	uint64_t cur_global;
+	bool cur_is_thread;	/* it holds the rb_thread_t itself (else an
+				 * execution context, which the thread's
+				 * struct points to) */
 	uint64_t xfree;		/* ruby_xfree: a job that does nothing */
+	/* Waking a main thread asleep on a condition variable (wake.c):
+	 * rb_threadptr_interrupt (a local symbol: .symtab only, 0 when
+	 * stripped) and rb_thread_main (public API). */
+	uint64_t threadptr_interrupt;
+	uint64_t thread_main;
+	uint64_t main_th;	/* the main thread's rb_thread_t, once asked */
 };
 
 /*
@@ -107,6 +116,67 @@ struct probe_ruby {
  */
 int probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 		      struct lp_err *err);
+
+/* ---- wake.c: where the stopped main thread waits; waking it in place - */
+
+enum probe_wait_kind {
+	PROBE_WAIT_NONE,
+	PROBE_WAIT_BUSY,	/* not in a syscall: running native code */
+	PROBE_WAIT_SYSCALL,	/* blocked in a syscall other than futex */
+	PROBE_WAIT_COND_TIMED,	/* pthread_cond_timedwait (futex, timeout) */
+	PROBE_WAIT_COND,	/* pthread_cond_wait (futex, no timeout) */
+	PROBE_WAIT_LOCK,	/* a lock: mutex, rwlock, semaphore */
+	PROBE_WAIT_FUTEX,	/* another futex wait */
+};
+
+struct probe_wait {
+	enum probe_wait_kind kind;
+	long nr;		/* syscall number, -1 when running */
+	int64_t rax;		/* its restart code while interrupted */
+	uint64_t uaddr;		/* first argument (the futex word) */
+	uint64_t callsite;	/* frame that called the libc wait */
+	uint64_t caller;	/* Ruby's native_sleep frame, when named */
+	bool from_ruby;		/* callsite is in the Ruby module */
+	bool ruby_sleep;	/* called from native_sleep/native_cond_sleep */
+	int nframes;
+	int max_frames;		/* in: frames to unwind (0: 24) */
+	char what[512];		/* "sleeps on a condition variable (...)" */
+};
+
+/* Load the symbol tables probe__wait_inspect() needs (before a stop). */
+void probe__wait_prepare(struct inj_target *t, const struct probe_ruby *r);
+/* Classify the wait of the stopped (attached) main thread by its syscall,
+ * restart code, arguments and native stack (w->max_frames frames; set it
+ * before the call, 0 for the default). */
+int probe__wait_inspect(struct inj_target *t, const struct probe_ruby *r,
+			struct probe_wait *w);
+/*
+ * Wake it in place, while it is stopped inside a condition-variable wait
+ * of Ruby's that no signal ends: a timed one completes as ETIMEDOUT, an
+ * untimed one in native_sleep gets rb_threadptr_interrupt(main thread).
+ * Returns 1 when woken (effective at detach), 0 when nothing applies.
+ */
+int probe__wake_in_stop(struct inj_target *t, struct probe_ruby *r,
+			const struct probe_wait *w, struct lp_err *err);
+/* An untimed condition-variable wait of Ruby's that neither a signal nor
+ * an interrupt call can end on this Ruby (no rb_threadptr_interrupt). */
+bool probe__wait_unwakeable(const struct probe_ruby *r,
+			    const struct probe_wait *w);
+/*
+ * Whether the process-global current thread (Ruby up to 2.7) names the
+ * main thread now; the main thread must be stopped (rb_thread_main() is
+ * called in it).  1 yes, 0 no, < 0 unknown.
+ */
+int probe__main_is_current(struct inj_target *t, struct probe_ruby *r);
+/* The syscall the main thread of pid is in, from /proc without stopping
+ * it: its number, -1 when running, -2 when unknown. */
+long probe__main_syscall(pid_t pid);
+/* Whether a thread of pid other than the main one is running (R) or in
+ * uninterruptible sleep (D): one that may hold the GVL. */
+bool probe__other_thread_runs(pid_t pid);
+/* The "cannot wake" error (LP_EINJECT), naming why and what to do. */
+int probe__wake_refuse(const struct probe_ruby *r, const struct probe_wait *w,
+		       pid_t pid, struct lp_err *err);
 
 /* ---- wrapper.c: text that runs inside the target -------------------- */
 

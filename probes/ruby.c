@@ -66,13 +66,23 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	 */
 	if (out->register_one &&
 	    inj_lookup(t, rbmod, "ruby_current_execution_context_ptr",
-		       &out->cur_global, NULL) < 0 &&
-	    inj_lookup(t, rbmod, "ruby_current_thread", &out->cur_global,
-		       NULL) < 0)
-		out->cur_global = 0;
-	if (out->cur_global &&
+		       &out->cur_global, NULL) < 0) {
+		if (inj_lookup(t, rbmod, "ruby_current_thread",
+			       &out->cur_global, NULL) == 0)
+			out->cur_is_thread = true;
+		else
+			out->cur_global = 0;
+	}
+	if (out->register_one &&
 	    inj_lookup(t, rbmod, "ruby_xfree", &out->xfree, NULL) < 0)
 		out->xfree = 0;
+
+	/* wake.c: both or neither */
+	if (inj_lookup(t, rbmod, "rb_threadptr_interrupt",
+		       &out->threadptr_interrupt, NULL) < 0 ||
+	    inj_lookup(t, rbmod, "rb_thread_main", &out->thread_main,
+		       NULL) < 0)
+		out->threadptr_interrupt = out->thread_main = 0;
 
 	if (inj_lookup(t, rbmod, "ruby_description", &desc, NULL) == 0)
 		inj_read_string(t, desc, out->description,
@@ -105,8 +115,9 @@ probe_ruby_detect(struct inj_target *t, struct probe_ruby *out,
 	out->wake_chld = out->preregister &&
 			 (pi->sig_caught & (1ull << (SIGCHLD - 1)));
 	lp_debug("ruby: %s in %s, api %s, wake vtalrm=%d chld=%d, "
-		 "current thread %s", out->description, out->libruby,
-		 out->api, out->wake_vtalrm, out->wake_chld,
-		 out->cur_global ? "global" : "thread-local");
+		 "current thread %s, rb_threadptr_interrupt %s",
+		 out->description, out->libruby, out->api, out->wake_vtalrm,
+		 out->wake_chld, out->cur_global ? "global" : "thread-local",
+		 out->threadptr_interrupt ? "found" : "absent");
 	return 0;
 }

@@ -11,6 +11,7 @@ expect_exit 4 "$LP" attach "$pid" --eval 'nil' --times 1 --timeout 1
 grep -q 'did not start' <<<"$ERR" || fail "no timeout message: $ERR"
 grep -q 'libcrypt' <<<"$ERR" || fail "no native stack naming libcrypt: $ERR"
 grep -q '#0 ' <<<"$ERR" || fail "no frames: $ERR"
+grep -q "never checks Ruby's interrupts" <<<"$ERR" || fail "the busy C call not named: $ERR"
 alive "$pid" || fail "target died"
 [ "$(tracer_of "$pid")" = 0 ] || fail "still traced"
 [ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
