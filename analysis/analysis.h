@@ -194,6 +194,9 @@ struct ana_series {
  * skipped and counted in *bad (may be NULL). */
 int ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		    struct lp_err *err);
+/* The same from an open stream (not closed); path names it in errors. */
+int ana_series_read(struct ana_series *s, FILE *fp, const char *path,
+		    size_t *bad, struct lp_err *err);
 void ana_series_release(struct ana_series *s);
 
 /*
