@@ -265,6 +265,28 @@ int ana_series_detect(const char *line, size_t len, enum ana_format *fmt,
  */
 int ana_parse_time(const char *s, uint64_t ref_ns, uint64_t *out_ns);
 
+/* ---- steps.c: the steps file of bisect ----------------------------- */
+
+#define ANA_MAX_STEPS 64
+
+struct ana_step {
+	char *name;		/* malloc'd */
+	char *code;		/* malloc'd, NUL-terminated; may hold NULs */
+	size_t len;
+};
+
+/*
+ * Cut text[0..len) (NUL-terminated: text[len] is written) into steps,
+ * each started by a line '# step: NAME' (blank and '#' lines may come
+ * first).  file names the file in messages.  *nsteps is the count of
+ * steps filled, also on error (release them).  Returns 0, or -LP_EPARSE
+ * for no steps, more than ANA_MAX_STEPS, an empty or repeated name, or
+ * code before the first step.
+ */
+int ana_steps_parse(const char *file, char *text, size_t len,
+		    struct ana_step *steps, int *nsteps, struct lp_err *err);
+void ana_steps_release(struct ana_step *steps, int n);
+
 /* ---- growth.c: statistics and verdict ------------------------------ */
 
 /*
