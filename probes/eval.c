@@ -912,7 +912,7 @@ jint(json_t *o, const char *k)
 		return (int64_t)json_integer_value(v);
 	if (json_is_real(v)) {
 		d = json_real_value(v);
-		if (d > -9.2e18 && d < 9.2e18)
+		if (d >= -0x1p63 && d < 0x1p63)	/* NaN fails both */
 			return (int64_t)d;
 	}
 	return -1;
