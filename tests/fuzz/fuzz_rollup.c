@@ -3,7 +3,8 @@
  * the smaps one) as the sampler reads it: ana_smaps_parse_buf() into
  * two snapshots used in turn (each keeps its buffer from one parse to the
  * next), then the diff against the previous snapshot.  Every pointer the
- * parser hands out must lie inside the text it was given.
+ * parser hands out must lie inside the text it was given, and a fresh
+ * snapshot must parse the text to the same totals as a reused one.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,10 +30,11 @@ inside(const struct ana_smaps *s, size_t size, const char *p, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ana_smaps *s = &snap[turn], *old = &snap[!turn];
+	struct ana_smaps *s = &snap[turn], *old = &snap[!turn], fresh;
 	struct ana_map_change *ch = NULL;
 	struct lp_err err;
 	char *buf;
+	int rc;
 
 	if (!devnull) {
 		ana_smaps_init(&snap[0]);
@@ -45,7 +47,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf = ana_smaps_reserve(s, size + 1);
 	memcpy(buf, data, size);
 	parsed[turn] = false;
-	if (ana_smaps_parse_buf(s, size, &err) < 0)
+	rc = ana_smaps_parse_buf(s, size, &err);
+	/* a fresh snapshot gives the same result as a reused one */
+	ana_smaps_init(&fresh);
+	if (ana_smaps_parse(&fresh, (const char *)data, size, &err) != rc ||
+	    (rc == 0 && (fresh.nmaps != s->nmaps || fresh.rollup != s->rollup ||
+			 memcmp(&fresh.totals, &s->totals,
+				sizeof(s->totals)))))
+		abort();
+	ana_smaps_release(&fresh);
+	if (rc < 0)
 		return 0;
 	for (size_t i = 0; i < s->nmaps; i++) {
 		const struct ana_mapping *m = &s->maps[i];
