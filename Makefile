@@ -217,7 +217,7 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBLP)
 fuzz-bins: $(FUZZ_BINS)
 
 fuzz-regress: $(FUZZ_BINS)
-	$(Q)tests/fuzz/regress $(BUILD)/fuzz
+	$(Q)tests/fuzz/regress $(FUZZ_BINS)
 
 unit: fuzz-regress
 
