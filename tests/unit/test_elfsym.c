@@ -1515,6 +1515,24 @@ test_bloom_hostile_header(void **state)
 	assert_non_null(f);
 	assert_true(elf__may_define(f, "lp_absent"));
 	elf__free(f);
+	/* ... or past the 32-bit hash (found by tests/fuzz/fuzz_elf.c, its
+	 * input kept in the corpus as bloom-shift-61): no filter, and no
+	 * shift of a uint32_t by 32 or more */
+	for (v = 32; v < 64; v += 29) {
+		patch_file(tmp, off + 12, &v, sizeof(v));
+		f = elf__open_lazy(tmp, 0, NULL, NULL);
+		assert_non_null(f);
+		assert_true(elf__may_define(f, "lp_absent"));
+		assert_int_equal(f->bloom_words, 0);
+		elf__free(f);
+	}
+	v = 31;		/* the largest a 32-bit hash allows */
+	patch_file(tmp, off + 12, &v, sizeof(v));
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	(void)elf__may_define(f, "lp_absent");
+	assert_int_equal(f->bloom_words, 1);
+	elf__free(f);
 	unlink(tmp);
 }
 
