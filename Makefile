@@ -3,6 +3,7 @@
 #   make            build ./leakprobe
 #   make check      unit + integration tests, then again under ASan/UBSan
 #   make bench      benchmarks (print figures against a baseline)
+#   make fuzz       run every libFuzzer harness for FUZZ_TIME s (tests/fuzz)
 #   make demo       attach to a demo Ruby process that leaks
 #   make deps       install missing Debian packages (root) or print the command
 
@@ -246,6 +247,51 @@ $(BUILD)/injector/unwind_lib.o: LP_CFLAGS += \
 	-DLP_UNWIND_PTRACE_SONAME='"$(UNWIND_PTRACE_SONAME)"'
 # ---- end of ELF fixtures ---------------------------------------------------
 
+# ---- fuzzing: libFuzzer harnesses (tests/fuzz) -----------------------------
+# One harness per input kind (tests/fuzz/fuzz_NAME.c), each calling the
+# project's own parser; seeds in tests/fuzz/corpus/NAME, dictionaries in
+# tests/fuzz/NAME.dict.  `make fuzz` builds them with clang and
+# -fsanitize=fuzzer,address,undefined in build-fuzz and runs each for
+# FUZZ_TIME seconds (FUZZ=NAME... picks harnesses), printing executions per
+# second, coverage and crashes.  `make unit` builds the same harnesses with
+# $(CC) and a plain main (tests/fuzz/standalone.c) and runs each once over
+# its corpus, so they cannot rot and every seed stays a regression test.
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_TIME    ?= 60
+FUZZ         ?= $(FUZZ_NAMES)
+FUZZ_CLANG   ?= clang
+ifeq ($(SAN),fuzz)
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_MAIN := -fsanitize=fuzzer
+else
+FUZZ_MAIN := tests/fuzz/standalone.c
+endif
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBLP)
+	@mkdir -p $(dir $@)
+	@echo "  CCLD    $@"
+	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(FUZZ_MAIN) \
+		$(LIBLP) $(LP_LDLIBS) $(LDLIBS)
+
+.PHONY: fuzz fuzz-bins fuzz-regress
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz-regress: $(FUZZ_BINS)
+	$(Q)tests/fuzz/regress $(FUZZ_BINS)
+
+unit: fuzz-regress
+
+# deps first, then a sub-make (pkg-config flags are read when make starts)
+fuzz:
+	$(Q)scripts/install-deps --fuzz
+	$(Q)$(MAKE) --no-print-directory BUILD=build-fuzz SAN=fuzz \
+		CC=$(FUZZ_CLANG) CFLAGS="-O1 -g" fuzz-bins
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz/run build-fuzz/fuzz $(FUZZ)
+# ---- end of fuzzing ---------------------------------------------------------
+
 deps:
 	$(Q)scripts/install-deps
 
@@ -304,6 +350,6 @@ uninstall:
 		$(DESTDIR)$(COMPDIR)/leakprobe
 
 clean:
-	rm -rf build build-san leakprobe
+	rm -rf build build-san build-fuzz leakprobe
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d)

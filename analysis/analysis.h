@@ -194,6 +194,9 @@ struct ana_series {
  * skipped and counted in *bad (may be NULL). */
 int ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		    struct lp_err *err);
+/* The same from an open stream (not closed); path names it in errors. */
+int ana_series_read(struct ana_series *s, FILE *fp, const char *path,
+		    size_t *bad, struct lp_err *err);
 void ana_series_release(struct ana_series *s);
 
 /*
@@ -261,6 +264,28 @@ int ana_series_detect(const char *line, size_t len, enum ana_format *fmt,
  * on the local day of ref_ns.  Returns 0 or -LP_EINVAL.
  */
 int ana_parse_time(const char *s, uint64_t ref_ns, uint64_t *out_ns);
+
+/* ---- steps.c: the steps file of bisect ----------------------------- */
+
+#define ANA_MAX_STEPS 64
+
+struct ana_step {
+	char *name;		/* malloc'd */
+	char *code;		/* malloc'd, NUL-terminated; may hold NULs */
+	size_t len;
+};
+
+/*
+ * Cut text[0..len) (NUL-terminated: text[len] is written) into steps,
+ * each started by a line '# step: NAME' (blank and '#' lines may come
+ * first).  file names the file in messages.  *nsteps is the count of
+ * steps filled, also on error (release them).  Returns 0, or -LP_EPARSE
+ * for no steps, more than ANA_MAX_STEPS, an empty or repeated name, or
+ * code before the first step.
+ */
+int ana_steps_parse(const char *file, char *text, size_t len,
+		    struct ana_step *steps, int *nsteps, struct lp_err *err);
+void ana_steps_release(struct ana_step *steps, int n);
 
 /* ---- growth.c: statistics and verdict ------------------------------ */
 

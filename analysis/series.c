@@ -766,19 +766,33 @@ int
 ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		struct lp_err *err)
 {
+	FILE *fp;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (bad)
+		*bad = 0;
+	fp = fopen(path, "re");
+	if (!fp)
+		return lp_err_sys(err, LP_EIO, "open '%s'", path);
+	rc = ana_series_read(s, fp, path, bad, err);
+	fclose(fp);
+	return rc;
+}
+
+int
+ana_series_read(struct ana_series *s, FILE *fp, const char *path,
+		size_t *bad, struct lp_err *err)
+{
 	int colmap[MAX_FIELDS], ncols = 0;
 	bool have_header = false, have_time = false, have_pid = false, hgc;
 	struct ana_sample row;
 	char *line = NULL;
 	size_t cap = 0, nbad = 0;
 	ssize_t len;
-	FILE *fp;
 	int rc = 0;
 
 	memset(s, 0, sizeof(*s));
-	fp = fopen(path, "re");
-	if (!fp)
-		return lp_err_sys(err, LP_EIO, "open '%s'", path);
 	while ((len = getline(&line, &cap, fp)) >= 0) {
 		size_t n = (size_t)len;
 
@@ -838,7 +852,6 @@ ana_series_load(struct ana_series *s, const char *path, size_t *bad,
 		rc = lp_err_sys(err, LP_EIO, "read '%s'", path);
 out:
 	free(line);
-	fclose(fp);
 	if (bad)
 		*bad = nbad;
 	if (rc < 0)

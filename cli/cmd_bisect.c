@@ -44,7 +44,7 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-#define MAX_STEPS 64
+#define MAX_STEPS ANA_MAX_STEPS
 #define MAX_TRIALS 1024
 #define MAX_FALSE_LEADS 3	/* culprits refuted alone before giving up */
 
@@ -72,11 +72,6 @@ static const char bisect_usage[] =
 "                           progress line is shown instead)\n"
 "  -h, --help               this help\n";
 
-struct step {
-	char *name;
-	char *code;
-	size_t len;
-};
 
 struct trial {
 	uint64_t mask;
@@ -90,7 +85,7 @@ struct trial {
 struct bisect {
 	pid_t pid;
 	const char *file;
-	struct step steps[MAX_STEPS];
+	struct ana_step steps[MAX_STEPS];
 	int nsteps;
 	uint64_t bad;		/* steps left out: they raised */
 	char bad_why[MAX_STEPS][256];
@@ -106,83 +101,16 @@ struct bisect {
 	uint64_t t0;
 };
 
-static char *
-trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
-/* Parse the steps file: '# step: NAME' lines start steps. */
+/* Parse the steps file, then refuse a step with a NUL byte. */
 static int
 parse_steps(struct bisect *bs, char *text, size_t len)
 {
-	char *p = text, *end = text + len, *code_start = NULL;
-	int lineno = 0;
+	struct lp_err err;
 
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *eol = nl ? nl : end;
-		char *q = p;
-
-		lineno++;
-		while (q < eol && (*q == ' ' || *q == '\t'))
-			q++;
-		if ((size_t)(eol - q) >= 7 && !strncmp(q, "# step:", 7)) {
-			char save = *eol, *name;
-
-			if (bs->nsteps && code_start) {
-				struct step *st = &bs->steps[bs->nsteps - 1];
-
-				st->len = (size_t)(p - code_start);
-				st->code = xstrndup(code_start, st->len);
-			}
-			if (bs->nsteps == MAX_STEPS) {
-				cli_error("bisect", "'%s': more than %d steps",
-					  bs->file, MAX_STEPS);
-				return EXIT_USAGE;
-			}
-			*eol = '\0';
-			name = trim(q + 7);
-			if (!*name) {
-				cli_error("bisect", "'%s' line %d: a step needs "
-					  "a name: '# step: NAME'", bs->file,
-					  lineno);
-				return EXIT_USAGE;
-			}
-			for (int i = 0; i < bs->nsteps; i++)
-				if (!strcmp(bs->steps[i].name, name)) {
-					cli_error("bisect", "'%s' line %d: step "
-						  "'%s' appears twice",
-						  bs->file, lineno, name);
-					return EXIT_USAGE;
-				}
-			bs->steps[bs->nsteps++].name = xstrdup(name);
-			*eol = save;
-			code_start = nl ? nl + 1 : end;
-		} else if (!bs->nsteps && q < eol && *q != '#') {
-			cli_error("bisect", "'%s' line %d: code before the "
-				  "first '# step: NAME' line", bs->file,
-				  lineno);
-			return EXIT_USAGE;
-		}
-		p = nl ? nl + 1 : end;
-	}
-	if (bs->nsteps && code_start) {
-		struct step *st = &bs->steps[bs->nsteps - 1];
-
-		st->len = (size_t)(end - code_start);
-		st->code = xstrndup(code_start, st->len);
-	}
-	if (!bs->nsteps) {
-		cli_error("bisect", "'%s' has no steps: introduce each with a "
-			  "line '# step: NAME'", bs->file);
+	lp_err_clear(&err);
+	if (ana_steps_parse(bs->file, text, len, bs->steps, &bs->nsteps,
+			    &err) < 0) {
+		cli_error("bisect", "%s", err.msg);
 		return EXIT_USAGE;
 	}
 	for (int i = 0; i < bs->nsteps; i++) {
@@ -671,10 +599,7 @@ cmd_bisect(int argc, char **argv)
 out:
 	cli_progress_clear(&bs->sh);
 	probe_session_end(bs->s);
-	for (int i = 0; i < bs->nsteps; i++) {
-		free(bs->steps[i].name);
-		free(bs->steps[i].code);
-	}
+	ana_steps_release(bs->steps, bs->nsteps);
 	free(bs);
 	return rc;
 }

@@ -955,9 +955,10 @@ load_bloom(struct elf_file *f)
 	off = vaddr_offset(f, gnu_hash_vaddr, sizeof(hdr));
 	if (off < 0 || pread(fd, hdr, sizeof(hdr), off) != sizeof(hdr))
 		goto out;
-	/* ld.so masks the word index with bloom_size - 1 */
+	/* ld.so masks the word index with bloom_size - 1, and shifts the
+	 * 32-bit hash by bloom_shift: 32 or more is no filter */
 	if (!hdr[0] || !hdr[2] || hdr[2] > MAX_BLOOM_WORDS ||
-	    (hdr[2] & (hdr[2] - 1)) || hdr[3] >= 64)
+	    (hdr[2] & (hdr[2] - 1)) || hdr[3] >= 32)
 		goto out;
 	bytes = (uint64_t)hdr[2] * sizeof(uint64_t);
 	off = vaddr_offset(f, gnu_hash_vaddr + sizeof(hdr), bytes);

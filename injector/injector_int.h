@@ -152,6 +152,16 @@ void inj__free_maps(struct inj_map *m, size_t n);
 void inj__index_maps(struct inj_target *t, struct inj_map *maps,
 		     size_t nmaps);
 
+/* ---- target.c --------------------------------------------------------
+ * The text of /proc/PID/status (NUL-terminated, modified in place) into
+ * out (zeroed by the caller): 0, or -LP_EINVAL for a thread of another
+ * process.  The start time (field 22) from the text of /proc/PID/stat, 0
+ * when it cannot be read.
+ */
+int inj__parse_status(char *buf, pid_t pid, struct inj_procinfo *out,
+		      struct lp_err *err);
+uint64_t inj__parse_stat_start(const char *buf);
+
 /* ---- gadget.c --------------------------------------------------------
  * Find a `syscall` instruction at a real instruction boundary with
  * capstone, walking the instructions of a known function.

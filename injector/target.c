@@ -22,26 +22,18 @@ parse_hex_mask(const char *s)
 	return strtoull(s, NULL, 16);
 }
 
+/*
+ * Parse the text of /proc/PID/status (modified in place; NUL-terminated)
+ * into out, which the caller zeroed.  Returns 0, or -LP_EINVAL when it is
+ * a thread of another process.
+ */
 int
-inj_read_procinfo(pid_t pid, struct inj_procinfo *out, struct lp_err *err)
+inj__parse_status(char *buf, pid_t pid, struct inj_procinfo *out,
+		  struct lp_err *err)
 {
-	char path[64], *buf = NULL, *line, *save = NULL, *p;
-	size_t cap = 0;
-	ssize_t n;
+	char *line, *save = NULL, *p;
 	int rc = 0;
 
-	memset(out, 0, sizeof(*out));
-	out->pid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	n = lp_read_file(path, &buf, &cap, NULL);
-	if (n < 0) {
-		free(buf);
-		if (n == -LP_EPERM)
-			return lp_err_set(err, LP_EPERM,
-					  "cannot read '%s'", path);
-		return lp_err_set(err, LP_ENOPROC, "no process with pid %d",
-				  (int)pid);
-	}
 	for (line = strtok_r(buf, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		p = strchr(line, ':');
@@ -73,22 +65,59 @@ inj_read_procinfo(pid_t pid, struct inj_procinfo *out, struct lp_err *err)
 		else if (!strcmp(line, "SigCgt"))
 			out->sig_caught = parse_hex_mask(p);
 	}
+	return rc;
+}
+
+/*
+ * The start time from the text of /proc/PID/stat (NUL-terminated):
+ * field 22, counted after the last ')' (the command name may hold any
+ * character).  Returns 0 when it cannot be read.
+ */
+uint64_t
+inj__parse_stat_start(const char *buf)
+{
+	unsigned long long st = 0;
+	const char *p = strrchr(buf, ')');
+	int field = 2;
+
+	if (!p)
+		return 0;
+	for (; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 22 && sscanf(p, "%llu", &st) == 1)
+		return st;
+	return 0;
+}
+
+int
+inj_read_procinfo(pid_t pid, struct inj_procinfo *out, struct lp_err *err)
+{
+	char path[64], *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->pid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	n = lp_read_file(path, &buf, &cap, NULL);
+	if (n < 0) {
+		free(buf);
+		if (n == -LP_EPERM)
+			return lp_err_set(err, LP_EPERM,
+					  "cannot read '%s'", path);
+		return lp_err_set(err, LP_ENOPROC, "no process with pid %d",
+				  (int)pid);
+	}
+	rc = inj__parse_status(buf, pid, out, err);
 	if (rc)
 		goto out;
 
-	/* start time: field 22 of stat, counted after the last ')' */
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	n = lp_read_file(path, &buf, &cap, NULL);
-	if (n > 0 && (p = strrchr(buf, ')'))) {
-		unsigned long long st = 0;
-		int field = 2;
-
-		for (; *p && field < 22; p++)
-			if (*p == ' ')
-				field++;
-		if (field == 22 && sscanf(p, "%llu", &st) == 1)
-			out->start_time = st;
-	}
+	if (n > 0)
+		out->start_time = inj__parse_stat_start(buf);
 	if (out->tracer > 0) {
 		char comm_path[64];
 		FILE *fp;

@@ -950,13 +950,8 @@ read_line(struct probe_session *s, char **line, bool waking,
 	return read_line_sink(s, line, waking, NULL, NULL, NULL, err);
 }
 
-/*
- * The helper's last line, {"bye":"WHY"} (printable ASCII): keep WHY.  It
- * may follow a partial line the helper could not finish; inside a JSON
- * string a quote is always escaped, so the tag cannot occur in a value.
- */
-static bool
-take_bye(struct probe_session *s, const char *line)
+bool
+probe__take_bye(const char *line, char *bye, size_t byelen)
 {
 	static const char tag[] = "{\"bye\":\"";
 	size_t n;
@@ -965,7 +960,24 @@ take_bye(struct probe_session *s, const char *line)
 		return false;
 	line += sizeof(tag) - 1;
 	n = strcspn(line, "\"");
-	snprintf(s->bye, sizeof(s->bye), "%.*s", (int)n, line);
+	snprintf(bye, byelen, "%.*s", (int)n, line);
+	return true;
+}
+
+bool
+probe__next_line(char *buf, size_t *len, char **line, size_t *linecap)
+{
+	char *nl = *len ? memchr(buf, '\n', *len) : NULL;
+	size_t l;
+
+	if (!nl)
+		return false;
+	l = (size_t)(nl - buf);
+	*line = xgrow(*line, linecap, l + 1, 1);
+	memcpy(*line, buf, l);
+	(*line)[l] = '\0';
+	memmove(buf, nl + 1, *len - l - 1);
+	*len -= l + 1;
 	return true;
 }
 
@@ -1020,21 +1032,12 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 	 */
 	uint64_t next_wake = start + (s->in_syscall ? 0 : 3000000);
 	int round = 0;
-	char *nl;
+	static char *out;
+	static size_t outcap;
 
 	for (;;) {
-		nl = s->inlen ? memchr(s->inbuf, '\n', s->inlen) : NULL;
-		if (nl) {
-			size_t l = (size_t)(nl - s->inbuf);
-			static char *out;
-			static size_t outcap;
-
-			out = xgrow(out, &outcap, l + 1, 1);
-			memcpy(out, s->inbuf, l);
-			out[l] = '\0';
-			memmove(s->inbuf, nl + 1, s->inlen - l - 1);
-			s->inlen -= l + 1;
-			if (take_bye(s, out))
+		if (probe__next_line(s->inbuf, &s->inlen, &out, &outcap)) {
+			if (probe__take_bye(out, s->bye, sizeof(s->bye)))
 				continue;
 			*line = out;
 			return 0;
@@ -1101,15 +1104,21 @@ read_line_sink(struct probe_session *s, char **line, bool waking,
 	}
 }
 
+/* An integer member; a real one is truncated (within int64_t); -1 when
+ * missing, of another type or out of range. */
 static int64_t
 jint(json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
+	double d;
 
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
-	if (json_is_real(v))
-		return (int64_t)json_real_value(v);
+	if (json_is_real(v)) {
+		d = json_real_value(v);
+		if (d >= -0x1p63 && d < 0x1p63)	/* NaN fails both */
+			return (int64_t)d;
+	}
 	return -1;
 }
 
@@ -1152,24 +1161,86 @@ parse_error(json_t *e, struct probe_result *out)
 	}
 }
 
+int
+probe__parse_msg(const char *line, json_t **out, struct lp_err *err)
+{
+	json_error_t je;
+
+	*out = json_loads(line, 0, &je);
+	if (!*out || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		return lp_err_set(err, LP_EINJECT, "bad message from the "
+				  "helper thread: %s", *je.text ? je.text :
+				  "not a JSON object");
+	}
+	return 0;
+}
+
+int
+probe__parse_hello(json_t *msg, struct probe_hello *hello)
+{
+	json_t *errs, *e;
+
+	if (jint(msg, "hello") != 1)
+		return -1;
+	snprintf(hello->ruby, sizeof(hello->ruby), "%s",
+		 json_string_value(json_object_get(msg, "ruby")) ?: "?");
+	hello->nsnippets = (int)jint(msg, "snippets");
+	parse_gc(json_object_get(msg, "gc"), &hello->gc);
+	errs = json_object_get(msg, "errors");
+	hello->compile_errors = (int)json_array_size(errs);
+	for (size_t i = 0; i < json_array_size(errs) && hello->nbad < 64; i++)
+		hello->bad_idx[hello->nbad++] =
+			(int)jint(json_array_get(errs, i), "snippet");
+	if (hello->compile_errors) {
+		e = json_array_get(errs, 0);
+		hello->first_bad = (int)jint(e, "snippet");
+		parse_error(e, &hello->err);
+	}
+	return 0;
+}
+
+void
+probe__parse_run(json_t *msg, struct probe_result *out)
+{
+	json_t *e;
+
+	out->calls = (uint64_t)jint(msg, "calls");
+	e = json_object_get(msg, "secs");
+	out->seconds = json_is_number(e) ? json_number_value(e) : 0;
+	parse_gc(json_object_get(msg, "gc"), &out->gc);
+	e = json_object_get(msg, "error");
+	if (json_is_object(e))
+		parse_error(e, out);
+}
+
+bool
+probe__parse_gcstat(const char *line, struct probe_gc *out)
+{
+	json_t *msg = json_loads(line, 0, NULL);
+	bool got = false;
+
+	if (msg && jint(msg, "gcstat") == 1) {
+		parse_gc(json_object_get(msg, "gc"), out);
+		got = true;
+	}
+	json_decref(msg);
+	return got;
+}
+
 static int
 read_json(struct probe_session *s, json_t **out, bool waking,
 	  struct lp_err *err)
 {
-	json_error_t je;
 	char *line = NULL;
 	int rc;
 
+	*out = NULL;
 	rc = read_line(s, &line, waking, err);
 	if (rc < 0)
 		return rc;
-	*out = json_loads(line, 0, &je);
-	if (!*out || !json_is_object(*out)) {
-		json_decref(*out);
-		return lp_err_set(err, LP_EINJECT, "bad message from the "
-				  "helper thread: %s", je.text);
-	}
-	return 0;
+	return probe__parse_msg(line, out, err);
 }
 
 /* ---- session --------------------------------------------------------- */
@@ -1226,7 +1297,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 		    struct lp_err *err)
 {
 	struct probe_session *s;
-	json_t *msg = NULL, *errs, *e;
+	json_t *msg = NULL;
 	uint64_t t0;
 	int rc;
 
@@ -1323,24 +1394,10 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	/* Both ends are open: the names are no longer needed. */
 	remove_dir(s);
 	unmap_page(s);
-	if (jint(msg, "hello") != 1) {
+	if (probe__parse_hello(msg, hello) < 0) {
 		lp_err_set(err, LP_EINJECT, "unexpected first message from "
 			   "the helper thread");
 		goto fail;
-	}
-	snprintf(hello->ruby, sizeof(hello->ruby), "%s",
-		 json_string_value(json_object_get(msg, "ruby")) ?: "?");
-	hello->nsnippets = (int)jint(msg, "snippets");
-	parse_gc(json_object_get(msg, "gc"), &hello->gc);
-	errs = json_object_get(msg, "errors");
-	hello->compile_errors = (int)json_array_size(errs);
-	for (size_t i = 0; i < json_array_size(errs) && hello->nbad < 64; i++)
-		hello->bad_idx[hello->nbad++] =
-			(int)jint(json_array_get(errs, i), "snippet");
-	if (hello->compile_errors) {
-		e = json_array_get(errs, 0);
-		hello->first_bad = (int)jint(e, "snippet");
-		parse_error(e, &hello->err);
 	}
 	json_decref(msg);
 	return s;
@@ -1357,7 +1414,7 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 {
 	char cmd[512];
 	size_t o;
-	json_t *msg = NULL, *e;
+	json_t *msg = NULL;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1379,13 +1436,7 @@ probe_session_run(struct probe_session *s, const int *idx, int nidx,
 	rc = read_json(s, &msg, false, err);
 	if (rc < 0)
 		return rc;
-	out->calls = (uint64_t)jint(msg, "calls");
-	e = json_object_get(msg, "secs");
-	out->seconds = json_is_number(e) ? json_number_value(e) : 0;
-	parse_gc(json_object_get(msg, "gc"), &out->gc);
-	e = json_object_get(msg, "error");
-	if (json_is_object(e))
-		parse_error(e, out);
+	probe__parse_run(msg, out);
 	json_decref(msg);
 	return 0;
 }
@@ -1609,7 +1660,8 @@ probe_session_gcstat_poll(struct probe_session *s, struct probe_gc *out,
 {
 	bool got = false;
 	ssize_t n;
-	char *nl;
+	char *line = NULL;
+	size_t linecap = 0;
 
 	for (;;) {
 		s->inbuf = xgrow(s->inbuf, &s->incap, s->inlen + 65536, 1);
@@ -1628,20 +1680,10 @@ probe_session_gcstat_poll(struct probe_session *s, struct probe_gc *out,
 			return lp_err_sys(err, LP_EIO, "read result channel");
 		break;
 	}
-	while ((nl = memchr(s->inbuf, '\n', s->inlen))) {
-		size_t l = (size_t)(nl - s->inbuf);
-		json_t *msg;
-
-		*nl = '\0';
-		msg = json_loads(s->inbuf, 0, NULL);
-		if (msg && jint(msg, "gcstat") == 1) {
-			parse_gc(json_object_get(msg, "gc"), out);
+	while (probe__next_line(s->inbuf, &s->inlen, &line, &linecap))
+		if (probe__parse_gcstat(line, out))
 			got = true;
-		}
-		json_decref(msg);
-		memmove(s->inbuf, nl + 1, s->inlen - l - 1);
-		s->inlen -= l + 1;
-	}
+	free(line);
 	return got;
 }
 

@@ -331,7 +331,7 @@ rd_sleb(struct cfi_rd *r)
 		shift += 7;
 		if (!(b & 0x80)) {
 			if (shift < 64 && (b & 0x40))
-				v |= -(int64_t)((uint64_t)1 << shift);
+				v |= (int64_t)(~(uint64_t)0 << shift);
 			return v;
 		}
 	}
@@ -363,6 +363,28 @@ rd_skip(struct cfi_rd *r, uint64_t n)
 	} else {
 		r->p += n;
 	}
+}
+
+/*
+ * Offsets from CFI operands (target memory: any value).  A uleb past
+ * INT64_MAX, or a product with the data alignment past int64_t, becomes
+ * INT64_MAX: never a valid offset (a row's offsets must fit int32), and
+ * no signed overflow.
+ */
+static int64_t
+cfi_u(uint64_t u)
+{
+	return u > INT64_MAX ? INT64_MAX : (int64_t)u;
+}
+
+static int64_t
+cfi_scaled(int64_t v, int64_t align)
+{
+	int64_t out;
+
+	if (v == INT64_MAX || __builtin_mul_overflow(v, align, &out))
+		return INT64_MAX;
+	return out;
 }
 
 /* Apply a register rule; false for rules the fast path does not take. */
@@ -402,7 +424,7 @@ cfi_run(struct cfi_rd *r, struct cfi_state *s, const struct cfi_state *init,
 			adv = lo;
 			break;
 		case 2:		/* offset */
-			off = (int64_t)rd_uleb(r) * data_align;
+			off = cfi_scaled(cfi_u(rd_uleb(r)), data_align);
 			if (!set_rule(s, lo, 1, off))
 				return -1;
 			continue;
@@ -431,7 +453,7 @@ cfi_run(struct cfi_rd *r, struct cfi_state *s, const struct cfi_state *init,
 			break;
 		case 0x05:	/* offset_extended */
 			reg = rd_uleb(r);
-			off = (int64_t)rd_uleb(r) * data_align;
+			off = cfi_scaled(cfi_u(rd_uleb(r)), data_align);
 			if (!set_rule(s, reg, 1, off))
 				return -1;
 			continue;
@@ -469,13 +491,13 @@ cfi_run(struct cfi_rd *r, struct cfi_state *s, const struct cfi_state *init,
 			continue;
 		case 0x0c:	/* def_cfa */
 			s->cfa_reg = rd_uleb(r);
-			s->cfa_off = (int64_t)rd_uleb(r);
+			s->cfa_off = cfi_u(rd_uleb(r));
 			continue;
 		case 0x0d:	/* def_cfa_register */
 			s->cfa_reg = rd_uleb(r);
 			continue;
 		case 0x0e:	/* def_cfa_offset */
-			s->cfa_off = (int64_t)rd_uleb(r);
+			s->cfa_off = cfi_u(rd_uleb(r));
 			continue;
 		case 0x0f:	/* def_cfa_expression */
 			return -1;
@@ -488,16 +510,16 @@ cfi_run(struct cfi_rd *r, struct cfi_state *s, const struct cfi_state *init,
 			continue;
 		case 0x11:	/* offset_extended_sf */
 			reg = rd_uleb(r);
-			off = rd_sleb(r) * data_align;
+			off = cfi_scaled(rd_sleb(r), data_align);
 			if (!set_rule(s, reg, 1, off))
 				return -1;
 			continue;
 		case 0x12:	/* def_cfa_sf */
 			s->cfa_reg = rd_uleb(r);
-			s->cfa_off = rd_sleb(r) * data_align;
+			s->cfa_off = cfi_scaled(rd_sleb(r), data_align);
 			continue;
 		case 0x13:	/* def_cfa_offset_sf */
-			s->cfa_off = rd_sleb(r) * data_align;
+			s->cfa_off = cfi_scaled(rd_sleb(r), data_align);
 			continue;
 		case 0x14:	/* val_offset */
 		case 0x15:	/* val_offset_sf */
@@ -514,7 +536,9 @@ cfi_run(struct cfi_rd *r, struct cfi_state *s, const struct cfi_state *init,
 			continue;
 		case 0x2f:	/* GNU_negative_offset_extended */
 			reg = rd_uleb(r);
-			off = -(int64_t)rd_uleb(r) * data_align;
+			off = cfi_scaled(cfi_u(rd_uleb(r)), data_align);
+			off = off == INT64_MAX || off == INT64_MIN ? INT64_MAX :
+			      -off;
 			if (!set_rule(s, reg, 1, off))
 				return -1;
 			continue;

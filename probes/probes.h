@@ -7,6 +7,7 @@
  * channel, batches).
  */
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -650,5 +651,26 @@ int probe__cfi_eval(const uint8_t *cie_ins, size_t cie_len,
  */
 int probe__eh_frame_hdr(const uint8_t *buf, size_t len, uint64_t at,
 			uint64_t *table, uint64_t *count);
+
+/* ---- eval.c: the helper's messages (internal; unit tests, fuzzing) ----
+ * The helper writes one JSON object a line on the result channel; its
+ * last line is {"bye":"WHY"}, possibly after a partial line.
+ */
+/* Move the first complete line of buf[0..*len) into *line (grown to
+ * *linecap, NUL-terminated) and drop it from buf: true, or false when no
+ * whole line is buffered. */
+bool probe__next_line(char *buf, size_t *len, char **line, size_t *linecap);
+/* A line holding {"bye":"WHY"}: WHY into bye (cut to byelen), true. */
+bool probe__take_bye(const char *line, char *bye, size_t byelen);
+/* One message: *out (caller json_decref's) a JSON object, or
+ * -LP_EINJECT. */
+int probe__parse_msg(const char *line, json_t **out, struct lp_err *err);
+/* The hello message into hello (zeroed by the caller, first_bad -1):
+ * 0, or -1 when msg is not a hello. */
+int probe__parse_hello(json_t *msg, struct probe_hello *hello);
+/* A batch's result message into out (zeroed by the caller). */
+void probe__parse_run(json_t *msg, struct probe_result *out);
+/* A line of the GC.stat reporter: true with out filled, else false. */
+bool probe__parse_gcstat(const char *line, struct probe_gc *out);
 
 #endif

@@ -1515,6 +1515,24 @@ test_bloom_hostile_header(void **state)
 	assert_non_null(f);
 	assert_true(elf__may_define(f, "lp_absent"));
 	elf__free(f);
+	/* ... or past the 32-bit hash (found by tests/fuzz/fuzz_elf.c, its
+	 * input kept in the corpus as bloom-shift-61): no filter, and no
+	 * shift of a uint32_t by 32 or more */
+	for (v = 32; v < 64; v += 29) {
+		patch_file(tmp, off + 12, &v, sizeof(v));
+		f = elf__open_lazy(tmp, 0, NULL, NULL);
+		assert_non_null(f);
+		assert_true(elf__may_define(f, "lp_absent"));
+		assert_int_equal(f->bloom_words, 0);
+		elf__free(f);
+	}
+	v = 31;		/* the largest a 32-bit hash allows */
+	patch_file(tmp, off + 12, &v, sizeof(v));
+	f = elf__open_lazy(tmp, 0, NULL, NULL);
+	assert_non_null(f);
+	(void)elf__may_define(f, "lp_absent");
+	assert_int_equal(f->bloom_words, 1);
+	elf__free(f);
 	unlink(tmp);
 }
 
@@ -1577,6 +1595,260 @@ test_open_hostile_program_headers(void **state)
 	patch_file(tmp, offsetof(Elf64_Ehdr, e_shoff), &v64, 8);
 	check_open_refused(tmp, "section header 0");
 	elf__free(ref);
+	unlink(tmp);
+}
+
+/* A section of a fixture copy: its header's file offset, the header. */
+struct shdr_at {
+	uint64_t hdr_off;
+	size_t ndx;
+	GElf_Shdr sh;
+};
+
+static void
+find_shdr(const char *path, const char *name, struct shdr_at *out)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Ehdr eh;
+	size_t shstrndx;
+	bool found = false;
+	Elf *e;
+	int fd;
+
+	assert_true(elf_version(EV_CURRENT) != EV_NONE);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	assert_non_null(e);
+	assert_non_null(gelf_getehdr(e, &eh));
+	assert_int_equal(elf_getshdrstrndx(e, &shstrndx), 0);
+	while (!found && (scn = elf_nextscn(e, scn))) {
+		const char *n;
+
+		if (!gelf_getshdr(scn, &out->sh))
+			continue;
+		n = elf_strptr(e, shstrndx, out->sh.sh_name);
+		if (n && !strcmp(n, name)) {
+			out->ndx = elf_ndxscn(scn);
+			out->hdr_off = eh.e_shoff + out->ndx * sizeof(Elf64_Shdr);
+			found = true;
+		}
+	}
+	elf_end(e);
+	close(fd);
+	if (!found)
+		fail_msg("no section %s in %s", name, path);
+}
+
+/* Open and load every part, as a target's module would be. */
+static struct elf_file *
+open_all(const char *path)
+{
+	struct elf_file *f = elf__open_lazy(path, 0, "/nonexistent-lp", NULL);
+
+	assert_non_null(f);
+	elf__load(f, ELF_L_ADDR | ELF_L_BLOOM, NULL);
+	return f;
+}
+
+/* Every name of a table lies in its string table, NUL-terminated. */
+static void
+check_names(const struct elf_file *f)
+{
+	for (size_t i = 0; i < f->ndyn; i++)
+		assert_true(strlen(elf__sym_name(f, &f->dyn[i])) <
+			    f->dynstr_len);
+	for (size_t i = 0; i < f->ntab; i++)
+		assert_true(strlen(elf__sym_name(f, &f->tab[i])) <
+			    f->tabstr_len);
+}
+
+#define SH_FIELD(at, field) ((at).hdr_off + offsetof(Elf64_Shdr, field))
+
+/*
+ * Hostile section headers and contents (a mapped file may be anything):
+ * nothing crashes, a part libelf refuses stays empty, the rest loads.
+ * The inputs of the fuzz harness tests/fuzz/fuzz_elf.c cover more.
+ */
+static void
+test_hostile_sections(void **state)
+{
+	char tmp[] = "/tmp/lp-hostile-XXXXXX";
+	struct shdr_at dynsym, symtab, strtab, text;
+	const struct elf_sym *s;
+	struct elf_file *f;
+	uint64_t v64;
+	uint32_t v32;
+	uint16_t v16;
+	char c;
+
+	(void)state;
+	fx_copy("pie", tmp);
+	find_shdr(tmp, ".dynsym", &dynsym);
+	find_shdr(tmp, ".symtab", &symtab);
+	find_shdr(tmp, ".strtab", &strtab);
+	find_shdr(tmp, ".text", &text);
+
+	/* .dynsym's sh_size far past the end: libelf refuses its data */
+	v64 = 1ULL << 40;
+	patch_file(tmp, SH_FIELD(dynsym, sh_size), &v64, 8);
+	f = open_all(tmp);
+	assert_int_equal(f->ndyn, 0);
+	assert_true(f->ntab > 0);
+	assert_int_equal(elf__lookup(f, "main", &s), 0);
+	elf__free(f);
+	patch_file(tmp, SH_FIELD(dynsym, sh_size), &dynsym.sh.sh_size, 8);
+
+	/* .symtab's sh_link out of range: no string table, no .symtab */
+	v32 = 0xfff0;
+	patch_file(tmp, SH_FIELD(symtab, sh_link), &v32, 4);
+	f = open_all(tmp);
+	assert_int_equal(f->ntab, 0);
+	assert_true(f->ndyn > 0);
+	assert_int_equal(elf__lookup(f, "main", &s), 0);	/* -rdynamic */
+	elf__free(f);
+
+	/* ... its strings in .symtab itself (names without NUL) */
+	v32 = (uint32_t)symtab.ndx;
+	patch_file(tmp, SH_FIELD(symtab, sh_link), &v32, 4);
+	f = open_all(tmp);
+	check_names(f);
+	elf__free(f);
+	patch_file(tmp, SH_FIELD(symtab, sh_link), &symtab.sh.sh_link, 4);
+
+	/* .strtab without its final NUL: the last name ends at the end */
+	c = 'X';
+	patch_file(tmp, strtab.sh.sh_offset + strtab.sh.sh_size - 1, &c, 1);
+	f = open_all(tmp);
+	assert_true(f->ntab > 0);
+	check_names(f);
+	assert_int_equal(elf__lookup(f, "main", &s), 0);
+	elf__free(f);
+	c = '\0';
+	patch_file(tmp, strtab.sh.sh_offset + strtab.sh.sh_size - 1, &c, 1);
+
+	/* .symtab overlapping .text: whatever the bytes say, no crash */
+	patch_file(tmp, SH_FIELD(symtab, sh_offset), &text.sh.sh_offset, 8);
+	f = open_all(tmp);
+	check_names(f);
+	(void)elf__find_addr(f, text.sh.sh_addr);
+	elf__free(f);
+	patch_file(tmp, SH_FIELD(symtab, sh_offset), &symtab.sh.sh_offset, 8);
+
+	/* the section name table's index out of range: no names (.text,
+	 * .gnu_debuglink), the tables are found by type */
+	v16 = 0xfff0;
+	patch_file(tmp, offsetof(Elf64_Ehdr, e_shstrndx), &v16, 2);
+	f = open_all(tmp);
+	assert_true(f->ntab > 0);
+	assert_int_equal(f->text_size, 0);
+	assert_int_equal(elf__lookup(f, "main", &s), 0);
+	elf__free(f);
+	unlink(tmp);
+}
+
+/* Build-id notes with sizes past the note: no build-id, no crash. */
+static void
+test_hostile_build_id(void **state)
+{
+	char tmp[] = "/tmp/lp-buildid-XXXXXX";
+	struct shdr_at note;
+	struct elf_file *f;
+	uint32_t v32, old_name, old_desc;
+
+	(void)state;
+	fx_copy("pie", tmp);
+	find_shdr(tmp, ".note.gnu.build-id", &note);
+	f = open_all(tmp);
+	assert_string_equal(f->build_id, PIE_BUILD_ID);
+	elf__free(f);
+	/* Elf64_Nhdr: n_namesz, n_descsz, n_type, then "GNU\0", desc */
+	{
+		int fd = open(tmp, O_RDONLY);
+
+		assert_int_equal(pread(fd, &old_name, 4,
+				       (off_t)note.sh.sh_offset), 4);
+		assert_int_equal(pread(fd, &old_desc, 4,
+				       (off_t)note.sh.sh_offset + 4), 4);
+		close(fd);
+	}
+	v32 = 0xfffffff0;
+	patch_file(tmp, note.sh.sh_offset + 4, &v32, 4);
+	f = open_all(tmp);
+	assert_string_equal(f->build_id, "");
+	elf__free(f);
+	v32 = 64;	/* past the section, inside the file */
+	patch_file(tmp, note.sh.sh_offset + 4, &v32, 4);
+	f = open_all(tmp);
+	assert_true(strlen(f->build_id) <= 40);
+	elf__free(f);
+	patch_file(tmp, note.sh.sh_offset + 4, &old_desc, 4);
+	v32 = 0xfffffff0;
+	patch_file(tmp, note.sh.sh_offset, &v32, 4);
+	f = open_all(tmp);
+	assert_string_equal(f->build_id, "");
+	elf__free(f);
+	patch_file(tmp, note.sh.sh_offset, &old_name, 4);
+	f = open_all(tmp);
+	assert_string_equal(f->build_id, PIE_BUILD_ID);
+	elf__free(f);
+	unlink(tmp);
+}
+
+/* .eh_frame_hdr whose fde_count runs past the segment: not used, the
+ * table is built from .eh_frame instead. */
+static void
+test_hostile_eh_frame_hdr(void **state)
+{
+	char tmp[] = "/tmp/lp-ehhdr-XXXXXX";
+	struct shdr_at hdr;
+	struct elf_file *f;
+	uint32_t v32;
+
+	(void)state;
+	fx_copy("pie", tmp);
+	find_shdr(tmp, ".eh_frame_hdr", &hdr);
+	f = open_all(tmp);
+	assert_true(f->eh_fde_count > 0);
+	assert_int_equal(f->eh_local_n, 0);
+	elf__free(f);
+	/* version, 3 encodings, eh_frame_ptr (sdata4), then fde_count */
+	v32 = 0x7fffffff;
+	patch_file(tmp, hdr.sh.sh_offset + 8, &v32, 4);
+	f = open_all(tmp);
+	assert_int_equal(f->eh_fde_count, 0);
+	assert_true(f->eh_local_n > 0);
+	elf__free(f);
+	unlink(tmp);
+}
+
+/* .gnu_debuglink without a NUL: no debuglink. */
+static void
+test_hostile_debuglink(void **state)
+{
+	char tmp[] = "/tmp/lp-debuglink-XXXXXX";
+	struct shdr_at link;
+	struct elf_file *f;
+	char fill[256];
+
+	(void)state;
+	fx_copy("stripped", tmp);
+	find_shdr(tmp, ".gnu_debuglink", &link);
+	f = open_all(tmp);
+	assert_non_null(f->debuglink);
+	elf__free(f);
+	assert_true(link.sh.sh_size <= sizeof(fill));
+	memset(fill, 'A', sizeof(fill));
+	patch_file(tmp, link.sh.sh_offset, fill, link.sh.sh_size);
+	f = open_all(tmp);
+	assert_null(f->debuglink);
+	elf__free(f);
+	/* a name with a '/' is no debuglink either */
+	memcpy(fill, "../x\0\0\0\0", 8);
+	patch_file(tmp, link.sh.sh_offset, fill, 8);
+	f = open_all(tmp);
+	assert_null(f->debuglink);
+	elf__free(f);
 	unlink(tmp);
 }
 
@@ -1794,6 +2066,10 @@ main(void)
 		cmocka_unit_test(test_bloom_filter),
 		cmocka_unit_test(test_bloom_hostile_header),
 		cmocka_unit_test(test_open_hostile_program_headers),
+		cmocka_unit_test(test_hostile_sections),
+		cmocka_unit_test(test_hostile_build_id),
+		cmocka_unit_test(test_hostile_eh_frame_hdr),
+		cmocka_unit_test(test_hostile_debuglink),
 		cmocka_unit_test(test_lazy_file_replaced),
 		cmocka_unit_test(test_by_addr_index_complete),
 		cmocka_unit_test(test_unwind_child_pie),

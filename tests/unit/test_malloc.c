@@ -548,6 +548,57 @@ test_cfi_malformed(void **state)
 					 0x1000, &r), -LP_EPARSE);
 }
 
+/*
+ * Operands whose offset does not fit (target memory may hold anything):
+ * the product with the data alignment used to overflow (undefined
+ * behaviour, found by tests/fuzz/fuzz_cfi.c; the input is in its corpus
+ * as overflow-offset-sf) and could wrap to a small offset taken as
+ * valid.  Now such a row is HARD (the slow path).
+ */
+static void
+test_cfi_offsets_out_of_range(void **state)
+{
+	/* def_cfa_offset_sf (2^61 + 1): times 8 wraps to 8 */
+	const uint8_t sf_wrap[] = { 0x13, 0x81, 0x80, 0x80, 0x80, 0x80, 0x80,
+				    0x80, 0x80, 0x20 };
+	/* def_cfa_offset 2^64 - 8: was read as -8 */
+	const uint8_t u_neg[] = { 0x0e, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff,
+				  0xff, 0xff, 0xff, 0x01 };
+	/* def_cfa_offset_sf (-2^62, sign bit at shift 63): times -8 */
+	const uint8_t sf_big[] = { 0x13, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+				   0x80, 0x80, 0x40 };
+	/* GNU_negative_offset_extended r16, 2^63 */
+	const uint8_t neg_ext[] = { 0x2f, 0x10, 0x80, 0x80, 0x80, 0x80, 0x80,
+				    0x80, 0x80, 0x80, 0x80, 0x01 };
+	/* offset_extended_sf r16 with a huge factor, as the fuzzer found */
+	const uint8_t ext_sf[] = { 0x11, 0x10, 0xfe, 0xff, 0xe4, 0xf2, 0xf9,
+				   0xfe, 0xd1, 0xff, 0xbf, 0x00 };
+	struct probe__cfa_row r;
+
+	(void)state;
+	assert_int_equal(probe__cfi_eval(cie_ins, sizeof(cie_ins), sf_wrap,
+					 sizeof(sf_wrap), 1, 8, 16, 0x1000,
+					 0x1000, &r), 0);
+	assert_int_equal(r.state, PROBE_ROW_HARD);
+	r = row_at(u_neg, sizeof(u_neg), 0x1000);
+	assert_int_equal(r.state, PROBE_ROW_HARD);
+	r = row_at(sf_big, sizeof(sf_big), 0x1000);
+	assert_int_equal(r.state, PROBE_ROW_HARD);
+	r = row_at(neg_ext, sizeof(neg_ext), 0x1000);
+	assert_int_equal(r.state, PROBE_ROW_HARD);
+	r = row_at(ext_sf, sizeof(ext_sf), 0x1000);
+	assert_int_equal(r.state, PROBE_ROW_HARD);
+	/* in range, the same operators still give a row */
+	{
+		const uint8_t ok[] = { 0x13, 0x7e, 0x2f, 0x10, 0x01 };
+
+		r = row_at(ok, sizeof(ok), 0x1000);
+		assert_int_equal(r.state, PROBE_ROW_OK);
+		assert_int_equal(r.cfa_off, 16);	/* -2 * -8 */
+		assert_int_equal(r.ra_off, 8);		/* -(1 * -8) */
+	}
+}
+
 int
 main(void)
 {
@@ -568,6 +619,7 @@ main(void)
 		cmocka_unit_test(test_cfi_large_offsets),
 		cmocka_unit_test(test_cfi_outermost_and_hard),
 		cmocka_unit_test(test_cfi_malformed),
+		cmocka_unit_test(test_cfi_offsets_out_of_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
