@@ -364,8 +364,13 @@ struct ana_hd_stats {
 	uint64_t traced;	/* objects with allocation info (generation) */
 	uint64_t memsize;	/* sum of "memsize" over objects */
 	uint64_t same_gen;	/* objects whose generation equals
-				 * sites_after_gen (birth before or after
-				 * the older dump cannot be told) */
+				 * sites_after_gen, found in the older
+				 * dump by address (or, without its
+				 * addresses, whose birth before or after
+				 * it cannot be told) */
+	uint64_t same_gen_new;	/* objects of that generation born after
+				 * the older dump: their address is not in
+				 * it (see ana_hd_digest_use_old) */
 	uint64_t bad;		/* malformed lines, skipped */
 	uint64_t first_bad;	/* 1-based line number of the first, or 0 */
 	const char *first_bad_why;	/* static text, "" when none */
@@ -402,8 +407,21 @@ int ana_hd_digest_buf(struct ana_hd_digest *d, const char *buf, size_t len,
 int ana_hd_digest_file(struct ana_hd_digest *d, const char *path,
 		       unsigned nthreads, struct lp_err *err);
 const struct ana_hd_stats *ana_hd_digest_stats(const struct ana_hd_digest *d);
+/*
+ * Before d (built for sites after OLD's highest generation) is fed: let
+ * it tell the objects of OLD's highest generation from those born after
+ * OLD by address.  Within one generation no GC ran and no slot was freed,
+ * so such an object whose address OLD does not have is new.  old (OLD's
+ * digest, ended, built with ANA_HD_NO_SITES) must outlive the scan of
+ * d.  Returns 0 or -LP_EINVAL.
+ */
+int ana_hd_digest_use_old(struct ana_hd_digest *d,
+			  const struct ana_hd_digest *old);
 
-enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE };
+/* SITE: file:line (methods, types and classes listed); METHOD: file,
+ * line, method, type and class */
+enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE,
+		 ANA_HD_BY_METHOD };
 enum ana_hd_method {
 	ANA_HD_SITES,		/* generations + allocation sites */
 	ANA_HD_CLASSES		/* no allocation info: type/class counts */
@@ -414,10 +432,14 @@ enum ana_hd_method {
 struct ana_hd_row {
 	char *file;		/* by site: allocation file */
 	int64_t line;		/* by site: allocation line */
-	char *method;		/* by site: method ("" when none) */
-	char *type;		/* by site or type: "STRING", ... */
+	char *method;		/* by site: method ("" when none); the
+				 * methods of the line, most objects
+				 * first, joined by ", " */
+	char *type;		/* by site or type: "STRING", ...; by site
+				 * the line's types, joined the same way */
 	char *cls;		/* by site or class: class name, or
-				 * "(anonymous)" / "(unknown)" */
+				 * "(anonymous)" / "(unknown)"; by site
+				 * the line's classes, joined */
 	uint64_t count, bytes;	/* SITES: retained objects and their
 				 * memsize (in the last dump); CLASSES:
 				 * growth (see ana_hd_diff) */
@@ -443,8 +465,13 @@ struct ana_hd_diff {
 	uint64_t lost_info;	/* growth of objects without allocation info
 				 * between the last two dumps (GC.compact on
 				 * Ruby 3.1 drops it for moved objects) */
-	uint64_t same_gen;	/* NEW's objects born in OLD's generation:
-				 * not counted */
+	uint64_t same_gen_new;	/* NEW's objects born in OLD's newest
+				 * generation after OLD, told by address,
+				 * counted */
+	uint64_t same_gen;	/* NEW's objects born in OLD's newest
+				 * generation that cannot be told from
+				 * OLD's (no addresses of OLD): not
+				 * counted */
 };
 
 /*
@@ -462,7 +489,7 @@ int ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
 			struct lp_err *err);
 void ana_hd_diff_release(struct ana_hd_diff *diff);
 const char *ana_hd_by_name(enum ana_hd_by by);
-/* "site", "class", "type"; returns 0 or -LP_EINVAL */
+/* "site", "method", "class", "type"; returns 0 or -LP_EINVAL */
 int ana_hd_by_parse(const char *s, enum ana_hd_by *out);
 
 /* One object on a reference chain (strings owned by the chain). */

@@ -224,6 +224,14 @@ struct ana_hd_digest {
 	struct hd_acc *feed;	/* streaming */
 	char *carry;		/* partial line between feeds */
 	size_t carry_len, carry_cap;
+	/* sites_after_gen ANA_HD_NO_SITES (OLD): the sorted addresses of
+	 * the objects of the newest generation */
+	uint64_t *top;
+	size_t ntop;
+	/* NEW, LATER: OLD's top (borrowed), when OLD's newest generation
+	 * is this digest's `after` */
+	const uint64_t *old;
+	size_t nold;
 };
 
 /* A dump file, mapped when it can be. */

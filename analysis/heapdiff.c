@@ -17,6 +17,8 @@ ana_hd_by_name(enum ana_hd_by by)
 		return "class";
 	case ANA_HD_BY_TYPE:
 		return "type";
+	case ANA_HD_BY_METHOD:
+		return "method";
 	default:
 		return "site";
 	}
@@ -31,6 +33,8 @@ ana_hd_by_parse(const char *s, enum ana_hd_by *out)
 		*out = ANA_HD_BY_CLASS;
 	else if (!strcmp(s, "type"))
 		*out = ANA_HD_BY_TYPE;
+	else if (!strcmp(s, "method"))
+		*out = ANA_HD_BY_METHOD;
 	else
 		return -LP_EINVAL;
 	return 0;
@@ -80,10 +84,14 @@ enum { CV_RN, CV_RL, CV_RBL, CV_LEFT, CV_NV };
 /* B values: buckets (type, class, size, memsize) */
 enum { BV_UN, BV_ON, BV_UL, BV_UBL, BV_OL, BV_M, BV_REC, BV_NV };
 
+/*
+ * Site tables hold objects born after OLD: a generation above OLD's, or
+ * OLD's own for objects whose address OLD does not have.
+ */
 static bool
 in_window(uint64_t gen, int64_t after, int64_t upto)
 {
-	return (int64_t)gen > after && (int64_t)gen <= upto;
+	return (int64_t)gen >= after && (int64_t)gen <= upto;
 }
 
 /* Add a site (file, line, method, type, class) to S. */
@@ -261,7 +269,7 @@ sites_two(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *S)
 		const uint64_t *k = TAB_KEY(t, i), *sv = TAB_VAL(t, i);
 		uint64_t nk[8];
 
-		if ((int64_t)k[3] <= out->after_gen)
+		if ((int64_t)k[3] < out->after_gen)
 			continue;
 		nk[0] = dsid(c, 1, k[0]);
 		nk[1] = k[1];
@@ -334,6 +342,90 @@ ana_hd_diff_release(struct ana_hd_diff *diff)
 	memset(diff, 0, sizeof(*diff));
 }
 
+/* Rows of one file:line together, most objects first. */
+static int
+cmp_lines(const void *pa, const void *pb)
+{
+	const struct ana_hd_row *a = pa, *b = pb;
+	int r;
+
+	if ((r = strcmp(a->file ? a->file : "", b->file ? b->file : "")))
+		return r;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	return cmp_rows(pa, pb);
+}
+
+/*
+ * Append s to the ", "-joined list *list unless it is there; "" is
+ * skipped.  Returns 0 or -1 (out of memory).
+ */
+static int
+list_add(char **list, const char *s)
+{
+	size_t n = *list ? strlen(*list) : 0, m = strlen(s);
+	const char *p = *list;
+	char *q;
+
+	if (!m)
+		return 0;
+	while (p && *p) {		/* whole items only */
+		const char *e = strstr(p, ", ");
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+
+		if (l == m && !memcmp(p, s, m))
+			return 0;
+		p = e ? e + 2 : NULL;
+	}
+	q = realloc(*list, n + m + 3);
+	if (!q)
+		return -1;
+	if (n)
+		memcpy(q + n, ", ", 2), n += 2;
+	memcpy(q + n, s, m + 1);
+	*list = q;
+	return 0;
+}
+
+/*
+ * By site: one row per file:line.  An allocation site is a line; which
+ * C method allocated (String#* and the copy of #dup on one line) or what
+ * type is no reason to split it.  Rows come from make_rows, split by
+ * method, type and class; they are folded into the first of their line
+ * (the largest), whose strings list the others'.
+ */
+static int
+merge_lines(struct ana_hd_diff *out)
+{
+	size_t n = 0;
+
+	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_lines);
+	for (size_t i = 0; i < out->nrows; i++) {
+		struct ana_hd_row *r = &out->rows[i], *w;
+
+		w = n ? &out->rows[n - 1] : NULL;
+		if (!w || !r->file || !w->file || w->line != r->line ||
+		    strcmp(w->file, r->file)) {
+			out->rows[n++] = *r;
+			continue;
+		}
+		w->count += r->count;
+		w->bytes += r->bytes;
+		w->by_shape += r->by_shape;
+		w->sites += r->sites;
+		if ((r->method && list_add(&w->method, r->method) < 0) ||
+		    (r->type && list_add(&w->type, r->type) < 0) ||
+		    (r->cls && list_add(&w->cls, r->cls) < 0))
+			return -1;
+		free(r->file);
+		free(r->method);
+		free(r->type);
+		free(r->cls);
+	}
+	out->nrows = n;
+	return 0;
+}
+
 /* Turn the group table into sorted rows. */
 static int
 make_rows(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *G)
@@ -376,6 +468,9 @@ make_rows(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *G)
 		out->total_bytes += r->bytes;
 		out->by_shape += r->by_shape;
 	}
+	if (out->by == ANA_HD_BY_SITE && out->method == ANA_HD_SITES &&
+	    merge_lines(out) < 0)
+		return -1;
 	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_rows);
 	return 0;
 }
@@ -392,6 +487,7 @@ group_key(enum ana_hd_by by, bool sites, uint64_t file, uint64_t line,
 	g[1] = (uint64_t)-2;
 	switch (by) {
 	case ANA_HD_BY_SITE:
+	case ANA_HD_BY_METHOD:
 		if (sites) {
 			g[0] = file;
 			g[1] = line;
@@ -511,8 +607,9 @@ ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
 					"generations above %lld, not %lld", i,
 					(long long)d[i]->after,
 					(long long)out->after_gen);
-		if (d[1]->after == out->after_gen)
+		if (d[1]->after == out->after_gen && !d[1]->old)
 			out->same_gen = d[1]->st.same_gen;
+		out->same_gen_new = d[1]->st.same_gen_new;
 	}
 	if (n >= 2) {
 		const struct ana_hd_stats *a = &d[n - 2]->st;

@@ -812,6 +812,14 @@ struct hd_acc {
 				 * lines do not outlive the call) */
 	size_t last_type_len;
 	char last_type[32];
+	/* OLD: addresses of the objects of the newest generation seen */
+	bool collect;
+	int64_t top_gen;
+	uint64_t *top;
+	size_t ntop, ctop;
+	/* NEW, LATER: OLD's, sorted (borrowed from its digest) */
+	const uint64_t *old;
+	size_t nold;
 	bool oom;
 };
 
@@ -825,17 +833,23 @@ acc_free(struct hd_acc *a)
 	ana__hd_tab_release(&a->tcs);
 	ana__hd_tab_release(&a->site);
 	ana__hd_tab_release(&a->coarse);
+	free(a->top);
 	free(a);
 }
 
 static struct hd_acc *
-acc_new(int64_t after)
+acc_new(const struct ana_hd_digest *d)
 {
 	struct hd_acc *a = calloc(1, sizeof(*a));
+	int64_t after = d->after;
 
 	if (!a)
 		return NULL;
 	a->after = after;
+	a->collect = after == ANA_HD_NO_SITES;
+	a->top_gen = -1;
+	a->old = d->old;
+	a->nold = d->nold;
 	a->shapes = after != ANA_HD_NO_SITES;
 	a->st.max_gen = -1;
 	a->last_type_sid = HD_NONE;
@@ -925,12 +939,50 @@ acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	v[1] += ms;
 }
 
+/* Keep addr when gen is the newest generation seen so far. */
+static void
+acc_top(struct hd_acc *a, int64_t gen, uint64_t addr)
+{
+	if (gen < a->top_gen)
+		return;
+	if (gen > a->top_gen) {
+		a->top_gen = gen;
+		a->ntop = 0;
+	}
+	if (!ana__hd_grow((void **)&a->top, &a->ctop, a->ntop + 1,
+			  sizeof(*a->top))) {
+		a->oom = true;
+		return;
+	}
+	a->top[a->ntop++] = addr;
+}
+
+/* Is addr in the sorted v[0..n)? */
+static bool
+addr_in(const uint64_t *v, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] == addr)
+			return true;
+		if (v[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 static void
 acc_line(struct hd_acc *a, const char *p, const char *e)
 {
 	struct hd_rec r;
 	uint64_t k[4], *v, ms;
 	uint32_t tsid;
+	bool fresh = false;
 	int bad;
 
 	a->st.lines++;
@@ -956,8 +1008,19 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 		a->st.traced++;
 		if (r.gen > a->st.max_gen)
 			a->st.max_gen = r.gen;
-		if (r.gen == a->after)
-			a->st.same_gen++;
+		if (a->collect && (r.have & HD_ADDR))
+			acc_top(a, r.gen, r.addr);
+		if (r.gen == a->after) {
+			/* Within one generation no GC ran, so no slot was
+			 * freed: an object of OLD's newest generation whose
+			 * address OLD does not have was born after OLD. */
+			fresh = a->old && (r.have & HD_ADDR) &&
+				!addr_in(a->old, a->nold, r.addr);
+			if (fresh)
+				a->st.same_gen_new++;
+			else
+				a->st.same_gen++;
+		}
 	}
 	if ((r.have & HD_ADDR) && (span_is(r.type, r.type_len, "CLASS") ||
 				   span_is(r.type, r.type_len, "MODULE")))
@@ -993,7 +1056,7 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 	if (!(r.have & HD_GEN)) {
 		v[TV_UN]++;
 		v[TV_UBYTES] += ms;
-	} else if (r.gen <= a->after) {
+	} else if (r.gen <= a->after && !fresh) {
 		v[TV_OLD]++;
 	} else {
 		acc_site(a, &r, k, ms);
@@ -1159,6 +1222,7 @@ ana_hd_digest_free(struct ana_hd_digest *d)
 	ana__hd_tab_release(&d->site);
 	acc_free(d->feed);
 	free(d->carry);
+	free(d->top);
 	free(d);
 }
 
@@ -1181,6 +1245,54 @@ ana__hd_tr_sid(struct hd_strs *to, const struct hd_strs *from, uint32_t *tr,
 		tr[sid] = ana__hd_strs_intern(to, s, len);
 	}
 	return tr[sid];
+}
+
+static int
+cmp_u64(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The addresses of the newest generation, from every thread, sorted. */
+static int
+merge_top(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n)
+{
+	size_t total = 0, o = 0;
+
+	if (d->after != ANA_HD_NO_SITES || d->st.max_gen < 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (acc[i]->top_gen == d->st.max_gen)
+			total += acc[i]->ntop;
+	d->top = malloc((total ? total : 1) * sizeof(*d->top));
+	if (!d->top)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (acc[i]->top_gen != d->st.max_gen)
+			continue;
+		memcpy(d->top + o, acc[i]->top,
+		       acc[i]->ntop * sizeof(*d->top));
+		o += acc[i]->ntop;
+	}
+	qsort(d->top, total, sizeof(*d->top), cmp_u64);
+	d->ntop = total;
+	return 0;
+}
+
+int
+ana_hd_digest_use_old(struct ana_hd_digest *d,
+		      const struct ana_hd_digest *old)
+{
+	if (d->ended || d->feed || !old->ended ||
+	    old->after != ANA_HD_NO_SITES)
+		return -LP_EINVAL;
+	if (old->st.max_gen != d->after)
+		return 0;	/* another window: nothing to decide */
+	d->old = old->top;
+	d->nold = old->ntop;
+	return 0;
 }
 
 /*
@@ -1290,10 +1402,13 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 		d->st.traced += a->st.traced;
 		d->st.memsize += a->st.memsize;
 		d->st.same_gen += a->st.same_gen;
+		d->st.same_gen_new += a->st.same_gen_new;
 		d->st.bad += a->st.bad;
 		if (a->st.max_gen > d->st.max_gen)
 			d->st.max_gen = a->st.max_gen;
 	}
+	if (!rc && merge_top(d, acc, n) < 0)
+		rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	free(tr);
 	ana__hd_tab_release(&cmap);
 	lp_debug("heap dump: %zu site entries, %zu type/class/size entries, "
@@ -1318,7 +1433,7 @@ digest_scan(struct ana_hd_digest *d, const char *buf, size_t len,
 	n = ana__hd_pick_threads(nthreads, len);
 	ana__hd_split_lines(buf, len, n, cut);
 	for (unsigned i = 0; i < n; i++) {
-		acc[i] = acc_new(d->after);
+		acc[i] = acc_new(d);
 		if (!acc[i]) {
 			rc = lp_err_set(err, LP_ENOMEM,
 					"heap dump: out of memory");
@@ -1358,7 +1473,7 @@ ana_hd_digest_feed(struct ana_hd_digest *d, const char *buf, size_t len,
 	if (d->ended)
 		return lp_err_set(err, LP_EINVAL,
 				  "heap dump: digest fed after its end");
-	if (!d->feed && !(d->feed = acc_new(d->after)))
+	if (!d->feed && !(d->feed = acc_new(d)))
 		return lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	a = d->feed;
 	d->st.bytes += len;
@@ -1410,7 +1525,7 @@ ana_hd_digest_end(struct ana_hd_digest *d, struct lp_err *err)
 
 	if (d->ended)
 		return 0;
-	if (!d->feed && !(d->feed = acc_new(d->after)))
+	if (!d->feed && !(d->feed = acc_new(d)))
 		return lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	if (d->carry_len)
 		acc_line(d->feed, d->carry, d->carry + d->carry_len);

@@ -244,7 +244,8 @@ retained_dump(struct probe_session *s, struct retained *r, int which,
 
 	r->dg[which] = ana_hd_digest_new(which ? ana_hd_digest_stats(
 					 r->dg[0])->max_gen : ANA_HD_NO_SITES);
-	if (!r->dg[which])
+	if (!r->dg[which] ||
+	    (which && ana_hd_digest_use_old(r->dg[which], r->dg[0]) < 0))
 		return lp_err_set(err, LP_ENOMEM, "out of memory");
 	if (r->o->keep_dumps) {
 		char stamp[32];
