@@ -264,6 +264,10 @@ int ana_parse_time(const char *s, uint64_t ref_ns, uint64_t *out_ns);
 
 /* ---- growth.c: statistics and verdict ------------------------------ */
 
+/* Ruby types whose bytes are measured: String, Array, Hash, Object,
+ * Data (C extension objects), Struct */
+#define ANA_RB_NTYPES 6
+
 /*
  * One measured batch of `attach`: cumulative calls done and memory/GC
  * figures read after the batch's GC.start.  control=true marks a no-op
@@ -279,15 +283,26 @@ struct ana_batch {
 	int64_t total_allocated, total_freed;
 	int64_t malloc_increase;
 	int64_t gc_count, major_gc_count;
+	int64_t rb_bytes;	/* bytes held by Ruby objects (slots and
+				 * their buffers) after the GC; -1: not
+				 * measured */
+	int64_t rb_types[ANA_RB_NTYPES];	/* of it: see ana_rb_type_name */
 	double seconds;		/* duration of the batch */
 };
 
 enum ana_verdict_kind {
 	ANA_NO_LEAK,
-	ANA_NATIVE_LEAK,
-	ANA_RUBY_LEAK,
-	ANA_INCONCLUSIVE
+	ANA_NATIVE_LEAK,	/* malloc'd memory no Ruby object holds */
+	ANA_RUBY_LEAK,		/* new Ruby objects retained */
+	ANA_INCONCLUSIVE,
+	ANA_RUBY_GROWTH		/* Ruby objects that exist grow (buffers
+				 * of Arrays, Hashes, Strings) */
 };
+
+/* A leak of any kind. */
+#define ANA_VERDICT_IS_LEAK(k) \
+	((k) == ANA_NATIVE_LEAK || (k) == ANA_RUBY_LEAK || \
+	 (k) == ANA_RUBY_GROWTH)
 
 struct ana_estimate {
 	double slope;		/* per call */
@@ -305,11 +320,28 @@ struct ana_verdict {
 	struct ana_estimate slots;	/* live slots/call */
 	struct ana_estimate mem_mean;	/* plain mean (sum of net deltas /
 					 * sum of calls): cross-check of mem */
-	struct ana_estimate mem_late;	/* mem over the second half of the
-					 * measured batches only */
+	struct ana_estimate mem_late;	/* native over the second half of
+					 * the measured batches only */
+	struct ana_estimate ruby;	/* bytes/call held by Ruby objects
+					 * (slots and buffers) */
+	struct ana_estimate ruby_late;	/* ruby, second half only */
+	struct ana_estimate native;	/* bytes/call: mem - ruby, or the
+					 * plain mean when memory moves in
+					 * recurring large steps */
+	struct ana_estimate leak;	/* the bytes/call of the kind found
+					 * (native or ruby); zero otherwise */
+	bool rb_measured;		/* ruby from the objects' sizes (else
+					 * from live slots, 40 B each) */
+	int rb_type;			/* type holding most of ruby's
+					 * growth (ana_rb_type_name), -1 */
+	double rb_type_bpc;		/* its growth, bytes/call */
+	int64_t rb_type_before, rb_type_after;	/* its bytes around the
+						 * measured batches */
+	double leak_floor;		/* bytes/call: a leak of any kind
+					 * needs its lower bound >= it */
 	size_t controls;		/* control batches used (0: none) */
-	double mem_floor;		/* bytes/call: no leak needs mem.hi
-					 * below it */
+	double mem_floor;		/* bytes/call: no leak needs native.hi
+					 * and ruby.hi below it */
 	double total_growth;		/* bytes over measured batches */
 	uint64_t measured_calls;
 	double slot_margin;		/* slots/call: a lower bound above it
@@ -320,6 +352,8 @@ struct ana_verdict {
 
 /* Verdict thresholds (see growth.c for the reasoning). */
 #define ANA_VERDICT_MEM_FLOOR	16.0	/* bytes/call */
+#define ANA_VERDICT_LEAK_FLOOR	4.0	/* bytes/call, without
+					 * --fail-on-growth */
 #define ANA_VERDICT_SLOT_MARGIN	0.01	/* live slots/call */
 #define ANA_VERDICT_MIN_BATCHES	5	/* per group, to decide at all */
 
@@ -331,6 +365,14 @@ struct ana_verdict {
  */
 int ana_verdict_compute(const struct ana_batch *b, size_t n,
 			struct ana_verdict *out);
+/*
+ * The same with leak_floor bytes/call (--fail-on-growth) instead of
+ * ANA_VERDICT_LEAK_FLOOR: every kind of leak needs the lower bound of
+ * its bytes/call at or above it.
+ */
+int ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
+			      double leak_floor, struct ana_verdict *out);
+const char *ana_rb_type_name(int k);
 const char *ana_verdict_name(enum ana_verdict_kind k);
 
 /* ---- heapdump.c: ObjectSpace.dump_all heap dumps ------------------- */

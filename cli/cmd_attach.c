@@ -50,8 +50,10 @@ static const char attach_usage[] =
 "                           there is only one measured batch)\n"
 "  -t, --timeout SEC        limit for the job to start and for each batch\n"
 "                           (default 30)\n"
-"      --fail-on-growth B   exit 1 when the lower 95 % bound of growth\n"
-"                           per call is >= B bytes; 7 when inconclusive\n"
+"      --fail-on-growth B   the floor of every kind of leak: a leak is\n"
+"                           reported, and exit is 1, only when the lower\n"
+"                           95 % bound of its bytes per call is >= B (7\n"
+"                           when inconclusive; default floor 4 B)\n"
 "      --max-growth B       stop when the target grew by B bytes in all\n"
 "                           (default 64MiB), to protect it\n"
 "      --retained           trace allocations during the run and list,\n"
@@ -542,7 +544,7 @@ cmd_attach(int argc, char **argv)
 		stopped = true;
 	}
 	b = probe_run_arm(&run, 0, &nb);
-	ana_verdict_compute(b, nb, &v);
+	ana_verdict_compute_floor(b, nb, cli_leak_floor(&o.m), &v);
 	rc = cli_verdict_exit(&v, o.m.fail_set, o.m.fail_on_growth);
 	if (o.m.json) {
 		jb = json_array();

@@ -63,7 +63,8 @@ static const char bisect_usage[] =
 "      --no-control         no control batches\n"
 "  -t, --timeout SEC        limit for the job to start and each batch (30)\n"
 "      --fail-on-growth B   exit 1 when a culprit's lower 95 % bound is\n"
-"                           >= B bytes per call\n"
+"                           >= B bytes per call; a trial below it is no\n"
+"                           leak (default floor 4 B per call)\n"
 "      --max-growth B       stop a trial when the target grew by B (64MiB)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              only the result\n"
@@ -346,13 +347,14 @@ measure(struct bisect *bs, uint64_t mask)
 		size_t n;
 		struct ana_batch *b = probe_run_arm(&run, 0, &n);
 
-		ana_verdict_compute(b, n, &t->v);
+		ana_verdict_compute_floor(b, n, cli_leak_floor(&bs->m),
+					  &t->v);
 		free(b);
 	}
 	probe_run_release(&run);
 	/* a leak is a leak of either kind; inconclusive counts as none,
 	 * and is said so in the trial line */
-	t->leaks = t->v.kind == ANA_NATIVE_LEAK || t->v.kind == ANA_RUBY_LEAK;
+	t->leaks = ANA_VERDICT_IS_LEAK(t->v.kind);
 	t->again = prev != NULL;
 	{
 		int yes = 0, no = 0;
@@ -581,7 +583,10 @@ cmd_bisect(int argc, char **argv)
 				json_array_append_new(tr, json_pack(
 					"{s:s,s:s,s:f,s:b}", "steps", names,
 					"kind", ana_verdict_name(bs->trials[i].v.kind),
-					"bytes_per_call", bs->trials[i].v.mem.slope,
+					"bytes_per_call",
+					ANA_VERDICT_IS_LEAK(bs->trials[i].v.kind) ?
+					bs->trials[i].v.leak.slope :
+					bs->trials[i].v.mem.slope,
 					"again", bs->trials[i].again));
 			}
 			for (int k = 0; k < bs->nsteps; k++)

@@ -42,6 +42,9 @@ fill_gc(struct ana_batch *b, const struct probe_gc *g)
 	b->malloc_increase = g->malloc_increase;
 	b->gc_count = g->count;
 	b->major_gc_count = g->major;
+	b->rb_bytes = g->rb_bytes;
+	for (int i = 0; i < ANA_RB_NTYPES && i < PROBE_RB_NTYPES; i++)
+		b->rb_types[i] = g->rb_types[i];
 }
 
 static uint64_t

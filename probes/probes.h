@@ -124,10 +124,16 @@ struct probe_opts {
 	bool dump_channel;	/* a third FIFO for ObjectSpace.dump_all */
 };
 
+#define PROBE_RB_NTYPES 6
+
 /* Result of one batch, or of the hello (calls == 0). */
 struct probe_gc {
 	int64_t live_slots, pages, allocated, freed, malloc_increase, count,
 		major;
+	int64_t rb_bytes;	/* ObjectSpace.count_objects_size TOTAL
+				 * after a GC; -1: not measured */
+	int64_t rb_types[PROBE_RB_NTYPES];	/* its STRING, ARRAY, HASH,
+						 * OBJECT, DATA, STRUCT */
 };
 
 struct probe_result {
