@@ -330,6 +330,9 @@ struct ana_verdict {
 					 * recurring large steps */
 	struct ana_estimate leak;	/* the bytes/call of the kind found
 					 * (native or ruby); zero otherwise */
+	double ruby_levels;		/* bytes/call: Ruby-held level after
+					 * the last measured batch less before
+					 * the first, over the measured calls */
 	bool rb_measured;		/* ruby from the objects' sizes (else
 					 * from live slots, 40 B each) */
 	int rb_type;			/* type holding most of ruby's

@@ -782,7 +782,9 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	}
 
 	slot_leak = v->slots.lo > v->slot_margin;
-	ruby_leak = v->ruby.lo > 0 && v->ruby.lo >= F;
+	/* the levels must grow too, by half the lower bound at least */
+	ruby_leak = v->ruby.lo > 0 && v->ruby.lo >= F &&
+		    v->ruby_levels >= 0.5 * v->ruby.lo;
 	if (ruby_leak && v->ruby_late.slope <= 0) {
 		/* grew, then stopped: a cache filling, not a leak */
 		v->kind = ANA_INCONCLUSIVE;
@@ -975,6 +977,34 @@ rb_what_grows(struct ana_verdict *v, const struct ana_batch *b, size_t n,
 	}
 }
 
+/*
+ * Ruby-held bytes per call from the levels alone: after the last
+ * measured batch less before the first, over the measured calls.  A
+ * level that alternates between measured and control batches (an
+ * artifact: some state of the target differs after the two kinds) makes
+ * every measured delta positive and every control delta negative, which
+ * the delta estimator takes for growth; the levels do not grow.
+ */
+static double
+ruby_by_levels(const struct ana_batch *b, size_t n, bool rb, double N)
+{
+	size_t first = 0, last = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		if (b[i].warmup || b[i].control || !b[i].calls)
+			continue;
+		if (!first)
+			first = i;
+		last = i;
+	}
+	if (!first || N <= 0)
+		return 0;
+	if (rb)
+		return (double)(b[last].rb_bytes - b[first - 1].rb_bytes) / N;
+	return (double)(b[last].live_slots - b[first - 1].live_slots) *
+	       SLOT_BYTES / N;
+}
+
 /* Name of Ruby type k of ana_batch.rb_types ("Array"; static). */
 const char *
 ana_rb_type_name(int k)
@@ -1084,6 +1114,7 @@ ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
 	if (C.n)
 		out->total_growth -= ctl_mem / (double)C.n * (double)A.n;
 	rb_what_grows(out, b, n, rbt, A.n, C.n);
+	out->ruby_levels = ruby_by_levels(b, n, out->rb_measured, N);
 
 	/* Batch size for "more calls": the measured one, else any. */
 	per = A.n ? N / (double)A.n
