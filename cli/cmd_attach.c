@@ -517,6 +517,14 @@ cmd_attach(int argc, char **argv)
 			.times = o.m.times, .batch = o.m.batch,
 			.warmup = o.m.warmup, .gc = o.m.gc,
 			.control = o.m.control, .max_growth = o.m.max_growth,
+			/*
+			 * Batches, controls too, run in a thread of their
+			 * own: its malloc arena holds none of the garbage
+			 * the helper thread made starting up (compiling its
+			 * program frees ~160 KiB there), which a small
+			 * native leak would fill first, unseen by rss.
+			 */
+			.lanes = true, .lane_controls = true,
 			.before_measure = o.retained || pm ? before_measure :
 					  NULL,
 			.before_arg = &ph,

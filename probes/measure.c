@@ -135,7 +135,9 @@ probe_measure(struct probe_session *s, const struct probe_arm *arms,
 			o->around_control(o->control_arg, true);
 		rc = probe_session_run(s, control ? NULL : arms[arm].idx,
 				       control ? 0 : arms[arm].nidx, n, o->gc,
-				       o->lanes && !control ? arm + 1 : 0,
+				       o->lanes && (!control ||
+						    o->lane_controls) ?
+				       arm + 1 : 0,
 				       &res, err);
 		if (control && o->around_control)
 			o->around_control(o->control_arg, false);

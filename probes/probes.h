@@ -255,6 +255,8 @@ struct probe_measure_opts {
 	bool control;		/* a no-op control batch after each batch */
 	uint64_t max_growth;	/* stop when memory grew this much (bytes) */
 	bool lanes;		/* each arm in a thread (arena) of its own */
+	bool lane_controls;	/* with lanes: controls in the lane of the
+				 * arm they follow, not the helper's */
 	/* called once after the warm-up, before the first measured batch
 	 * (e.g. to take a heap dump); < 0 stops the run with that code */
 	int (*before_measure)(struct probe_session *s, void *arg,
