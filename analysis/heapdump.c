@@ -30,10 +30,15 @@
  * moves objects.  Allocation tracing records for each object its file,
  * line, method and the GC count at its birth ("generation"), which never
  * change during its life.  So:
- *  - born after OLD = generation above OLD's highest generation.  Objects
- *    born after OLD was dumped but before the next GC share that
- *    generation and cannot be told from older ones: they are not counted
- *    (same_gen; run GC.start right after taking OLD).
+ *  - born after OLD = generation above OLD's highest generation, or equal
+ *    to it at an address OLD does not have.  Objects born after OLD was
+ *    dumped but before the next GC share OLD's newest generation; within
+ *    one generation no GC ran, so no slot was freed and reused: OLD's
+ *    digest keeps the addresses of that generation (8 bytes each) and an
+ *    object of NEW or LATER of that generation elsewhere is new
+ *    (same_gen_new; the rest, same_gen, are OLD's own).  GC.compact
+ *    between the dumps on a Ruby that keeps the allocation info of moved
+ *    objects would make a moved one of that generation look new.
  *  - still alive in LATER (3 dumps): LATER's objects with a generation in
  *    (OLD's highest, NEW's highest] are matched with NEW's as multisets on
  *    (file, line, method, generation, type, class): min(NEW, LATER) per
