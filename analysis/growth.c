@@ -761,7 +761,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	size_t len = sizeof(v->summary);
 	char calls[32], grew[32];
 	bool mem_leak, mean_leak, slot_leak, ruby_leak, capped = false;
-	bool steps = false, up, down;
+	bool steps = false, up, down, mem_grows;
 	size_t fewest;
 
 	fmt_count(v->measured_calls, calls, sizeof(calls));
@@ -835,11 +835,19 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	 * decide differently, the verdict is inconclusive, and a run twice
 	 * as long dilutes the one-off.
 	 */
+	/*
+	 * Native is memory less Ruby-held.  When Ruby-held shrinks (other
+	 * threads held fewer objects at the reads after measured batches
+	 * than after controls), native comes out above what memory did:
+	 * a native leak also needs memory itself to grow, by half the
+	 * native lower bound at least.
+	 */
 	up = diff->lo > 0;
 	down = diff->hi < 0;
-	mem_leak = m->lo > 0 && m->lo >= F &&
+	mem_grows = v->mem.slope >= 0.5 * m->lo;
+	mem_leak = m->lo > 0 && m->lo >= F && mem_grows &&
 		   m->slope * N >= MIN_LEAK_PAGES * PAGE;
-	mean_leak = mm->lo > 0 && mm->lo >= F &&
+	mean_leak = mm->lo > 0 && mm->lo >= F && mem_grows &&
 		    mm->slope * N >= MIN_LEAK_PAGES * PAGE;
 	if ((up && half[0] > m->hi && half[1] > m->hi) ||
 	    (down && half[0] < m->lo && half[1] < m->lo)) {
@@ -857,6 +865,7 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 		goto more;
 	}
 	mem_leak = m->lo > 0 && m->lo >= F &&
+		   (steps || v->mem.slope >= 0.5 * m->lo) &&
 		   m->slope * N >= MIN_LEAK_PAGES * PAGE;
 
 	/*
@@ -907,9 +916,14 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 					  N, per_batch, &capped);
 	say_mem(sum, len, m == &v->ruby ? "inconclusive: Ruby-held "
 		: "inconclusive: native ", m);
-	sappend(sum, len, " over %s calls, neither above %s nor below the "
-		"%.0f B floor", calls, F > 0 ? "the leak floor" : "0",
-		v->mem_floor);
+	if (m == &v->native && m->lo > 0 && m->lo >= F &&
+	    v->mem.slope < 0.5 * m->lo)
+		sappend(sum, len, " over %s calls, but memory itself did not "
+			"grow (Ruby-held fell)", calls);
+	else
+		sappend(sum, len, " over %s calls, neither above %s nor below "
+			"the %.0f B floor", calls, F > 0 ? "the leak floor" :
+			"0", v->mem_floor);
 more:
 	fmt_count(v->more_calls_needed, calls, sizeof(calls));
 	if (v->more_calls_needed)
