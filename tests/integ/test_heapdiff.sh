@@ -118,7 +118,7 @@ $keep = keep
 EOF
 "$RUBY" "$T/x/keep.rb" "$T/x" || fail "keep.rb failed"
 want=$(grep -c '"file":"[^"]*keep.rb", "line":9,' "$T/x/later.json")
-[ "$want" -ge 40000 ] || fail "keep.rb: LATER has $want objects from line 9, want >= 40000"
+[ "$want" -ge 20000 ] || fail "keep.rb: LATER has $want objects from line 9, want >= 20000"
 expect_exit 0 "$LP" heapdiff "$T"/x/{old,new,later}.json --json
 got=$("$RUBY" -rjson -e 'j = JSON.parse(STDIN.read)
 	r = j["rows"].select { |x| x["file"].to_s.end_with?("keep.rb") && x["line"] == 9 }
