@@ -286,7 +286,8 @@ struct ana_batch {
 	int64_t rb_bytes;	/* bytes held by Ruby objects (slots and
 				 * their buffers) after the GC; -1: not
 				 * measured */
-	int64_t rb_types[ANA_RB_NTYPES];	/* of it: see ana_rb_type_name */
+	int64_t rb_types[ANA_RB_NTYPES];	/* of it, per type (see
+						 * ana_rb_type_name) */
 	double seconds;		/* duration of the batch */
 };
 

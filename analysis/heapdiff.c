@@ -52,7 +52,8 @@ struct dctx {
 static uint64_t
 dsid(struct dctx *c, size_t i, uint64_t sid)
 {
-	uint32_t s = ana__hd_tr_sid(&c->str, &c->d[i]->str, c->tr[i], (uint32_t)sid);
+	uint32_t s = ana__hd_tr_sid(&c->str, &c->d[i]->str, c->tr[i],
+				    (uint32_t)sid);
 
 	if (s == HD_NONE)
 		c->oom = true;

@@ -858,8 +858,10 @@ acc_new(const struct ana_hd_digest *d)
 	a->shapes = after != ANA_HD_NO_SITES;
 	a->st.max_gen = -1;
 	a->last_type_sid = HD_NONE;
-	if (ana__hd_strs_init(&a->str) < 0 || ana__hd_tab_init(&a->cls, 1, 1) < 0 ||
-	    ana__hd_tab_init(&a->tcs, 4, TV_NV) < 0 || ana__hd_tab_init(&a->site, 8, 2) < 0 ||
+	if (ana__hd_strs_init(&a->str) < 0 ||
+	    ana__hd_tab_init(&a->cls, 1, 1) < 0 ||
+	    ana__hd_tab_init(&a->tcs, 4, TV_NV) < 0 ||
+	    ana__hd_tab_init(&a->site, 8, 2) < 0 ||
 	    ana__hd_tab_init(&a->coarse, 6, 1) < 0) {
 		acc_free(a);
 		return NULL;
@@ -1203,7 +1205,8 @@ ana_hd_digest_new(int64_t sites_after_gen)
 	d->after = sites_after_gen;
 	d->st.max_gen = -1;
 	d->st.first_bad_why = "";
-	if (ana__hd_strs_init(&d->str) < 0 || ana__hd_tab_init(&d->tcs, 4, TV_NV) < 0 ||
+	if (ana__hd_strs_init(&d->str) < 0 ||
+	    ana__hd_tab_init(&d->tcs, 4, TV_NV) < 0 ||
 	    ana__hd_tab_init(&d->site, 8, 2) < 0) {
 		ana_hd_digest_free(d);
 		return NULL;
@@ -1331,7 +1334,8 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 
 			val = TAB_VAL(&a->cls, j)[0];
 			if (val >> 32 != CN_ANON) {
-				s = ana__hd_strs_at(&a->str, (uint32_t)val, &len);
+				s = ana__hd_strs_at(&a->str, (uint32_t)val,
+						    &len);
 				sid = ana__hd_strs_intern(&d->str, s, len);
 			}
 			v = ana__hd_tab_add(&cmap, k);
@@ -1359,12 +1363,14 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			uint64_t *k = TAB_KEY(&a->tcs, j);
 			uint64_t *av = TAB_VAL(&a->tcs, j), nk[4], *v, *c;
 
-			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr, (uint32_t)k[0]);
+			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[0]);
 			c = k[1] ? ana__hd_tab_find(&cmap, &k[1]) : NULL;
 			nk[1] = !k[1] ? 0 : c ? c[0] - 1 : d->sid_unknown;
 			nk[2] = k[2];
 			nk[3] = k[3];
-			v = nk[0] == HD_NONE ? NULL : ana__hd_tab_add(&d->tcs, nk);
+			v = nk[0] == HD_NONE ? NULL :
+			    ana__hd_tab_add(&d->tcs, nk);
 			if (!v) {
 				rc = lp_err_set(err, LP_ENOMEM,
 						"heap dump: out of memory");
@@ -1377,17 +1383,21 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			uint64_t *k = TAB_KEY(&a->site, j);
 			uint64_t *av = TAB_VAL(&a->site, j), nk[8], *v, *c;
 
-			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr, (uint32_t)k[0]);
+			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[0]);
 			nk[1] = k[1];
-			nk[2] = ana__hd_tr_sid(&d->str, &a->str, tr, (uint32_t)k[2]);
+			nk[2] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[2]);
 			nk[3] = k[3];
-			nk[4] = ana__hd_tr_sid(&d->str, &a->str, tr, (uint32_t)k[4]);
+			nk[4] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[4]);
 			c = k[5] ? ana__hd_tab_find(&cmap, &k[5]) : NULL;
 			nk[5] = !k[5] ? 0 : c ? c[0] - 1 : d->sid_unknown;
 			nk[6] = k[6];
 			nk[7] = k[7];
 			v = (nk[0] == HD_NONE || nk[2] == HD_NONE ||
-			     nk[4] == HD_NONE) ? NULL : ana__hd_tab_add(&d->site, nk);
+			     nk[4] == HD_NONE) ? NULL :
+			    ana__hd_tab_add(&d->site, nk);
 			if (!v) {
 				rc = lp_err_set(err, LP_ENOMEM,
 						"heap dump: out of memory");

@@ -237,7 +237,8 @@ why_link(struct why_acc *acc, unsigned nacc, const char *buf, size_t len,
 		return -1;
 	if (span_is(r.type, r.type_len, "ROOT")) {
 		l->root = (r.have & HD_ROOT) ?
-			  ana__hd_json_unescape(r.root, r.root_len) : strdup("");
+			  ana__hd_json_unescape(r.root, r.root_len) :
+			  strdup("");
 		return l->root ? 0 : -1;
 	}
 	l->address = r.addr;
@@ -255,7 +256,8 @@ why_link(struct why_acc *acc, unsigned nacc, const char *buf, size_t len,
 			/* the name's span: re-read its string */
 			cp = buf + (v[0] >> 16);
 			ce = str_close(cp, buf + len);
-			l->cls = ana__hd_json_unescape(cp, ce ? (size_t)(ce - cp) : 0);
+			l->cls = ana__hd_json_unescape(cp, ce ?
+						       (size_t)(ce - cp) : 0);
 		}
 		if (!l->cls)
 			l->cls = strdup("(unknown)");

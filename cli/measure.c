@@ -235,24 +235,27 @@ cli_print_batch(const char *label, const struct ana_batch *b, uint64_t done,
 json_t *
 cli_batch_json(const struct ana_batch *b)
 {
-	json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:f}",
-			 "kind", cli_batch_kind(b), "calls", (json_int_t)b->calls,
-			 "heap_rss", (json_int_t)b->heap_rss,
-			 "heap_size", (json_int_t)b->heap_size,
-			 "arena_rss", (json_int_t)b->arena_rss,
-			 "anon_rss", (json_int_t)b->anon_rss,
-			 "rss", (json_int_t)b->rss,
-			 "live_slots", (json_int_t)b->live_slots,
-			 "total_allocated_objects",
-			 (json_int_t)b->total_allocated,
-			 "total_freed_objects", (json_int_t)b->total_freed,
-			 "malloc_increase_bytes",
-			 (json_int_t)b->malloc_increase,
-			 "gc_count", (json_int_t)b->gc_count,
-			 "major_gc_count", (json_int_t)b->major_gc_count,
-			 "arena_size", (json_int_t)b->arena_size,
-			 "seconds", b->seconds);
+	json_t *j;
+
+	j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:I,s:f}",
+		      "kind", cli_batch_kind(b),
+		      "calls", (json_int_t)b->calls,
+		      "heap_rss", (json_int_t)b->heap_rss,
+		      "heap_size", (json_int_t)b->heap_size,
+		      "arena_rss", (json_int_t)b->arena_rss,
+		      "anon_rss", (json_int_t)b->anon_rss,
+		      "rss", (json_int_t)b->rss,
+		      "live_slots", (json_int_t)b->live_slots,
+		      "total_allocated_objects",
+		      (json_int_t)b->total_allocated,
+		      "total_freed_objects", (json_int_t)b->total_freed,
+		      "malloc_increase_bytes",
+		      (json_int_t)b->malloc_increase,
+		      "gc_count", (json_int_t)b->gc_count,
+		      "major_gc_count", (json_int_t)b->major_gc_count,
+		      "arena_size", (json_int_t)b->arena_size,
+		      "seconds", b->seconds);
 
 	/* bytes held by Ruby objects after the GC: null when not read */
 	json_object_set_new(j, "ruby_bytes", b->rb_bytes >= 0 ?
@@ -294,19 +297,21 @@ cli_leak_floor(const struct cli_mopts *m)
 json_t *
 cli_verdict_json(const struct ana_verdict *v)
 {
-	json_t *base, *j = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:f}",
-			      "kind", ana_verdict_name(v->kind),
-			      "summary", v->summary,
-			      "leak_bytes_per_call", cli_estimate_json(&v->leak),
-			      "native_bytes_per_call",
-			      cli_estimate_json(&v->native),
-			      "ruby_bytes_per_call", cli_estimate_json(&v->ruby),
-			      "ruby_bytes_late", cli_estimate_json(&v->ruby_late),
-			      "native_bytes_late", cli_estimate_json(&v->mem_late),
-			      "native_bytes_mean", cli_estimate_json(&v->mem_mean),
-			      "ruby_bytes_measured", v->rb_measured,
-			      "leak_floor", v->leak_floor,
-			      "no_leak_floor", v->mem_floor);
+	json_t *base, *j;
+
+	j = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:f,s:f}",
+		      "kind", ana_verdict_name(v->kind),
+		      "summary", v->summary,
+		      "leak_bytes_per_call", cli_estimate_json(&v->leak),
+		      "native_bytes_per_call", cli_estimate_json(&v->native),
+		      "ruby_bytes_per_call", cli_estimate_json(&v->ruby),
+		      "ruby_bytes_late", cli_estimate_json(&v->ruby_late),
+		      "native_bytes_late", cli_estimate_json(&v->mem_late),
+		      "native_bytes_mean", cli_estimate_json(&v->mem_mean),
+		      "ruby_bytes_measured", v->rb_measured,
+		      "ruby_bytes_by_levels", v->ruby_levels,
+		      "leak_floor", v->leak_floor,
+		      "no_leak_floor", v->mem_floor);
 
 	if (v->rb_type >= 0)
 		json_object_set_new(j, "ruby_grows", json_pack(
