@@ -289,6 +289,10 @@ void ana_steps_release(struct ana_step *steps, int n);
 
 /* ---- growth.c: statistics and verdict ------------------------------ */
 
+/* Ruby types whose bytes are measured: String, Array, Hash, Object,
+ * Data (C extension objects), Struct */
+#define ANA_RB_NTYPES 6
+
 /*
  * One measured batch of `attach`: cumulative calls done and memory/GC
  * figures read after the batch's GC.start.  control=true marks a no-op
@@ -304,15 +308,27 @@ struct ana_batch {
 	int64_t total_allocated, total_freed;
 	int64_t malloc_increase;
 	int64_t gc_count, major_gc_count;
+	int64_t rb_bytes;	/* bytes held by Ruby objects (slots and
+				 * their buffers) after the GC; -1: not
+				 * measured */
+	int64_t rb_types[ANA_RB_NTYPES];	/* of it, per type (see
+						 * ana_rb_type_name) */
 	double seconds;		/* duration of the batch */
 };
 
 enum ana_verdict_kind {
 	ANA_NO_LEAK,
-	ANA_NATIVE_LEAK,
-	ANA_RUBY_LEAK,
-	ANA_INCONCLUSIVE
+	ANA_NATIVE_LEAK,	/* malloc'd memory no Ruby object holds */
+	ANA_RUBY_LEAK,		/* new Ruby objects retained */
+	ANA_INCONCLUSIVE,
+	ANA_RUBY_GROWTH		/* Ruby objects that exist grow (buffers
+				 * of Arrays, Hashes, Strings) */
 };
+
+/* A leak of any kind. */
+#define ANA_VERDICT_IS_LEAK(k) \
+	((k) == ANA_NATIVE_LEAK || (k) == ANA_RUBY_LEAK || \
+	 (k) == ANA_RUBY_GROWTH)
 
 struct ana_estimate {
 	double slope;		/* per call */
@@ -330,11 +346,31 @@ struct ana_verdict {
 	struct ana_estimate slots;	/* live slots/call */
 	struct ana_estimate mem_mean;	/* plain mean (sum of net deltas /
 					 * sum of calls): cross-check of mem */
-	struct ana_estimate mem_late;	/* mem over the second half of the
-					 * measured batches only */
+	struct ana_estimate mem_late;	/* native over the second half of
+					 * the measured batches only */
+	struct ana_estimate ruby;	/* bytes/call held by Ruby objects
+					 * (slots and buffers) */
+	struct ana_estimate ruby_late;	/* ruby, second half only */
+	struct ana_estimate native;	/* bytes/call: mem - ruby, or the
+					 * plain mean when memory moves in
+					 * recurring large steps */
+	struct ana_estimate leak;	/* the bytes/call of the kind found
+					 * (native or ruby); zero otherwise */
+	double ruby_levels;		/* bytes/call: Ruby-held level after
+					 * the last measured batch less before
+					 * the first, over the measured calls */
+	bool rb_measured;		/* ruby from the objects' sizes (else
+					 * from live slots, 40 B each) */
+	int rb_type;			/* type holding most of ruby's
+					 * growth (ana_rb_type_name), -1 */
+	double rb_type_bpc;		/* its growth, bytes/call */
+	int64_t rb_type_before, rb_type_after;	/* its bytes around the
+						 * measured batches */
+	double leak_floor;		/* bytes/call: a leak of any kind
+					 * needs its lower bound >= it */
 	size_t controls;		/* control batches used (0: none) */
-	double mem_floor;		/* bytes/call: no leak needs mem.hi
-					 * below it */
+	double mem_floor;		/* bytes/call: no leak needs native.hi
+					 * and ruby.hi below it */
 	double total_growth;		/* bytes over measured batches */
 	uint64_t measured_calls;
 	double slot_margin;		/* slots/call: a lower bound above it
@@ -345,6 +381,8 @@ struct ana_verdict {
 
 /* Verdict thresholds (see growth.c for the reasoning). */
 #define ANA_VERDICT_MEM_FLOOR	16.0	/* bytes/call */
+#define ANA_VERDICT_LEAK_FLOOR	4.0	/* bytes/call, without
+					 * --fail-on-growth */
 #define ANA_VERDICT_SLOT_MARGIN	0.01	/* live slots/call */
 #define ANA_VERDICT_MIN_BATCHES	5	/* per group, to decide at all */
 
@@ -356,6 +394,14 @@ struct ana_verdict {
  */
 int ana_verdict_compute(const struct ana_batch *b, size_t n,
 			struct ana_verdict *out);
+/*
+ * The same with leak_floor bytes/call (--fail-on-growth) instead of
+ * ANA_VERDICT_LEAK_FLOOR: every kind of leak needs the lower bound of
+ * its bytes/call at or above it.
+ */
+int ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
+			      double leak_floor, struct ana_verdict *out);
+const char *ana_rb_type_name(int k);
 const char *ana_verdict_name(enum ana_verdict_kind k);
 
 /* ---- heapdump.c: ObjectSpace.dump_all heap dumps ------------------- */
@@ -389,8 +435,13 @@ struct ana_hd_stats {
 	uint64_t traced;	/* objects with allocation info (generation) */
 	uint64_t memsize;	/* sum of "memsize" over objects */
 	uint64_t same_gen;	/* objects whose generation equals
-				 * sites_after_gen (birth before or after
-				 * the older dump cannot be told) */
+				 * sites_after_gen, found in the older
+				 * dump by address (or, without its
+				 * addresses, whose birth before or after
+				 * it cannot be told) */
+	uint64_t same_gen_new;	/* objects of that generation born after
+				 * the older dump: their address is not in
+				 * it (see ana_hd_digest_use_old) */
 	uint64_t bad;		/* malformed lines, skipped */
 	uint64_t first_bad;	/* 1-based line number of the first, or 0 */
 	const char *first_bad_why;	/* static text, "" when none */
@@ -427,8 +478,21 @@ int ana_hd_digest_buf(struct ana_hd_digest *d, const char *buf, size_t len,
 int ana_hd_digest_file(struct ana_hd_digest *d, const char *path,
 		       unsigned nthreads, struct lp_err *err);
 const struct ana_hd_stats *ana_hd_digest_stats(const struct ana_hd_digest *d);
+/*
+ * Before d (built for sites after OLD's highest generation) is fed: let
+ * it tell the objects of OLD's highest generation from those born after
+ * OLD by address.  Within one generation no GC ran and no slot was freed,
+ * so such an object whose address OLD does not have is new.  old (OLD's
+ * digest, ended, built with ANA_HD_NO_SITES) must outlive the scan of
+ * d.  Returns 0 or -LP_EINVAL.
+ */
+int ana_hd_digest_use_old(struct ana_hd_digest *d,
+			  const struct ana_hd_digest *old);
 
-enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE };
+/* SITE: file:line (methods, types and classes listed); METHOD: file,
+ * line, method, type and class */
+enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE,
+		 ANA_HD_BY_METHOD };
 enum ana_hd_method {
 	ANA_HD_SITES,		/* generations + allocation sites */
 	ANA_HD_CLASSES		/* no allocation info: type/class counts */
@@ -439,10 +503,14 @@ enum ana_hd_method {
 struct ana_hd_row {
 	char *file;		/* by site: allocation file */
 	int64_t line;		/* by site: allocation line */
-	char *method;		/* by site: method ("" when none) */
-	char *type;		/* by site or type: "STRING", ... */
+	char *method;		/* by site: method ("" when none); the
+				 * methods of the line, most objects
+				 * first, joined by ", " */
+	char *type;		/* by site or type: "STRING", ...; by site
+				 * the line's types, joined the same way */
 	char *cls;		/* by site or class: class name, or
-				 * "(anonymous)" / "(unknown)" */
+				 * "(anonymous)" / "(unknown)"; by site
+				 * the line's classes, joined */
 	uint64_t count, bytes;	/* SITES: retained objects and their
 				 * memsize (in the last dump); CLASSES:
 				 * growth (see ana_hd_diff) */
@@ -468,8 +536,13 @@ struct ana_hd_diff {
 	uint64_t lost_info;	/* growth of objects without allocation info
 				 * between the last two dumps (GC.compact on
 				 * Ruby 3.1 drops it for moved objects) */
-	uint64_t same_gen;	/* NEW's objects born in OLD's generation:
-				 * not counted */
+	uint64_t same_gen_new;	/* NEW's objects born in OLD's newest
+				 * generation after OLD, told by address,
+				 * counted */
+	uint64_t same_gen;	/* NEW's objects born in OLD's newest
+				 * generation that cannot be told from
+				 * OLD's (no addresses of OLD): not
+				 * counted */
 };
 
 /*
@@ -487,7 +560,7 @@ int ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
 			struct lp_err *err);
 void ana_hd_diff_release(struct ana_hd_diff *diff);
 const char *ana_hd_by_name(enum ana_hd_by by);
-/* "site", "class", "type"; returns 0 or -LP_EINVAL */
+/* "site", "method", "class", "type"; returns 0 or -LP_EINVAL */
 int ana_hd_by_parse(const char *s, enum ana_hd_by *out);
 
 /* One object on a reference chain (strings owned by the chain). */

@@ -90,11 +90,15 @@
 #define MAX_MORE	100	/* cap on more_calls_needed, in runs */
 #define MAX_BLOCK	8	/* longest bootstrap block, in batches */
 
-enum { M_MEM, M_HEAP, M_ARENA, M_ANON, M_SLOTS, NMETRIC };
-#define M_MEAN NMETRIC		/* plain-mean memory slope, in estimates */
-#define M_LATE (NMETRIC + 1)	/* robust memory slope, second half */
+enum { M_MEM, M_HEAP, M_ARENA, M_ANON, M_SLOTS, M_RUBY, M_NATIVE,
+       NMETRIC };
+#define M_MEAN NMETRIC		/* plain-mean native slope, in estimates */
+#define M_LATE (NMETRIC + 1)	/* robust native slope, second half */
 #define M_DIFF (NMETRIC + 2)	/* plain mean - robust (clipped mass) */
-#define NEST (NMETRIC + 3)
+#define M_RLATE (NMETRIC + 3)	/* robust Ruby-held slope, second half */
+#define NEST (NMETRIC + 4)
+#define SLOT_BYTES	40.0	/* an object's slot, when Ruby's bytes are
+				 * not measured */
 
 /* One group of batches (measured or control). */
 struct group {
@@ -143,14 +147,23 @@ mem_of(const struct ana_batch *b)
 	return b->heap_rss + b->arena_rss + b->anon_rss;
 }
 
+/*
+ * Bytes held by Ruby objects come from ObjectSpace.count_objects_size
+ * after the batch's GC; without them (objspace missing, --no-gc) each
+ * new live object counts as one slot.  Native = memory - Ruby-held: the
+ * malloc'd memory no Ruby object accounts for.
+ */
 static void
-batch_deltas(const struct ana_batch *b, double d[NMETRIC])
+batch_deltas(const struct ana_batch *b, double d[NMETRIC], bool rb)
 {
 	d[M_MEM] = udelta(mem_of(b), mem_of(b - 1));
 	d[M_HEAP] = udelta(b->heap_rss, b[-1].heap_rss);
 	d[M_ARENA] = udelta(b->arena_rss, b[-1].arena_rss);
 	d[M_ANON] = udelta(b->anon_rss, b[-1].anon_rss);
 	d[M_SLOTS] = (double)(b->live_slots - b[-1].live_slots);
+	d[M_RUBY] = rb ? (double)(b->rb_bytes - b[-1].rb_bytes)
+		       : d[M_SLOTS] * SLOT_BYTES;
+	d[M_NATIVE] = d[M_MEM] - d[M_RUBY];
 }
 
 static void
@@ -234,12 +247,21 @@ group_prepare(struct group *g, bool per_call)
 	for (k = 0; k < NMETRIC; k++) {
 		double *v = g->v[k];
 
+		/*
+		 * Ruby's bytes are exact after a full GC and grow in
+		 * steps by design (an Array or Hash doubles its buffer):
+		 * the steps are the signal, so they are not clipped.
+		 */
+		if (k == M_RUBY)
+			continue;
 		memcpy(tmp, v, g->n * sizeof(double));
 		med = median_sort(tmp, g->n);
 		for (i = 0; i < g->n; i++)
 			tmp[i] = fabs(v[i] - med);
 		madn = 1.4826 * median_sort(tmp, g->n);
-		unit = k == M_SLOTS ? CLIP_SLOTS : CLIP_PAGES * PAGE;
+		unit = k == M_SLOTS ? CLIP_SLOTS :
+		       k == M_RUBY ? CLIP_SLOTS * SLOT_BYTES :
+		       CLIP_PAGES * PAGE;
 		for (i = 0; i < g->n; i++) {
 			c = fmax(CLIP_MADN * madn,
 				 per_call ? unit / g->calls[i] : unit);
@@ -315,10 +337,13 @@ estimate(const struct group *A, const struct group *C, double est[NEST])
 	for (k = 0; k < NMETRIC; k++)
 		est[k] = robust_slope(A, C, k, 2);
 	est[M_MEAN] = (sum_mem - (double)A->total * ctl_mem) / sum_calls;
-	est[M_DIFF] = est[M_MEAN] - est[M_MEM];
-	est[M_LATE] = robust_slope(A, C, M_MEM, 1);
+	est[M_DIFF] = est[M_MEAN] - est[M_NATIVE];
+	est[M_LATE] = robust_slope(A, C, M_NATIVE, 1);
 	if (isnan(est[M_LATE]))	/* second half not drawn: stay neutral */
-		est[M_LATE] = est[M_MEM];
+		est[M_LATE] = est[M_NATIVE];
+	est[M_RLATE] = robust_slope(A, C, M_RUBY, 1);
+	if (isnan(est[M_RLATE]))
+		est[M_RLATE] = est[M_RUBY];
 }
 
 /*
@@ -531,7 +556,14 @@ say_slots(char *buf, size_t len, const struct ana_verdict *v)
 	fmt_slots(e->slope, 1, s, sizeof(s));
 	fmt_slots(e->lo, 0, lo, sizeof(lo));
 	fmt_slots(e->hi, 0, hi, sizeof(hi));
-	if (e->lo > 0)
+	if (e->lo > v->slot_margin) {
+		char r[32];
+
+		fmt_bytes(v->ruby.slope, 1, r, sizeof(r));
+		sappend(buf, len, "Ruby live objects %s per call (%s per "
+			"call, under the %.0f B leak floor)", s, r,
+			v->leak_floor);
+	} else if (e->lo > 0)
 		sappend(buf, len, "Ruby live objects %s per call (below the "
 			"%.2f margin)", s, v->slot_margin);
 	else if (e->hi <= v->slot_margin && e->lo >= -v->slot_margin)
@@ -615,6 +647,35 @@ more_calls(double total_needed, double N, double per_batch, bool *capped)
 	return (uint64_t)(ceil(more / per_batch) * per_batch);
 }
 
+/*
+ * The interval of the Ruby-held slope from the controls' noise alone.
+ * After a full GC Ruby's bytes are exact: a measured batch's delta is
+ * the snippet's growth plus what the target's other threads held at
+ * that instant, and the controls measure the latter.  Buffers that
+ * double (an Array, a Hash) make the growth come in steps; a bootstrap
+ * would take those for noise.  With na measured batches, nc controls of
+ * variance s2 and N calls: se^2 = s2 na (1 + na / nc) / N^2.  A growth
+ * that stops (a cache filled) is caught by the second-half check.
+ */
+static void
+ruby_interval(struct ana_estimate *e, const struct group *C, size_t na,
+	      double N)
+{
+	double mean = 0, ss = 0, se, t;
+	size_t i;
+
+	for (i = 0; i < C->n; i++)
+		mean += C->v[M_RUBY][i];
+	mean /= (double)C->n;
+	for (i = 0; i < C->n; i++)
+		ss += (C->v[M_RUBY][i] - mean) * (C->v[M_RUBY][i] - mean);
+	se = sqrt(ss / (double)(C->n - 1) * (double)na *
+		  (1 + (double)na / (double)C->n)) / N;
+	t = t975(C->n - 1);
+	e->lo = e->slope - t * se;
+	e->hi = e->slope + t * se;
+}
+
 /* Plain-mean slope of A[a0, a1) net of the drift of C[c0, c1). */
 static double
 mean_slope(const struct group *A, size_t a0, size_t a1,
@@ -647,26 +708,60 @@ half_slopes(const struct group *A, const struct group *C, double half[2])
 			    : mean_slope(A, ha, A->n, C, 0, C->n);
 }
 
+/* "Ruby live objects +0.02 per call (0.6 B per call)" -- for a summary. */
+static void
+say_ruby_bytes(char *buf, size_t len, const struct ana_verdict *v)
+{
+	char s[32];
+
+	if (v->ruby.lo <= 0 && v->ruby.hi >= 0)
+		return;
+	fmt_bytes(v->ruby.slope, 1, s, sizeof(s));
+	sappend(buf, len, ", Ruby-held %s per call", s);
+}
+
+/* ", mostly Array (1.2 MiB -> 1.5 MiB)" when one type holds most. */
+static void
+say_type(char *buf, size_t len, const struct ana_verdict *v)
+{
+	char a[32], b[32];
+
+	if (v->rb_type < 0 || v->rb_type_bpc < 0.5 * v->ruby.slope)
+		return;
+	lp_human_bytes((double)v->rb_type_before, 0, a, sizeof(a));
+	lp_human_bytes((double)v->rb_type_after, 0, b, sizeof(b));
+	sappend(buf, len, ", mostly %s (%s -> %s)",
+		ana_rb_type_name(v->rb_type), a, b);
+}
+
 /*
- * Fill kind, more_calls_needed and summary from the estimates in v.
- * nctl: control batches used; per_batch: calls per measured batch;
- * half[0], half[1]: plain-mean slopes of the first and the second half of
- * the measured batches (execution order, controls split the same way);
- * diff: plain mean minus robust memory slope.
+ * Fill kind, leak, more_calls_needed and summary from the estimates in
+ * v.  nctl: control batches used; per_batch: calls per measured batch;
+ * half[0], half[1]: plain-mean native slopes of the first and the second
+ * half of the measured batches (execution order, controls split the
+ * same way); diff: plain mean minus robust native slope.
+ *
+ * Every kind is judged in bytes per call against one floor
+ * (v->leak_floor: --fail-on-growth, or ANA_VERDICT_LEAK_FLOOR): a leak
+ * needs the lower bound of its bytes at or above it.  Ruby-held bytes
+ * are checked first: they are exact counts after a full GC, and Ruby
+ * fills free slots and grows buffers before rss shows anything.  New
+ * live objects (live-slot lower bound above the margin) make it a
+ * ruby-object leak; without them the objects that exist grow.
  */
 static void
 decide(struct ana_verdict *v, size_t nctl, double per_batch,
        const double half[2],
        const struct ana_estimate *diff)
 {
-	struct ana_estimate *m = &v->mem;
+	struct ana_estimate *m = &v->native;
 	const struct ana_estimate *mm = &v->mem_mean;
-	double N = (double)v->measured_calls;
+	double N = (double)v->measured_calls, F = v->leak_floor;
 	char *sum = v->summary;
 	size_t len = sizeof(v->summary);
 	char calls[32], grew[32];
-	bool mem_leak, mean_leak, slot_leak, capped = false, steps = false;
-	bool up, down;
+	bool mem_leak, mean_leak, slot_leak, ruby_leak, capped = false;
+	bool steps = false, up, down, mem_grows;
 	size_t fewest;
 
 	fmt_count(v->measured_calls, calls, sizeof(calls));
@@ -687,22 +782,41 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	}
 
 	slot_leak = v->slots.lo > v->slot_margin;
-	if (slot_leak) {
-		/*
-		 * Live slots are exact counts after a full GC, so sustained
-		 * growth is retained objects even when rss is still flat:
-		 * Ruby fills free slots of its heap pages before it maps
-		 * new ones.
-		 */
-		v->kind = ANA_RUBY_LEAK;
-		fmt_slots(v->slots.slope, 1, grew, sizeof(grew));
-		sappend(sum, len, "ruby-object leak: %s live objects per call "
-			"(95 %% CI ", grew);
-		fmt_slots(v->slots.lo, 0, grew, sizeof(grew));
-		sappend(sum, len, "%s to ", grew);
-		fmt_slots(v->slots.hi, 0, grew, sizeof(grew));
-		sappend(sum, len, "%s); ", grew);
-		say_mem(sum, len, "memory ", m);
+	/* the levels must grow too, by half the lower bound at least */
+	ruby_leak = v->ruby.lo > 0 && v->ruby.lo >= F &&
+		    v->ruby_levels >= 0.5 * v->ruby.lo;
+	if (ruby_leak && v->ruby_late.slope <= 0) {
+		/* grew, then stopped: a cache filling, not a leak */
+		v->kind = ANA_INCONCLUSIVE;
+		v->more_calls_needed = more_calls(2 * N, N, per_batch,
+						  &capped);
+		say_mem(sum, len, "inconclusive: Ruby-held ", &v->ruby);
+		say_mem(sum, len, " but in the second half ", &v->ruby_late);
+		sappend(sum, len, " over %s calls (still settling?)", calls);
+		goto more;
+	}
+	if (ruby_leak) {
+		v->leak = v->ruby;
+		if (slot_leak) {
+			v->kind = ANA_RUBY_LEAK;
+			say_mem(sum, len, "ruby-object leak: ", &v->ruby);
+			fmt_slots(v->slots.slope, 1, grew, sizeof(grew));
+			sappend(sum, len, " held by %s new live objects per "
+				"call", grew);
+		} else {
+			v->kind = ANA_RUBY_GROWTH;
+			say_mem(sum, len, "ruby-held growth: ", &v->ruby);
+			sappend(sum, len, " in objects that already exist "
+				"(live objects flat)");
+		}
+		say_type(sum, len, v);
+		if (!v->rb_measured)
+			sappend(sum, len, " (%.0f B per new object: sizes "
+				"not measured)", SLOT_BYTES);
+		if (m->lo > 0 && m->lo >= F) {
+			fmt_bytes(m->slope, 1, grew, sizeof(grew));
+			sappend(sum, len, "; native %s per call too", grew);
+		}
 		sappend(sum, len, " over %s calls", calls);
 		return;
 	}
@@ -716,15 +830,25 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	 * or two bootstrap blocks and are not significant; spread-out ones
 	 * are.  When both halves of the run show the excess, the steps
 	 * recur: they are how this process grows or shrinks, and the
-	 * verdict rests on the plain mean (mem becomes mem_mean).  When only
-	 * one half does, it may be a one-off; if the two would then decide
-	 * differently, the verdict is inconclusive, and a run twice as long
-	 * dilutes the one-off.
+	 * verdict rests on the plain mean (native becomes mem_mean).  When
+	 * only one half does, it may be a one-off; if the two would then
+	 * decide differently, the verdict is inconclusive, and a run twice
+	 * as long dilutes the one-off.
+	 */
+	/*
+	 * Native is memory less Ruby-held.  When Ruby-held shrinks (other
+	 * threads held fewer objects at the reads after measured batches
+	 * than after controls), native comes out above what memory did:
+	 * a native leak also needs memory itself to grow, by half the
+	 * native lower bound at least.
 	 */
 	up = diff->lo > 0;
 	down = diff->hi < 0;
-	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
-	mean_leak = mm->lo > 0 && mm->slope * N >= MIN_LEAK_PAGES * PAGE;
+	mem_grows = v->mem.slope >= 0.5 * m->lo;
+	mem_leak = m->lo > 0 && m->lo >= F && mem_grows &&
+		   m->slope * N >= MIN_LEAK_PAGES * PAGE;
+	mean_leak = mm->lo > 0 && mm->lo >= F && mem_grows &&
+		    mm->slope * N >= MIN_LEAK_PAGES * PAGE;
 	if ((up && half[0] > m->hi && half[1] > m->hi) ||
 	    (down && half[0] < m->lo && half[1] < m->lo)) {
 		*m = *mm;
@@ -740,7 +864,9 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 			up ? "steps" : "drops");
 		goto more;
 	}
-	mem_leak = m->lo > 0 && m->slope * N >= MIN_LEAK_PAGES * PAGE;
+	mem_leak = m->lo > 0 && m->lo >= F &&
+		   (steps || v->mem.slope >= 0.5 * m->lo) &&
+		   m->slope * N >= MIN_LEAK_PAGES * PAGE;
 
 	/*
 	 * A leak keeps leaking: when the second half of the run shows no
@@ -755,41 +881,56 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 		v->kind = ANA_INCONCLUSIVE;
 		v->more_calls_needed = more_calls(2 * N, N, per_batch,
 						  &capped);
-		say_mem(sum, len, "inconclusive: memory ", m);
+		say_mem(sum, len, "inconclusive: native ", m);
 		say_mem(sum, len, " but in the second half ", &v->mem_late);
 		sappend(sum, len, " over %s calls (still settling?)", calls);
 		goto more;
 	}
 	if (mem_leak) {
 		v->kind = ANA_NATIVE_LEAK;
+		v->leak = *m;
 		say_mem(sum, len, "native leak: ", m);
 		sappend(sum, len, "%s; ", steps ? " in large steps" : "");
 		say_where(sum, len, v);
 		fmt_bytes(m->slope * N, 0, grew, sizeof(grew));
 		sappend(sum, len, " grew %s over %s calls; ", grew, calls);
 		say_slots(sum, len, v);
+		say_ruby_bytes(sum, len, v);
 		return;
 	}
-	if (m->hi < v->mem_floor) {
+	if (m->hi < v->mem_floor && v->ruby.hi < v->mem_floor) {
 		v->kind = ANA_NO_LEAK;
-		say_mem(sum, len, "no leak: memory ", m);
-		sappend(sum, len, "%s over %s calls, below the %.0f B floor; ",
-			steps ? " (large steps)" : "", calls, v->mem_floor);
+		say_mem(sum, len, "no leak: native ", m);
+		sappend(sum, len, "%s, Ruby-held ", steps ? " (large steps)"
+			: "");
+		fmt_bytes(v->ruby.slope, 1, grew, sizeof(grew));
+		sappend(sum, len, "%s per call over %s calls, below the "
+			"%.0f B floor; ", grew, calls, v->mem_floor);
 		say_slots(sum, len, v);
 		return;
 	}
 	v->kind = ANA_INCONCLUSIVE;
+	if (v->ruby.hi >= v->mem_floor && m->hi < v->mem_floor)
+		m = &v->ruby;
 	v->more_calls_needed = more_calls(calls_to_decide(m, v->mem_floor, N),
 					  N, per_batch, &capped);
-	say_mem(sum, len, "inconclusive: memory ", m);
-	sappend(sum, len, " over %s calls, neither above 0 nor below the "
-		"%.0f B floor", calls, v->mem_floor);
+	say_mem(sum, len, m == &v->ruby ? "inconclusive: Ruby-held "
+		: "inconclusive: native ", m);
+	if (m == &v->native && m->lo > 0 && m->lo >= F &&
+	    v->mem.slope < 0.5 * m->lo)
+		sappend(sum, len, " over %s calls, but memory itself did not "
+			"grow (Ruby-held fell)", calls);
+	else
+		sappend(sum, len, " over %s calls, neither above %s nor below "
+			"the %.0f B floor", calls, F > 0 ? "the leak floor" :
+			"0", v->mem_floor);
 more:
 	fmt_count(v->more_calls_needed, calls, sizeof(calls));
 	if (v->more_calls_needed)
 		sappend(sum, len, "; run %s %s more calls",
 			capped ? "over" : "about", calls);
 }
+
 
 /* ---- entry point --------------------------------------------------- */
 
@@ -804,11 +945,101 @@ int
 ana_verdict_compute(const struct ana_batch *b, size_t n,
 		    struct ana_verdict *out)
 {
+	return ana_verdict_compute_floor(b, n, ANA_VERDICT_LEAK_FLOOR, out);
+}
+
+/*
+ * Which Ruby type holds most of the Ruby-held growth (plain means, net of
+ * the controls' drift), and its bytes before and after the measured
+ * batches.  rbt[0]: sums of the measured batches' deltas per type,
+ * rbt[1]: of the controls'.
+ */
+static void
+rb_what_grows(struct ana_verdict *v, const struct ana_batch *b, size_t n,
+	      double rbt[2][ANA_RB_NTYPES], size_t na, size_t nc)
+{
+	double best = 0;
+	size_t first = 0, last = 0, i;
+
+	v->rb_type = -1;
+	if (!v->rb_measured || !v->measured_calls)
+		return;
+	for (int k = 0; k < ANA_RB_NTYPES; k++) {
+		double s = rbt[0][k];
+
+		if (nc)
+			s -= rbt[1][k] / (double)nc * (double)na;
+		s /= (double)v->measured_calls;
+		if (s > best) {
+			best = s;
+			v->rb_type = k;
+			v->rb_type_bpc = s;
+		}
+	}
+	if (v->rb_type < 0)
+		return;
+	for (i = 1; i < n; i++) {
+		if (b[i].warmup || b[i].control || !b[i].calls)
+			continue;
+		if (!first)
+			first = i;
+		last = i;
+	}
+	if (first) {
+		v->rb_type_before = b[first - 1].rb_types[v->rb_type];
+		v->rb_type_after = b[last].rb_types[v->rb_type];
+	}
+}
+
+/*
+ * Ruby-held bytes per call from the levels alone: after the last
+ * measured batch less before the first, over the measured calls.  A
+ * level that alternates between measured and control batches (an
+ * artifact: some state of the target differs after the two kinds) makes
+ * every measured delta positive and every control delta negative, which
+ * the delta estimator takes for growth; the levels do not grow.
+ */
+static double
+ruby_by_levels(const struct ana_batch *b, size_t n, bool rb, double N)
+{
+	size_t first = 0, last = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		if (b[i].warmup || b[i].control || !b[i].calls)
+			continue;
+		if (!first)
+			first = i;
+		last = i;
+	}
+	if (!first || N <= 0)
+		return 0;
+	if (rb)
+		return (double)(b[last].rb_bytes - b[first - 1].rb_bytes) / N;
+	return (double)(b[last].live_slots - b[first - 1].live_slots) *
+	       SLOT_BYTES / N;
+}
+
+/* Name of Ruby type k of ana_batch.rb_types ("Array"; static). */
+const char *
+ana_rb_type_name(int k)
+{
+	static const char *const name[ANA_RB_NTYPES] = {
+		"String", "Array", "Hash", "Object", "Data", "Struct"
+	};
+
+	return k >= 0 && k < ANA_RB_NTYPES ? name[k] : "?";
+}
+
+int
+ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
+			  double leak_floor, struct ana_verdict *out)
+{
 	struct group A, C;
 	struct unit *seq = NULL;
 	struct ana_estimate *dst[NEST], diff;
 	double *boot = NULL, d[NMETRIC], est[NEST], N, q, per, half[2];
 	uint64_t rng = SEED, any_calls = 0, nany = 0;
+	double rbt[2][ANA_RB_NTYPES] = { { 0 } }, ctl_mem = 0;
 	size_t i, r, na = 0, nc = 0, L = 0, blk;
 	int k, rc = 0;
 
@@ -817,7 +1048,9 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	memset(out, 0, sizeof(*out));
 	out->kind = ANA_INCONCLUSIVE;
 	out->slot_margin = ANA_VERDICT_SLOT_MARGIN;
-	out->mem_floor = ANA_VERDICT_MEM_FLOOR;
+	out->leak_floor = leak_floor > 0 ? leak_floor : 0;
+	out->mem_floor = fmax(ANA_VERDICT_MEM_FLOOR, out->leak_floor);
+	out->rb_type = -1;
 	if (!b)
 		n = 0;
 
@@ -839,21 +1072,36 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 		goto out;
 	}
 
+	/* Ruby's bytes count only when every delta has both ends. */
+	out->rb_measured = n > 1;
+	for (i = 1; i < n; i++) {
+		if (b[i].warmup || (!b[i].control && !b[i].calls))
+			continue;
+		if (b[i].rb_bytes < 0 || b[i - 1].rb_bytes < 0)
+			out->rb_measured = false;
+	}
 	for (i = 1; i < n; i++) {
 		struct group *g;
 
 		if (b[i].warmup || (!b[i].control && !b[i].calls))
 			continue;
 		g = b[i].control ? &C : &A;
-		batch_deltas(&b[i], d);
+		batch_deltas(&b[i], d, out->rb_measured);
 		for (k = 0; k < NMETRIC; k++)
 			g->v[k][g->n] = b[i].control ? d[k]
 				       : d[k] / (double)b[i].calls;
-		g->mem[g->n] = d[M_MEM];
+		g->mem[g->n] = d[M_NATIVE];
 		g->calls[g->n] = (double)b[i].calls;
+		if (out->rb_measured)
+			for (k = 0; k < ANA_RB_NTYPES; k++)
+				rbt[!!b[i].control][k] += (double)
+					(b[i].rb_types[k] -
+					 b[i - 1].rb_types[k]);
 		if (!b[i].control) {
 			out->measured_calls += b[i].calls;
 			out->total_growth += d[M_MEM];
+		} else {
+			ctl_mem += d[M_MEM];
 		}
 		seq[L].g = g;
 		seq[L++].i = (uint32_t)g->n++;
@@ -865,21 +1113,22 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 	dst[M_ARENA] = &out->arena;
 	dst[M_ANON] = &out->anon;
 	dst[M_SLOTS] = &out->slots;
+	dst[M_RUBY] = &out->ruby;
+	dst[M_NATIVE] = &out->native;
+	dst[M_RLATE] = &out->ruby_late;
 	dst[M_MEAN] = &out->mem_mean;
 	dst[M_LATE] = &out->mem_late;
 	dst[M_DIFF] = &diff;
 	for (k = 0; k < NEST; k++)
 		dst[k]->n = A.n;
 	out->mem_late.n = A.n - A.n / 2;
+	out->ruby_late.n = A.n - A.n / 2;
 
 	/* Net observed growth: measured deltas minus the control drift. */
-	if (C.n) {
-		double drift = 0;
-
-		for (i = 0; i < C.n; i++)
-			drift += C.mem[i];
-		out->total_growth -= drift / (double)C.n * (double)A.n;
-	}
+	if (C.n)
+		out->total_growth -= ctl_mem / (double)C.n * (double)A.n;
+	rb_what_grows(out, b, n, rbt, A.n, C.n);
+	out->ruby_levels = ruby_by_levels(b, n, out->rb_measured, N);
 
 	/* Batch size for "more calls": the measured one, else any. */
 	per = A.n ? N / (double)A.n
@@ -946,14 +1195,18 @@ ana_verdict_compute(const struct ana_batch *b, size_t n,
 		struct ana_estimate *e = dst[k];
 
 		interval(boot + (size_t)k * NBOOT,
-			 k == M_LATE ? L / blk / 2 : L / blk, e);
-		if (k != M_SLOTS) {
+			 k == M_LATE || k == M_RLATE ? L / blk / 2 : L / blk,
+			 e);
+		/* Ruby's bytes are exact counts, not resident pages */
+		if (k != M_SLOTS && k != M_RUBY && k != M_RLATE) {
 			double qk = k == M_LATE ? 2 * q : q;
 
 			e->lo = fmin(e->lo, e->slope - qk);
 			e->hi = fmax(e->hi, e->slope + qk);
 		}
 	}
+	if (C.n >= 2)
+		ruby_interval(&out->ruby, &C, A.n, N);
 	half_slopes(&A, &C, half);
 	decide(out, C.n, per, half, &diff);
 out:
@@ -980,6 +1233,8 @@ ana_verdict_name(enum ana_verdict_kind k)
 		return "ruby-object leak";
 	case ANA_INCONCLUSIVE:
 		return "inconclusive";
+	case ANA_RUBY_GROWTH:
+		return "ruby-held growth";
 	}
 	return "unknown";
 }

@@ -30,10 +30,15 @@
  * moves objects.  Allocation tracing records for each object its file,
  * line, method and the GC count at its birth ("generation"), which never
  * change during its life.  So:
- *  - born after OLD = generation above OLD's highest generation.  Objects
- *    born after OLD was dumped but before the next GC share that
- *    generation and cannot be told from older ones: they are not counted
- *    (same_gen; run GC.start right after taking OLD).
+ *  - born after OLD = generation above OLD's highest generation, or equal
+ *    to it at an address OLD does not have.  Objects born after OLD was
+ *    dumped but before the next GC share OLD's newest generation; within
+ *    one generation no GC ran, so no slot was freed and reused: OLD's
+ *    digest keeps the addresses of that generation (8 bytes each) and an
+ *    object of NEW or LATER of that generation elsewhere is new
+ *    (same_gen_new; the rest, same_gen, are OLD's own).  GC.compact
+ *    between the dumps on a Ruby that keeps the allocation info of moved
+ *    objects would make a moved one of that generation look new.
  *  - still alive in LATER (3 dumps): LATER's objects with a generation in
  *    (OLD's highest, NEW's highest] are matched with NEW's as multisets on
  *    (file, line, method, generation, type, class): min(NEW, LATER) per
@@ -65,24 +70,12 @@
 #include <emmintrin.h>
 #endif
 
+#include "analysis/analysis_int.h"
 #include "common/log.h"
 
-#define HD_MAX_THREADS	8
-#define HD_WINDOW	((size_t)1 << 20)	/* scanned before a page drop */
-#define HD_MIN_CHUNK	((size_t)1 << 20)	/* per thread, at least */
-#define HD_READ_BLOCK	((size_t)1 << 20)	/* streaming read size */
-#define HD_SHAPES_PER_SITE 32	/* sizes kept per site, then "any" */
-#define HD_SHAPE_ANY	UINT64_MAX
-#define HD_NONE		UINT32_MAX
 
 /* ---- hashing ---------------------------------------------------------- */
 
-static inline uint64_t
-hd_mix(uint64_t h, uint64_t v)
-{
-	h = (h ^ v) * 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 31);
-}
 
 static uint64_t
 hd_hash(const char *s, size_t n)
@@ -106,22 +99,9 @@ hd_hash(const char *s, size_t n)
  * string and an open-addressing index.  Id 0 is "".
  */
 
-struct hd_str {
-	uint64_t hash;
-	size_t off, len;
-};
 
-struct hd_strs {
-	char *buf;
-	size_t len, cap;
-	struct hd_str *s;
-	size_t n, scap;
-	uint32_t *slot;		/* 0 empty, else id + 1 */
-	size_t mask;
-};
-
-static void
-strs_release(struct hd_strs *t)
+void
+ana__hd_strs_release(struct hd_strs *t)
 {
 	free(t->buf);
 	free(t->s);
@@ -149,23 +129,22 @@ strs_rehash(struct hd_strs *t, size_t nslots)
 	return 0;
 }
 
-static uint32_t strs_intern(struct hd_strs *t, const char *p, size_t n);
 
-static int
-strs_init(struct hd_strs *t)
+int
+ana__hd_strs_init(struct hd_strs *t)
 {
 	memset(t, 0, sizeof(*t));
 	if (strs_rehash(t, 64) < 0)
 		return -1;
-	if (strs_intern(t, "", 0) != 0) {
-		strs_release(t);
+	if (ana__hd_strs_intern(t, "", 0) != 0) {
+		ana__hd_strs_release(t);
 		return -1;
 	}
 	return 0;
 }
 
-static bool
-grow(void **p, size_t *cap, size_t need, size_t sz)
+bool
+ana__hd_grow(void **p, size_t *cap, size_t need, size_t sz)
 {
 	size_t c = *cap ? *cap : 16;
 	void *q;
@@ -204,8 +183,8 @@ strs_find_h(const struct hd_strs *t, const char *p, size_t n, uint64_t h,
 }
 
 /* Id of p[0..n), added when new; HD_NONE when out of memory. */
-static uint32_t
-strs_intern(struct hd_strs *t, const char *p, size_t n)
+uint32_t
+ana__hd_strs_intern(struct hd_strs *t, const char *p, size_t n)
 {
 	uint64_t h = hd_hash(p, n);
 	size_t j;
@@ -220,8 +199,8 @@ strs_intern(struct hd_strs *t, const char *p, size_t n)
 			return HD_NONE;
 		strs_find_h(t, p, n, h, &j);
 	}
-	if (!grow((void **)&t->buf, &t->cap, t->len + n + 1, 1) ||
-	    !grow((void **)&t->s, &t->scap, t->n + 1, sizeof(*t->s)))
+	if (!ana__hd_grow((void **)&t->buf, &t->cap, t->len + n + 1, 1) ||
+	    !ana__hd_grow((void **)&t->s, &t->scap, t->n + 1, sizeof(*t->s)))
 		return HD_NONE;
 	memcpy(t->buf + t->len, p, n);
 	t->buf[t->len + n] = '\0';
@@ -234,8 +213,8 @@ strs_intern(struct hd_strs *t, const char *p, size_t n)
 	return id;
 }
 
-static const char *
-strs_at(const struct hd_strs *t, uint32_t id, size_t *len)
+const char *
+ana__hd_strs_at(const struct hd_strs *t, uint32_t id, size_t *len)
 {
 	*len = t->s[id].len;
 	return t->buf + t->s[id].off;
@@ -246,16 +225,6 @@ strs_at(const struct hd_strs *t, uint32_t id, size_t *len)
  * insertion order, with an open-addressing index.
  */
 
-struct hd_tab {
-	unsigned nk, stride;
-	uint64_t *ent;
-	size_t n, cap;
-	uint32_t *slot;		/* 0 empty, else entry + 1 */
-	size_t mask;
-};
-
-#define TAB_KEY(t, i)	((t)->ent + (size_t)(i) * (t)->stride)
-#define TAB_VAL(t, i)	(TAB_KEY(t, i) + (t)->nk)
 
 static uint64_t
 key_hash(const uint64_t *k, unsigned nk)
@@ -287,8 +256,8 @@ tab_rehash(struct hd_tab *t, size_t nslots)
 	return 0;
 }
 
-static int
-tab_init(struct hd_tab *t, unsigned nk, unsigned nv)
+int
+ana__hd_tab_init(struct hd_tab *t, unsigned nk, unsigned nv)
 {
 	memset(t, 0, sizeof(*t));
 	t->nk = nk;
@@ -296,8 +265,8 @@ tab_init(struct hd_tab *t, unsigned nk, unsigned nv)
 	return tab_rehash(t, 64);
 }
 
-static void
-tab_release(struct hd_tab *t)
+void
+ana__hd_tab_release(struct hd_tab *t)
 {
 	free(t->ent);
 	free(t->slot);
@@ -329,15 +298,15 @@ tab_lookup(const struct hd_tab *t, const uint64_t *k, size_t *slot_out)
 	return NULL;
 }
 
-static uint64_t *
-tab_find(const struct hd_tab *t, const uint64_t *k)
+uint64_t *
+ana__hd_tab_find(const struct hd_tab *t, const uint64_t *k)
 {
 	return tab_lookup(t, k, NULL);
 }
 
 /* Values of key k, added as zeroes when new; NULL when out of memory. */
-static uint64_t *
-tab_add(struct hd_tab *t, const uint64_t *k)
+uint64_t *
+ana__hd_tab_add(struct hd_tab *t, const uint64_t *k)
 {
 	size_t j;
 	uint64_t *v = tab_lookup(t, k, &j), *e;
@@ -351,7 +320,7 @@ tab_add(struct hd_tab *t, const uint64_t *k)
 			return NULL;
 		tab_lookup(t, k, &j);
 	}
-	if (!grow((void **)&t->ent, &t->cap, t->n + 1,
+	if (!ana__hd_grow((void **)&t->ent, &t->cap, t->n + 1,
 		  t->stride * sizeof(uint64_t)))
 		return NULL;
 	e = TAB_KEY(t, t->n);
@@ -362,14 +331,6 @@ tab_add(struct hd_tab *t, const uint64_t *k)
 }
 
 /* ---- the line scanner ------------------------------------------------- */
-
-enum {
-	HD_ADDR = 1 << 0, HD_TYPE = 1 << 1, HD_CLASS = 1 << 2,
-	HD_FILE = 1 << 3, HD_LINE = 1 << 4, HD_METHOD = 1 << 5,
-	HD_GEN = 1 << 6, HD_MEMSIZE = 1 << 7, HD_NAME = 1 << 8,
-	HD_REAL = 1 << 9, HD_ROOT = 1 << 10, HD_REFS = 1 << 11,
-	HD_SHAPE = 1 << 12,
-};
 
 /* Why a line was skipped. */
 enum {
@@ -384,95 +345,6 @@ static const char *const bad_text[] = {
 	[BAD_NO_TYPE] = "no \"type\" key",
 };
 
-/* What one line says; strings are escaped spans of the input. */
-struct hd_rec {
-	unsigned have;
-	uint64_t addr, cls, memsize, shape;
-	int64_t line, gen;
-	const char *type, *file, *method, *name, *real, *root, *refs;
-	size_t type_len, file_len, method_len, name_len, real_len, root_len,
-	       refs_len;
-};
-
-static inline const char *
-skip_ws(const char *p, const char *e)
-{
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r'))
-		p++;
-	return p;
-}
-
-/*
- * The scans below look at 16 bytes at a time (SSE2, part of x86-64) and
- * never read past e: the input may end at the end of a mapping.
- */
-
-/* First '"' or '\\' in [p, e), or e. */
-static inline const char *
-scan_quote(const char *p, const char *e)
-{
-#ifdef __SSE2__
-	const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\');
-
-	for (; e - p >= 16; p += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		unsigned m = (unsigned)_mm_movemask_epi8(
-			_mm_or_si128(_mm_cmpeq_epi8(v, q),
-				     _mm_cmpeq_epi8(v, b)));
-
-		if (m)
-			return p + __builtin_ctz(m);
-	}
-#endif
-	while (p < e && *p != '"' && *p != '\\')
-		p++;
-	return p;
-}
-
-/* First of " [ ] { } in [p, e), or e. */
-static inline const char *
-scan_nest(const char *p, const char *e)
-{
-#ifdef __SSE2__
-	/* '[' | 0x20 == '{' and ']' | 0x20 == '}' */
-	const __m128i q = _mm_set1_epi8('"'), o = _mm_set1_epi8('{'),
-		      c = _mm_set1_epi8('}'), lc = _mm_set1_epi8(0x20);
-
-	for (; e - p >= 16; p += 16) {
-		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-		__m128i f = _mm_or_si128(v, lc);
-		unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
-			_mm_cmpeq_epi8(v, q), _mm_or_si128(
-				_mm_cmpeq_epi8(f, o), _mm_cmpeq_epi8(f, c))));
-
-		if (m)
-			return p + __builtin_ctz(m);
-	}
-#endif
-	while (p < e && *p != '"' && (*p | 0x20) != '{' && (*p | 0x20) != '}')
-		p++;
-	return p;
-}
-
-/*
- * p is just after an opening quote: return the closing quote, or NULL
- * when the line ends first.  A backslash escapes the byte after it, so
- * \" does not close the string and \\" does.
- */
-static inline const char *
-str_close(const char *p, const char *e)
-{
-	for (;;) {
-		p = scan_quote(p, e);
-		if (p >= e)
-			return NULL;
-		if (*p == '"')
-			return p;
-		p += 2;		/* a backslash and the byte it escapes */
-		if (p > e)
-			return NULL;
-	}
-}
 
 /* p at '[' or '{': return just after the matching bracket, or NULL. */
 static const char *
@@ -559,36 +431,6 @@ take_int(const char *p, const char *e, int64_t *out)
 	return p;
 }
 
-/* Hex digit values plus one; 0 for other bytes. */
-static const unsigned char hex_digit1[256] = {
-	['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6,
-	['6'] = 7, ['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12,
-	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11,
-	['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-static inline int
-hexval(char c)
-{
-	return (int)hex_digit1[(unsigned char)c] - 1;
-}
-
-/* An address string "0x7f..."; NULL when it is not one. */
-static inline const char *
-take_addr(const char *p, const char *e, uint64_t *out)
-{
-	uint64_t v = 0;
-	int n = 0, h;
-
-	if (e - p < 4 || p[0] != '"' || p[1] != '0' || (p[2] | 0x20) != 'x')
-		return NULL;
-	for (p += 3; p < e && (h = hexval(*p)) >= 0; p++, n++)
-		v = v << 4 | (uint64_t)h;
-	if (p >= e || *p != '"' || n == 0 || n > 16)
-		return NULL;
-	*out = v;
-	return p + 1;
-}
 
 enum {
 	K_OTHER, K_TYPE, K_FILE, K_LINE, K_NAME, K_ROOT, K_SIZE, K_CLASS,
@@ -671,8 +513,8 @@ set_shape(struct hd_rec *r, int64_t v, uint64_t kind)
  * Read one line [p, e) (no newline).  want_refs keeps the span of
  * "references".  Returns 0 or a BAD_* reason.
  */
-static int
-hd_parse(const char *p, const char *e, struct hd_rec *r, bool want_refs)
+int
+ana__hd_parse(const char *p, const char *e, struct hd_rec *r, bool want_refs)
 {
 	r->have = 0;
 	p = skip_ws(p, e);
@@ -798,13 +640,6 @@ hd_parse(const char *p, const char *e, struct hd_rec *r, bool want_refs)
 	return skip_ws(p + 1, e) == e ? BAD_NONE : BAD_SYNTAX;
 }
 
-static inline bool
-span_is(const char *s, size_t n, const char *lit)
-{
-	size_t l = strlen(lit);
-
-	return n == l && !memcmp(s, lit, l);
-}
 
 /* ---- JSON strings for output ------------------------------------------ */
 
@@ -887,8 +722,8 @@ utf8_len(const unsigned char *s, const unsigned char *e)
  * invalid bytes, lone surrogates and NUL become U+FFFD.  NULL when out of
  * memory.
  */
-static char *
-json_unescape(const char *s, size_t n)
+char *
+ana__hd_json_unescape(const char *s, size_t n)
 {
 	const char *e = s + n;
 	char *out, *o;
@@ -964,10 +799,6 @@ json_unescape(const char *s, size_t n)
 
 /* ---- one thread's tables ---------------------------------------------- */
 
-enum { CN_NAME = 1, CN_REAL = 2, CN_ANON = 3 };
-
-/* tcs values */
-enum { TV_N, TV_BYTES, TV_UN, TV_UBYTES, TV_OLD, TV_NV };
 
 struct hd_acc {
 	int64_t after;		/* sites for generations above it */
@@ -986,6 +817,14 @@ struct hd_acc {
 				 * lines do not outlive the call) */
 	size_t last_type_len;
 	char last_type[32];
+	/* OLD: addresses of the objects of the newest generation seen */
+	bool collect;
+	int64_t top_gen;
+	uint64_t *top;
+	size_t ntop, ctop;
+	/* NEW, LATER: OLD's, sorted (borrowed from its digest) */
+	const uint64_t *old;
+	size_t nold;
 	bool oom;
 };
 
@@ -994,28 +833,36 @@ acc_free(struct hd_acc *a)
 {
 	if (!a)
 		return;
-	strs_release(&a->str);
-	tab_release(&a->cls);
-	tab_release(&a->tcs);
-	tab_release(&a->site);
-	tab_release(&a->coarse);
+	ana__hd_strs_release(&a->str);
+	ana__hd_tab_release(&a->cls);
+	ana__hd_tab_release(&a->tcs);
+	ana__hd_tab_release(&a->site);
+	ana__hd_tab_release(&a->coarse);
+	free(a->top);
 	free(a);
 }
 
 static struct hd_acc *
-acc_new(int64_t after)
+acc_new(const struct ana_hd_digest *d)
 {
 	struct hd_acc *a = calloc(1, sizeof(*a));
+	int64_t after = d->after;
 
 	if (!a)
 		return NULL;
 	a->after = after;
+	a->collect = after == ANA_HD_NO_SITES;
+	a->top_gen = -1;
+	a->old = d->old;
+	a->nold = d->nold;
 	a->shapes = after != ANA_HD_NO_SITES;
 	a->st.max_gen = -1;
 	a->last_type_sid = HD_NONE;
-	if (strs_init(&a->str) < 0 || tab_init(&a->cls, 1, 1) < 0 ||
-	    tab_init(&a->tcs, 4, TV_NV) < 0 || tab_init(&a->site, 8, 2) < 0 ||
-	    tab_init(&a->coarse, 6, 1) < 0) {
+	if (ana__hd_strs_init(&a->str) < 0 ||
+	    ana__hd_tab_init(&a->cls, 1, 1) < 0 ||
+	    ana__hd_tab_init(&a->tcs, 4, TV_NV) < 0 ||
+	    ana__hd_tab_init(&a->site, 8, 2) < 0 ||
+	    ana__hd_tab_init(&a->coarse, 6, 1) < 0) {
 		acc_free(a);
 		return NULL;
 	}
@@ -1039,13 +886,13 @@ acc_class(struct hd_acc *a, const struct hd_rec *r)
 	uint32_t sid = 0;
 
 	if (r->have & HD_NAME) {
-		sid = strs_intern(&a->str, r->name, r->name_len);
+		sid = ana__hd_strs_intern(&a->str, r->name, r->name_len);
 		kind = CN_NAME;
 	} else if (r->have & HD_REAL) {
-		sid = strs_intern(&a->str, r->real, r->real_len);
+		sid = ana__hd_strs_intern(&a->str, r->real, r->real_len);
 		kind = CN_REAL;
 	}
-	v = tab_add(&a->cls, &r->addr);
+	v = ana__hd_tab_add(&a->cls, &r->addr);
 	if (sid == HD_NONE || !v) {
 		a->oom = true;
 		return;
@@ -1061,9 +908,9 @@ acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	uint32_t f = 0, m = 0;
 
 	if (r->have & HD_FILE)
-		f = strs_intern(&a->str, r->file, r->file_len);
+		f = ana__hd_strs_intern(&a->str, r->file, r->file_len);
 	if (r->have & HD_METHOD)
-		m = strs_intern(&a->str, r->method, r->method_len);
+		m = ana__hd_strs_intern(&a->str, r->method, r->method_len);
 	if (f == HD_NONE || m == HD_NONE) {
 		a->oom = true;
 		return;
@@ -1076,21 +923,21 @@ acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	k[5] = k4[1];
 	k[6] = k4[2];
 	k[7] = k4[3];
-	v = tab_find(&a->site, k);
+	v = ana__hd_tab_find(&a->site, k);
 	if (!v) {
 		/* a new size for this site: keep at most so many */
-		cv = tab_add(&a->coarse, k);
+		cv = ana__hd_tab_add(&a->coarse, k);
 		if (!cv) {
 			a->oom = true;
 			return;
 		}
 		if (cv[0] >= HD_SHAPES_PER_SITE) {
 			k[6] = k[7] = HD_SHAPE_ANY;
-			v = tab_find(&a->site, k);
+			v = ana__hd_tab_find(&a->site, k);
 		} else {
 			cv[0]++;
 		}
-		if (!v && !(v = tab_add(&a->site, k))) {
+		if (!v && !(v = ana__hd_tab_add(&a->site, k))) {
 			a->oom = true;
 			return;
 		}
@@ -1099,12 +946,50 @@ acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	v[1] += ms;
 }
 
+/* Keep addr when gen is the newest generation seen so far. */
+static void
+acc_top(struct hd_acc *a, int64_t gen, uint64_t addr)
+{
+	if (gen < a->top_gen)
+		return;
+	if (gen > a->top_gen) {
+		a->top_gen = gen;
+		a->ntop = 0;
+	}
+	if (!ana__hd_grow((void **)&a->top, &a->ctop, a->ntop + 1,
+			  sizeof(*a->top))) {
+		a->oom = true;
+		return;
+	}
+	a->top[a->ntop++] = addr;
+}
+
+/* Is addr in the sorted v[0..n)? */
+static bool
+addr_in(const uint64_t *v, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] == addr)
+			return true;
+		if (v[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 static void
 acc_line(struct hd_acc *a, const char *p, const char *e)
 {
 	struct hd_rec r;
 	uint64_t k[4], *v, ms;
 	uint32_t tsid;
+	bool fresh = false;
 	int bad;
 
 	a->st.lines++;
@@ -1112,7 +997,7 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 		e--;
 	if (skip_ws(p, e) == e)
 		return;		/* blank */
-	bad = hd_parse(p, e, &r, false);
+	bad = ana__hd_parse(p, e, &r, false);
 	if (!bad && !(r.have & HD_TYPE))
 		bad = BAD_NO_TYPE;
 	if (bad) {
@@ -1130,8 +1015,19 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 		a->st.traced++;
 		if (r.gen > a->st.max_gen)
 			a->st.max_gen = r.gen;
-		if (r.gen == a->after)
-			a->st.same_gen++;
+		if (a->collect && (r.have & HD_ADDR))
+			acc_top(a, r.gen, r.addr);
+		if (r.gen == a->after) {
+			/* Within one generation no GC ran, so no slot was
+			 * freed: an object of OLD's newest generation whose
+			 * address OLD does not have was born after OLD. */
+			fresh = a->old && (r.have & HD_ADDR) &&
+				!addr_in(a->old, a->nold, r.addr);
+			if (fresh)
+				a->st.same_gen_new++;
+			else
+				a->st.same_gen++;
+		}
 	}
 	if ((r.have & HD_ADDR) && (span_is(r.type, r.type_len, "CLASS") ||
 				   span_is(r.type, r.type_len, "MODULE")))
@@ -1141,7 +1037,7 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 	    !memcmp(r.type, a->last_type, r.type_len)) {
 		tsid = a->last_type_sid;
 	} else {
-		tsid = strs_intern(&a->str, r.type, r.type_len);
+		tsid = ana__hd_strs_intern(&a->str, r.type, r.type_len);
 		if (tsid == HD_NONE) {
 			a->oom = true;
 			return;
@@ -1157,7 +1053,7 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 	k[1] = (r.have & HD_CLASS) ? r.cls : 0;
 	k[2] = a->shapes && (r.have & HD_SHAPE) ? r.shape : 0;
 	k[3] = a->shapes ? ms : 0;
-	v = tab_add(&a->tcs, k);
+	v = ana__hd_tab_add(&a->tcs, k);
 	if (!v) {
 		a->oom = true;
 		return;
@@ -1167,7 +1063,7 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 	if (!(r.have & HD_GEN)) {
 		v[TV_UN]++;
 		v[TV_UBYTES] += ms;
-	} else if (r.gen <= a->after) {
+	} else if (r.gen <= a->after && !fresh) {
 		v[TV_OLD]++;
 	} else {
 		acc_site(a, &r, k, ms);
@@ -1195,8 +1091,8 @@ acc_scan_job(void *acc, const char *p, const char *e)
 
 /* ---- splitting and threads -------------------------------------------- */
 
-static unsigned
-pick_threads(unsigned want, size_t len)
+unsigned
+ana__hd_pick_threads(unsigned want, size_t len)
 {
 	long ncpu;
 	size_t most = len / HD_MIN_CHUNK;
@@ -1213,8 +1109,8 @@ pick_threads(unsigned want, size_t len)
 }
 
 /* cut[0..n]: chunk i is [cut[i], cut[i+1]), each ending after a '\n'. */
-static void
-split_lines(const char *buf, size_t len, unsigned n, size_t *cut)
+void
+ana__hd_split_lines(const char *buf, size_t len, unsigned n, size_t *cut)
 {
 	cut[0] = 0;
 	for (unsigned i = 1; i < n; i++) {
@@ -1253,13 +1149,6 @@ drop_pages(const char *base, const char *from, const char *to)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-struct scan_job {
-	void (*fn)(void *acc, const char *p, const char *e);
-	void *acc;
-	const char *p, *e;
-	const char *base;	/* the mapping: page aligned */
-	bool drop;		/* the input is our own read-only mapping */
-};
 
 /* Scan a chunk in windows, dropping each window's pages behind it. */
 static void *
@@ -1285,8 +1174,8 @@ scan_job_run(void *arg)
 }
 
 /* Run jobs[0..n) on n threads (the caller runs the first). */
-static void
-run_jobs(struct scan_job *jobs, unsigned n)
+void
+ana__hd_run_jobs(struct scan_job *jobs, unsigned n)
 {
 	pthread_t tid[HD_MAX_THREADS];
 	bool started[HD_MAX_THREADS] = { false };
@@ -1305,19 +1194,6 @@ run_jobs(struct scan_job *jobs, unsigned n)
 
 /* ---- digests ---------------------------------------------------------- */
 
-struct ana_hd_digest {
-	int64_t after;
-	bool ended;
-	struct hd_strs str;
-	struct hd_tab tcs;	/* [type, class, shape, memsize] (sids) */
-	struct hd_tab site;	/* [file, line, method, gen, type, class,
-				 * shape, memsize] (sids) */
-	struct ana_hd_stats st;
-	uint32_t sid_anon, sid_unknown;
-	struct hd_acc *feed;	/* streaming */
-	char *carry;		/* partial line between feeds */
-	size_t carry_len, carry_cap;
-};
 
 struct ana_hd_digest *
 ana_hd_digest_new(int64_t sites_after_gen)
@@ -1329,13 +1205,14 @@ ana_hd_digest_new(int64_t sites_after_gen)
 	d->after = sites_after_gen;
 	d->st.max_gen = -1;
 	d->st.first_bad_why = "";
-	if (strs_init(&d->str) < 0 || tab_init(&d->tcs, 4, TV_NV) < 0 ||
-	    tab_init(&d->site, 8, 2) < 0) {
+	if (ana__hd_strs_init(&d->str) < 0 ||
+	    ana__hd_tab_init(&d->tcs, 4, TV_NV) < 0 ||
+	    ana__hd_tab_init(&d->site, 8, 2) < 0) {
 		ana_hd_digest_free(d);
 		return NULL;
 	}
-	d->sid_anon = strs_intern(&d->str, "(anonymous)", 11);
-	d->sid_unknown = strs_intern(&d->str, "(unknown)", 9);
+	d->sid_anon = ana__hd_strs_intern(&d->str, "(anonymous)", 11);
+	d->sid_unknown = ana__hd_strs_intern(&d->str, "(unknown)", 9);
 	if (d->sid_anon == HD_NONE || d->sid_unknown == HD_NONE) {
 		ana_hd_digest_free(d);
 		return NULL;
@@ -1348,11 +1225,12 @@ ana_hd_digest_free(struct ana_hd_digest *d)
 {
 	if (!d)
 		return;
-	strs_release(&d->str);
-	tab_release(&d->tcs);
-	tab_release(&d->site);
+	ana__hd_strs_release(&d->str);
+	ana__hd_tab_release(&d->tcs);
+	ana__hd_tab_release(&d->site);
 	acc_free(d->feed);
 	free(d->carry);
+	free(d->top);
 	free(d);
 }
 
@@ -1363,18 +1241,66 @@ ana_hd_digest_stats(const struct ana_hd_digest *d)
 }
 
 /* sid of acc string `sid` in the digest (memoised in tr[]). */
-static uint32_t
-tr_sid(struct hd_strs *to, const struct hd_strs *from, uint32_t *tr,
+uint32_t
+ana__hd_tr_sid(struct hd_strs *to, const struct hd_strs *from, uint32_t *tr,
        uint32_t sid)
 {
 	size_t len;
 	const char *s;
 
 	if (tr[sid] == HD_NONE) {
-		s = strs_at(from, sid, &len);
-		tr[sid] = strs_intern(to, s, len);
+		s = ana__hd_strs_at(from, sid, &len);
+		tr[sid] = ana__hd_strs_intern(to, s, len);
 	}
 	return tr[sid];
+}
+
+static int
+cmp_u64(const void *pa, const void *pb)
+{
+	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The addresses of the newest generation, from every thread, sorted. */
+static int
+merge_top(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n)
+{
+	size_t total = 0, o = 0;
+
+	if (d->after != ANA_HD_NO_SITES || d->st.max_gen < 0)
+		return 0;
+	for (unsigned i = 0; i < n; i++)
+		if (acc[i]->top_gen == d->st.max_gen)
+			total += acc[i]->ntop;
+	d->top = malloc((total ? total : 1) * sizeof(*d->top));
+	if (!d->top)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (acc[i]->top_gen != d->st.max_gen)
+			continue;
+		memcpy(d->top + o, acc[i]->top,
+		       acc[i]->ntop * sizeof(*d->top));
+		o += acc[i]->ntop;
+	}
+	qsort(d->top, total, sizeof(*d->top), cmp_u64);
+	d->ntop = total;
+	return 0;
+}
+
+int
+ana_hd_digest_use_old(struct ana_hd_digest *d,
+		      const struct ana_hd_digest *old)
+{
+	if (d->ended || d->feed || !old->ended ||
+	    old->after != ANA_HD_NO_SITES)
+		return -LP_EINVAL;
+	if (old->st.max_gen != d->after)
+		return 0;	/* another window: nothing to decide */
+	d->old = old->top;
+	d->nold = old->ntop;
+	return 0;
 }
 
 /*
@@ -1390,7 +1316,7 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 	uint64_t base = 0;
 	int rc = 0;
 
-	if (tab_init(&cmap, 1, 1) < 0)
+	if (ana__hd_tab_init(&cmap, 1, 1) < 0)
 		return lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	for (unsigned i = 0; i < n && !rc; i++) {
 		struct hd_acc *a = acc[i];
@@ -1408,10 +1334,11 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 
 			val = TAB_VAL(&a->cls, j)[0];
 			if (val >> 32 != CN_ANON) {
-				s = strs_at(&a->str, (uint32_t)val, &len);
-				sid = strs_intern(&d->str, s, len);
+				s = ana__hd_strs_at(&a->str, (uint32_t)val,
+						    &len);
+				sid = ana__hd_strs_intern(&d->str, s, len);
 			}
-			v = tab_add(&cmap, k);
+			v = ana__hd_tab_add(&cmap, k);
 			if (!v || sid == HD_NONE) {
 				rc = lp_err_set(err, LP_ENOMEM,
 						"heap dump: out of memory");
@@ -1436,12 +1363,14 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			uint64_t *k = TAB_KEY(&a->tcs, j);
 			uint64_t *av = TAB_VAL(&a->tcs, j), nk[4], *v, *c;
 
-			nk[0] = tr_sid(&d->str, &a->str, tr, (uint32_t)k[0]);
-			c = k[1] ? tab_find(&cmap, &k[1]) : NULL;
+			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[0]);
+			c = k[1] ? ana__hd_tab_find(&cmap, &k[1]) : NULL;
 			nk[1] = !k[1] ? 0 : c ? c[0] - 1 : d->sid_unknown;
 			nk[2] = k[2];
 			nk[3] = k[3];
-			v = nk[0] == HD_NONE ? NULL : tab_add(&d->tcs, nk);
+			v = nk[0] == HD_NONE ? NULL :
+			    ana__hd_tab_add(&d->tcs, nk);
 			if (!v) {
 				rc = lp_err_set(err, LP_ENOMEM,
 						"heap dump: out of memory");
@@ -1454,17 +1383,21 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			uint64_t *k = TAB_KEY(&a->site, j);
 			uint64_t *av = TAB_VAL(&a->site, j), nk[8], *v, *c;
 
-			nk[0] = tr_sid(&d->str, &a->str, tr, (uint32_t)k[0]);
+			nk[0] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[0]);
 			nk[1] = k[1];
-			nk[2] = tr_sid(&d->str, &a->str, tr, (uint32_t)k[2]);
+			nk[2] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[2]);
 			nk[3] = k[3];
-			nk[4] = tr_sid(&d->str, &a->str, tr, (uint32_t)k[4]);
-			c = k[5] ? tab_find(&cmap, &k[5]) : NULL;
+			nk[4] = ana__hd_tr_sid(&d->str, &a->str, tr,
+					       (uint32_t)k[4]);
+			c = k[5] ? ana__hd_tab_find(&cmap, &k[5]) : NULL;
 			nk[5] = !k[5] ? 0 : c ? c[0] - 1 : d->sid_unknown;
 			nk[6] = k[6];
 			nk[7] = k[7];
 			v = (nk[0] == HD_NONE || nk[2] == HD_NONE ||
-			     nk[4] == HD_NONE) ? NULL : tab_add(&d->site, nk);
+			     nk[4] == HD_NONE) ? NULL :
+			    ana__hd_tab_add(&d->site, nk);
 			if (!v) {
 				rc = lp_err_set(err, LP_ENOMEM,
 						"heap dump: out of memory");
@@ -1484,12 +1417,15 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 		d->st.traced += a->st.traced;
 		d->st.memsize += a->st.memsize;
 		d->st.same_gen += a->st.same_gen;
+		d->st.same_gen_new += a->st.same_gen_new;
 		d->st.bad += a->st.bad;
 		if (a->st.max_gen > d->st.max_gen)
 			d->st.max_gen = a->st.max_gen;
 	}
+	if (!rc && merge_top(d, acc, n) < 0)
+		rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	free(tr);
-	tab_release(&cmap);
+	ana__hd_tab_release(&cmap);
 	lp_debug("heap dump: %zu site entries, %zu type/class/size entries, "
 		 "%zu strings (%zu bytes)", d->site.n, d->tcs.n, d->str.n,
 		 d->str.len);
@@ -1509,10 +1445,10 @@ digest_scan(struct ana_hd_digest *d, const char *buf, size_t len,
 	if (d->ended || d->feed)
 		return lp_err_set(err, LP_EINVAL,
 				  "heap dump: digest already fed");
-	n = pick_threads(nthreads, len);
-	split_lines(buf, len, n, cut);
+	n = ana__hd_pick_threads(nthreads, len);
+	ana__hd_split_lines(buf, len, n, cut);
 	for (unsigned i = 0; i < n; i++) {
-		acc[i] = acc_new(d->after);
+		acc[i] = acc_new(d);
 		if (!acc[i]) {
 			rc = lp_err_set(err, LP_ENOMEM,
 					"heap dump: out of memory");
@@ -1525,7 +1461,7 @@ digest_scan(struct ana_hd_digest *d, const char *buf, size_t len,
 		jobs[i].base = buf;
 		jobs[i].drop = drop;
 	}
-	run_jobs(jobs, n);
+	ana__hd_run_jobs(jobs, n);
 	d->st.bytes += len;
 	rc = digest_merge(d, acc, n, err);
 	d->ended = true;
@@ -1552,14 +1488,14 @@ ana_hd_digest_feed(struct ana_hd_digest *d, const char *buf, size_t len,
 	if (d->ended)
 		return lp_err_set(err, LP_EINVAL,
 				  "heap dump: digest fed after its end");
-	if (!d->feed && !(d->feed = acc_new(d->after)))
+	if (!d->feed && !(d->feed = acc_new(d)))
 		return lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	a = d->feed;
 	d->st.bytes += len;
 	if (d->carry_len) {
 		nl = memchr(p, '\n', len);
 		if (!nl) {
-			if (!grow((void **)&d->carry, &d->carry_cap,
+			if (!ana__hd_grow((void **)&d->carry, &d->carry_cap,
 				  d->carry_len + len, 1))
 				return lp_err_set(err, LP_ENOMEM,
 						  "heap dump: out of memory "
@@ -1569,7 +1505,7 @@ ana_hd_digest_feed(struct ana_hd_digest *d, const char *buf, size_t len,
 			d->carry_len += len;
 			return 0;
 		}
-		if (!grow((void **)&d->carry, &d->carry_cap,
+		if (!ana__hd_grow((void **)&d->carry, &d->carry_cap,
 			  d->carry_len + (size_t)(nl - p), 1))
 			return lp_err_set(err, LP_ENOMEM,
 					  "heap dump: out of memory");
@@ -1585,7 +1521,7 @@ ana_hd_digest_feed(struct ana_hd_digest *d, const char *buf, size_t len,
 		p = nl + 1;
 	}
 	if (p < e) {
-		if (!grow((void **)&d->carry, &d->carry_cap,
+		if (!ana__hd_grow((void **)&d->carry, &d->carry_cap,
 			  (size_t)(e - p), 1))
 			return lp_err_set(err, LP_ENOMEM,
 					  "heap dump: out of memory");
@@ -1604,7 +1540,7 @@ ana_hd_digest_end(struct ana_hd_digest *d, struct lp_err *err)
 
 	if (d->ended)
 		return 0;
-	if (!d->feed && !(d->feed = acc_new(d->after)))
+	if (!d->feed && !(d->feed = acc_new(d)))
 		return lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	if (d->carry_len)
 		acc_line(d->feed, d->carry, d->carry + d->carry_len);
@@ -1616,17 +1552,10 @@ ana_hd_digest_end(struct ana_hd_digest *d, struct lp_err *err)
 	return rc;
 }
 
-/* A dump file, mapped when it can be. */
-struct hd_input {
-	int fd;
-	const char *p;
-	size_t len;
-	bool mapped;
-};
 
 /* Open path; map it when it is a regular file.  err names the path. */
-static int
-input_open(const char *path, struct hd_input *in, struct lp_err *err)
+int
+ana__hd_input_open(const char *path, struct hd_input *in, struct lp_err *err)
 {
 	struct stat st;
 
@@ -1664,8 +1593,8 @@ fail:
 	return -LP_EIO;
 }
 
-static void
-input_close(struct hd_input *in)
+void
+ana__hd_input_close(struct hd_input *in)
 {
 	if (in->mapped)
 		munmap((void *)in->p, in->len);
@@ -1683,7 +1612,7 @@ ana_hd_digest_file(struct ana_hd_digest *d, const char *path,
 	char *block = NULL;
 	int rc;
 
-	rc = input_open(path, &in, err);
+	rc = ana__hd_input_open(path, &in, err);
 	if (rc < 0)
 		return rc;
 	if (in.mapped) {
@@ -1713,1045 +1642,6 @@ ana_hd_digest_file(struct ana_hd_digest *d, const char *path,
 	rc = ana_hd_digest_end(d, err);
 out:
 	free(block);
-	input_close(&in);
-	return rc;
-}
-
-/* ---- the diff --------------------------------------------------------- */
-
-const char *
-ana_hd_by_name(enum ana_hd_by by)
-{
-	switch (by) {
-	case ANA_HD_BY_CLASS:
-		return "class";
-	case ANA_HD_BY_TYPE:
-		return "type";
-	default:
-		return "site";
-	}
-}
-
-int
-ana_hd_by_parse(const char *s, enum ana_hd_by *out)
-{
-	if (!strcmp(s, "site"))
-		*out = ANA_HD_BY_SITE;
-	else if (!strcmp(s, "class"))
-		*out = ANA_HD_BY_CLASS;
-	else if (!strcmp(s, "type"))
-		*out = ANA_HD_BY_TYPE;
-	else
-		return -LP_EINVAL;
-	return 0;
-}
-
-/* Strings of the diff, and each digest's sids translated into them. */
-struct dctx {
-	struct hd_strs str;
-	uint32_t *tr[3];
-	struct ana_hd_digest *const *d;
-	size_t n;
-	bool oom;
-};
-
-static uint64_t
-dsid(struct dctx *c, size_t i, uint64_t sid)
-{
-	uint32_t s = tr_sid(&c->str, &c->d[i]->str, c->tr[i], (uint32_t)sid);
-
-	if (s == HD_NONE)
-		c->oom = true;
-	return s;
-}
-
-static inline uint64_t
-min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-/* a * b / c without overflow (c > 0) */
-static inline uint64_t
-muldiv(uint64_t a, uint64_t b, uint64_t c)
-{
-	return (uint64_t)((unsigned __int128)a * b / c);
-}
-
-/* Site-level values (table S) */
-enum { SV_N, SV_BYTES, SV_SHAPE, SV_NV };
-
-/* J values: fine keys of NEW and LATER matched */
-enum { JV_CN, JV_BN, JV_CL, JV_BL, JV_M, JV_MB, JV_REC, JV_RECB, JV_NV };
-
-/* C values: coarse keys (no size) */
-enum { CV_RN, CV_RL, CV_RBL, CV_LEFT, CV_NV };
-
-/* B values: buckets (type, class, size, memsize) */
-enum { BV_UN, BV_ON, BV_UL, BV_UBL, BV_OL, BV_M, BV_REC, BV_NV };
-
-static bool
-in_window(uint64_t gen, int64_t after, int64_t upto)
-{
-	return (int64_t)gen > after && (int64_t)gen <= upto;
-}
-
-/* Add a site (file, line, method, type, class) to S. */
-static int
-s_add(struct hd_tab *s, const uint64_t *jk, uint64_t n, uint64_t bytes,
-      uint64_t shape)
-{
-	uint64_t k[5] = { jk[0], jk[1], jk[2], jk[4], jk[5] }, *v;
-
-	if (!n)
-		return 0;
-	v = tab_add(s, k);
-	if (!v)
-		return -1;
-	v[SV_N] += n;
-	v[SV_BYTES] += bytes;
-	v[SV_SHAPE] += shape;
-	return 0;
-}
-
-/* Retained objects per site: J (fine keys), stages 1-3 (see the top). */
-static int
-sites_three(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *S)
-{
-	struct ana_hd_digest *const *d = c->d;
-	struct hd_tab J, C, B;
-	int rc = -1;
-
-	if (tab_init(&J, 8, JV_NV) < 0)
-		return -1;
-	if (tab_init(&C, 6, CV_NV) < 0) {
-		tab_release(&J);
-		return -1;
-	}
-	if (tab_init(&B, 4, BV_NV) < 0) {
-		tab_release(&J);
-		tab_release(&C);
-		return -1;
-	}
-	for (size_t w = 1; w <= 2; w++) {
-		const struct hd_tab *t = &d[w]->site;
-
-		for (size_t i = 0; i < t->n; i++) {
-			const uint64_t *k = TAB_KEY(t, i), *sv = TAB_VAL(t, i);
-			uint64_t nk[8], *v;
-
-			if (!in_window(k[3], out->after_gen, out->upto_gen))
-				continue;
-			nk[0] = dsid(c, w, k[0]);
-			nk[1] = k[1];
-			nk[2] = dsid(c, w, k[2]);
-			nk[3] = k[3];
-			nk[4] = dsid(c, w, k[4]);
-			nk[5] = dsid(c, w, k[5]);
-			nk[6] = k[6];
-			nk[7] = k[7];
-			if (c->oom || !(v = tab_add(&J, nk)))
-				goto out;
-			v[w == 1 ? JV_CN : JV_CL] += sv[0];
-			v[w == 1 ? JV_BN : JV_BL] += sv[1];
-		}
-	}
-	/* stage 1: same size; stage 2 residuals per coarse key */
-	for (size_t i = 0; i < J.n; i++) {
-		uint64_t *k = TAB_KEY(&J, i), *v = TAB_VAL(&J, i), *cv;
-
-		v[JV_M] = min_u64(v[JV_CN], v[JV_CL]);
-		v[JV_MB] = v[JV_CL] ? muldiv(v[JV_BL], v[JV_M], v[JV_CL]) : 0;
-		out->candidates += v[JV_CN];
-		if (!(cv = tab_add(&C, k)))
-			goto out;
-		cv[CV_RN] += v[JV_CN] - v[JV_M];
-		cv[CV_RL] += v[JV_CL] - v[JV_M];
-		cv[CV_RBL] += v[JV_BL] - v[JV_MB];
-	}
-	for (size_t i = 0; i < C.n; i++) {
-		uint64_t *v = TAB_VAL(&C, i);
-
-		v[CV_LEFT] = min_u64(v[CV_RN], v[CV_RL]);
-	}
-	for (size_t i = 0; i < J.n; i++) {
-		uint64_t *k = TAB_KEY(&J, i), *v = TAB_VAL(&J, i);
-		uint64_t *cv = tab_find(&C, k), take;
-
-		take = min_u64(v[JV_CN] - v[JV_M], cv[CV_LEFT]);
-		if (!take)
-			continue;
-		cv[CV_LEFT] -= take;
-		v[JV_M] += take;
-		v[JV_MB] += muldiv(cv[CV_RBL], take, cv[CV_RL]);
-	}
-	/* stage 3: buckets of objects that lost their allocation info */
-	for (size_t w = 1; w <= 2; w++) {
-		const struct hd_tab *t = &d[w]->tcs;
-
-		for (size_t i = 0; i < t->n; i++) {
-			const uint64_t *k = TAB_KEY(t, i), *tv = TAB_VAL(t, i);
-			uint64_t nk[4], *v;
-
-			if (!tv[TV_UN] && !tv[TV_OLD])
-				continue;
-			nk[0] = dsid(c, w, k[0]);
-			nk[1] = dsid(c, w, k[1]);
-			nk[2] = k[2];
-			nk[3] = k[3];
-			if (c->oom || !(v = tab_add(&B, nk)))
-				goto out;
-			if (w == 1) {
-				v[BV_UN] += tv[TV_UN];
-				v[BV_ON] += tv[TV_OLD];
-			} else {
-				v[BV_UL] += tv[TV_UN];
-				v[BV_UBL] += tv[TV_UBYTES];
-				v[BV_OL] += tv[TV_OLD];
-			}
-		}
-	}
-	for (size_t i = 0; i < J.n; i++) {
-		uint64_t *k = TAB_KEY(&J, i), *v = TAB_VAL(&J, i);
-		uint64_t bk[4] = { k[4], k[5], k[6], k[7] }, *bv;
-
-		if (v[JV_CN] == v[JV_M] || k[6] == HD_SHAPE_ANY)
-			continue;
-		bv = tab_find(&B, bk);
-		if (bv)
-			bv[BV_M] += v[JV_CN] - v[JV_M];
-	}
-	for (size_t i = 0; i < B.n; i++) {
-		uint64_t *v = TAB_VAL(&B, i), lost, gone;
-
-		lost = v[BV_UL] > v[BV_UN] ? v[BV_UL] - v[BV_UN] : 0;
-		gone = v[BV_ON] > v[BV_OL] ? v[BV_ON] - v[BV_OL] : 0;
-		lost = lost > gone ? lost - gone : 0;
-		v[BV_REC] = min_u64(lost, v[BV_M]);
-	}
-	for (size_t i = 0; i < J.n; i++) {
-		uint64_t *k = TAB_KEY(&J, i), *v = TAB_VAL(&J, i);
-		uint64_t bk[4] = { k[4], k[5], k[6], k[7] }, *bv, u, take;
-
-		if (v[JV_CN] == v[JV_M] || k[6] == HD_SHAPE_ANY)
-			continue;
-		bv = tab_find(&B, bk);
-		if (!bv || !bv[BV_M])
-			continue;
-		/* proportional share; the last claimant gets the rest */
-		u = v[JV_CN] - v[JV_M];
-		take = muldiv(bv[BV_REC], u, bv[BV_M]);
-		bv[BV_REC] -= take;
-		bv[BV_M] -= u;
-		v[JV_REC] = take;
-		v[JV_RECB] = bv[BV_UL] ? muldiv(bv[BV_UBL], take, bv[BV_UL])
-				       : 0;
-	}
-	for (size_t i = 0; i < J.n; i++) {
-		uint64_t *k = TAB_KEY(&J, i), *v = TAB_VAL(&J, i);
-
-		if (s_add(S, k, v[JV_M] + v[JV_REC], v[JV_MB] + v[JV_RECB],
-			  v[JV_REC]) < 0)
-			goto out;
-	}
-	rc = 0;
-out:
-	tab_release(&J);
-	tab_release(&C);
-	tab_release(&B);
-	return rc;
-}
-
-static int
-sites_two(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *S)
-{
-	const struct hd_tab *t = &c->d[1]->site;
-
-	for (size_t i = 0; i < t->n; i++) {
-		const uint64_t *k = TAB_KEY(t, i), *sv = TAB_VAL(t, i);
-		uint64_t nk[8];
-
-		if ((int64_t)k[3] <= out->after_gen)
-			continue;
-		nk[0] = dsid(c, 1, k[0]);
-		nk[1] = k[1];
-		nk[2] = dsid(c, 1, k[2]);
-		nk[3] = k[3];
-		nk[4] = dsid(c, 1, k[4]);
-		nk[5] = dsid(c, 1, k[5]);
-		if (c->oom || s_add(S, nk, sv[0], sv[1], 0) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-/* Group values (table G) */
-enum { GV_N, GV_BYTES, GV_SHAPE, GV_SITES, GV_C0, GV_C1, GV_C2, GV_B0,
-       GV_B1, GV_B2, GV_NV };
-
-static char *
-dstr(struct dctx *c, uint64_t sid)
-{
-	size_t len;
-	const char *s = strs_at(&c->str, (uint32_t)sid, &len);
-	char *u = json_unescape(s, len);
-
-	if (!u)
-		c->oom = true;
-	return u;
-}
-
-static int
-cmp_rows(const void *pa, const void *pb)
-{
-	const struct ana_hd_row *a = pa, *b = pb;
-	int r;
-
-	if (a->bytes != b->bytes)
-		return a->bytes < b->bytes ? 1 : -1;
-	if (a->count != b->count)
-		return a->count < b->count ? 1 : -1;
-#define CMPS(x) do { \
-		if (a->x != b->x) { \
-			if (!a->x || !b->x) \
-				return a->x ? 1 : -1; \
-			if ((r = strcmp(a->x, b->x))) \
-				return r; \
-		} \
-	} while (0)
-	CMPS(file);
-	if (a->line != b->line)
-		return a->line < b->line ? -1 : 1;
-	CMPS(method);
-	CMPS(type);
-	CMPS(cls);
-#undef CMPS
-	return 0;
-}
-
-void
-ana_hd_diff_release(struct ana_hd_diff *diff)
-{
-	if (!diff)
-		return;
-	for (size_t i = 0; i < diff->nrows; i++) {
-		free(diff->rows[i].file);
-		free(diff->rows[i].method);
-		free(diff->rows[i].type);
-		free(diff->rows[i].cls);
-	}
-	free(diff->rows);
-	memset(diff, 0, sizeof(*diff));
-}
-
-/* Turn the group table into sorted rows. */
-static int
-make_rows(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *G)
-{
-	size_t n = 0;
-
-	out->rows = calloc(G->n ? G->n : 1, sizeof(*out->rows));
-	if (!out->rows)
-		return -1;
-	for (size_t i = 0; i < G->n; i++) {
-		uint64_t *k = TAB_KEY(G, i), *v = TAB_VAL(G, i);
-		struct ana_hd_row *r = &out->rows[n];
-
-		if (out->method == ANA_HD_SITES && !v[GV_N])
-			continue;
-		n++;
-		out->nrows = n;
-		r->line = -1;
-		if (k[0] != HD_NONE)
-			r->file = dstr(c, k[0]);
-		if (k[1] != (uint64_t)-2)
-			r->line = (int64_t)k[1];
-		if (k[2] != HD_NONE)
-			r->method = dstr(c, k[2]);
-		if (k[3] != HD_NONE)
-			r->type = dstr(c, k[3]);
-		if (k[4] != HD_NONE)
-			r->cls = dstr(c, k[4]);
-		if (c->oom)
-			return -1;
-		r->count = v[GV_N];
-		r->bytes = v[GV_BYTES];
-		r->by_shape = v[GV_SHAPE];
-		r->sites = v[GV_SITES];
-		for (int j = 0; j < 3; j++) {
-			r->n_count[j] = v[GV_C0 + j];
-			r->n_bytes[j] = v[GV_B0 + j];
-		}
-		out->total_count += r->count;
-		out->total_bytes += r->bytes;
-		out->by_shape += r->by_shape;
-	}
-	qsort(out->rows, out->nrows, sizeof(*out->rows), cmp_rows);
-	return 0;
-}
-
-/*
- * Group key [file, line, method, type, class] (diff sids); parts left
- * out by the grouping are HD_NONE (line: -2).
- */
-static void
-group_key(enum ana_hd_by by, bool sites, uint64_t file, uint64_t line,
-	  uint64_t method, uint64_t type, uint64_t cls, uint64_t *g)
-{
-	g[0] = g[2] = g[3] = g[4] = HD_NONE;
-	g[1] = (uint64_t)-2;
-	switch (by) {
-	case ANA_HD_BY_SITE:
-		if (sites) {
-			g[0] = file;
-			g[1] = line;
-			g[2] = method;
-		}
-		g[3] = type;
-		g[4] = cls;
-		break;
-	case ANA_HD_BY_CLASS:
-		g[4] = cls;
-		break;
-	case ANA_HD_BY_TYPE:
-		g[3] = type;
-		break;
-	}
-}
-
-static int
-diff_sites(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *G)
-{
-	struct hd_tab S;
-	int rc;
-
-	if (tab_init(&S, 5, SV_NV) < 0)
-		return -1;
-	rc = c->n == 3 ? sites_three(c, out, &S) : sites_two(c, out, &S);
-	for (size_t i = 0; !rc && i < S.n; i++) {
-		uint64_t *k = TAB_KEY(&S, i), *v = TAB_VAL(&S, i), g[5], *gv;
-
-		group_key(out->by, true, k[0], k[1], k[2], k[3], k[4], g);
-		if (!(gv = tab_add(G, g))) {
-			rc = -1;
-			break;
-		}
-		gv[GV_N] += v[SV_N];
-		gv[GV_BYTES] += v[SV_BYTES];
-		gv[GV_SHAPE] += v[SV_SHAPE];
-		gv[GV_SITES]++;
-	}
-	tab_release(&S);
-	return rc;
-}
-
-static int
-diff_classes(struct dctx *c, struct ana_hd_diff *out, struct hd_tab *G)
-{
-	for (size_t w = 0; w < c->n; w++) {
-		const struct hd_tab *t = &c->d[w]->tcs;
-
-		for (size_t i = 0; i < t->n; i++) {
-			const uint64_t *k = TAB_KEY(t, i), *tv = TAB_VAL(t, i);
-			uint64_t g[5], *gv, ty = dsid(c, w, k[0]),
-				 cl = dsid(c, w, k[1]);
-
-			group_key(out->by, false, 0, 0, 0, ty, cl, g);
-			if (c->oom || !(gv = tab_add(G, g)))
-				return -1;
-			gv[GV_C0 + w] += tv[TV_N];
-			gv[GV_B0 + w] += tv[TV_BYTES];
-		}
-	}
-	for (size_t i = 0; i < G->n; i++) {
-		uint64_t *v = TAB_VAL(G, i);
-		int64_t dc, db;
-
-		if (c->n == 1) {
-			v[GV_N] = v[GV_C0];
-			v[GV_BYTES] = v[GV_B0];
-			continue;
-		}
-		dc = (int64_t)(v[GV_C1] - v[GV_C0]);
-		db = (int64_t)(v[GV_B1] - v[GV_B0]);
-		if (c->n == 3) {
-			int64_t dc2 = (int64_t)(v[GV_C2] - v[GV_C0]);
-			int64_t db2 = (int64_t)(v[GV_B2] - v[GV_B0]);
-
-			dc = dc2 < dc ? dc2 : dc;
-			db = db2 < db ? db2 : db;
-		}
-		v[GV_N] = dc > 0 ? (uint64_t)dc : 0;
-		v[GV_BYTES] = db > 0 ? (uint64_t)db : 0;
-	}
-	(void)out;
-	return 0;
-}
-
-int
-ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
-		    enum ana_hd_by by, struct ana_hd_diff *out,
-		    struct lp_err *err)
-{
-	struct dctx c;
-	struct hd_tab G;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	memset(&c, 0, sizeof(c));
-	if (n < 1 || n > 3)
-		return lp_err_set(err, LP_EINVAL,
-				  "heap diff: %zu dumps given; 1 to 3 needed",
-				  n);
-	for (size_t i = 0; i < n; i++)
-		if (!d[i]->ended)
-			return lp_err_set(err, LP_EINVAL,
-					  "heap diff: dump %zu not ended", i);
-	out->by = by;
-	out->ndumps = n;
-	out->after_gen = d[0]->st.max_gen;
-	out->upto_gen = n == 3 ? d[1]->st.max_gen : INT64_MAX;
-	out->method = n >= 2 && d[1]->st.traced ? ANA_HD_SITES
-						: ANA_HD_CLASSES;
-	if (out->method == ANA_HD_SITES) {
-		for (size_t i = 1; i < n; i++)
-			if (d[i]->after > out->after_gen)
-				return lp_err_set(err, LP_EINVAL,
-					"heap diff: dump %zu was read for "
-					"generations above %lld, not %lld", i,
-					(long long)d[i]->after,
-					(long long)out->after_gen);
-		if (d[1]->after == out->after_gen)
-			out->same_gen = d[1]->st.same_gen;
-	}
-	if (n >= 2) {
-		const struct ana_hd_stats *a = &d[n - 2]->st;
-		const struct ana_hd_stats *b = &d[n - 1]->st;
-		uint64_t ua = a->objects - a->traced;
-		uint64_t ub = b->objects - b->traced;
-
-		/* only meaningful when the older one had tracing on */
-		if (a->traced && ub > ua)
-			out->lost_info = ub - ua;
-	}
-	if (strs_init(&c.str) < 0)
-		return lp_err_set(err, LP_ENOMEM, "heap diff: out of memory");
-	c.d = d;
-	c.n = n;
-	for (size_t i = 0; i < n; i++) {
-		c.tr[i] = malloc(d[i]->str.n * sizeof(uint32_t));
-		if (!c.tr[i])
-			goto out_str;
-		memset(c.tr[i], 0xff, d[i]->str.n * sizeof(uint32_t));
-	}
-	if (tab_init(&G, 5, GV_NV) < 0)
-		goto out_str;
-	if (out->method == ANA_HD_SITES)
-		rc = diff_sites(&c, out, &G);
-	else
-		rc = diff_classes(&c, out, &G);
-	if (!rc)
-		rc = make_rows(&c, out, &G);
-	tab_release(&G);
-out_str:
-	for (size_t i = 0; i < n; i++)
-		free(c.tr[i]);
-	strs_release(&c.str);
-	if (rc) {
-		ana_hd_diff_release(out);
-		return lp_err_set(err, LP_ENOMEM, "heap diff: out of memory");
-	}
-	return 0;
-}
-
-/* ---- --why: a reference chain from a root ----------------------------- */
-
-enum { WF_ROOT = 1, WF_TARGET = 2 };
-
-struct why_acc {
-	const char *buf;	/* the whole dump */
-	const char *file;	/* site wanted (unescaped) */
-	size_t file_len;
-	int64_t line, after, upto;
-	uint64_t *addr, *off, *es;	/* per node: address, line offset,
-					 * first edge */
-	uint8_t *flag;
-	size_t n, cap;
-	uint64_t *edge;		/* referenced addresses */
-	size_t ne, ecap;
-	struct hd_tab cls;	/* [addr] -> [offset of the name << 16 |
-				 * kind] */
-	uint64_t candidates, objects;
-	bool oom;
-};
-
-/* Does the escaped file span name `want` (whole, or a /-suffix)? */
-static bool
-file_matches(const char *raw, size_t n, const char *want, size_t wl)
-{
-	char *u = NULL;
-	const char *s = raw;
-	bool ok;
-
-	if (memchr(raw, '\\', n)) {
-		u = json_unescape(raw, n);
-		if (!u)
-			return false;
-		s = u;
-		n = strlen(u);
-	}
-	ok = n == wl ? !memcmp(s, want, wl)
-		     : n > wl && s[n - wl - 1] == '/' &&
-		       !memcmp(s + n - wl, want, wl);
-	free(u);
-	return ok;
-}
-
-/* Room for one more node in every per-node array. */
-static bool
-why_grow(struct why_acc *w)
-{
-	size_t c = w->cap ? w->cap * 2 : 4096;
-	void *p;
-
-	if (w->n < w->cap)
-		return true;
-	if (!(p = realloc(w->addr, c * sizeof(*w->addr))))
-		return false;
-	w->addr = p;
-	if (!(p = realloc(w->off, c * sizeof(*w->off))))
-		return false;
-	w->off = p;
-	if (!(p = realloc(w->es, (c + 1) * sizeof(*w->es))))
-		return false;
-	w->es = p;
-	if (!(p = realloc(w->flag, c)))
-		return false;
-	w->flag = p;
-	w->cap = c;
-	return true;
-}
-
-static void
-why_line(struct why_acc *w, const char *p, const char *e)
-{
-	struct hd_rec r;
-	uint8_t flag = 0;
-	const char *q, *re;
-
-	while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		e--;
-	if (skip_ws(p, e) == e || hd_parse(p, e, &r, true) ||
-	    !(r.have & HD_TYPE))
-		return;
-	if (span_is(r.type, r.type_len, "ROOT")) {
-		flag = WF_ROOT;
-		r.addr = 0;
-	} else {
-		w->objects++;
-		if (!(r.have & HD_ADDR))
-			return;	/* nobody can refer to it */
-		if ((r.have & (HD_GEN | HD_FILE | HD_LINE)) ==
-		    (HD_GEN | HD_FILE | HD_LINE) && r.line == w->line &&
-		    r.gen > w->after && r.gen <= w->upto &&
-		    file_matches(r.file, r.file_len, w->file, w->file_len)) {
-			flag = WF_TARGET;
-			w->candidates++;
-		}
-		if (span_is(r.type, r.type_len, "CLASS") ||
-		    span_is(r.type, r.type_len, "MODULE")) {
-			uint64_t *v = tab_add(&w->cls, &r.addr);
-
-			if (!v) {
-				w->oom = true;
-				return;
-			}
-			if (r.have & HD_NAME)
-				v[0] = (uint64_t)(r.name - w->buf) << 16 |
-				       CN_NAME;
-			else if (r.have & HD_REAL)
-				v[0] = (uint64_t)(r.real - w->buf) << 16 |
-				       CN_REAL;
-			else
-				v[0] = CN_ANON;
-		}
-	}
-	if (!why_grow(w)) {
-		w->oom = true;
-		return;
-	}
-	w->addr[w->n] = r.addr;
-	w->off[w->n] = (uint64_t)(p - w->buf);
-	w->es[w->n] = w->ne;
-	w->flag[w->n] = flag;
-	w->n++;
-	if (!(r.have & HD_REFS))
-		return;
-	for (q = r.refs, re = r.refs + r.refs_len; q < re;) {
-		uint64_t a;
-		const char *s = memchr(q, '"', (size_t)(re - q)), *t;
-
-		if (!s)
-			break;
-		t = take_addr(s, re, &a);
-		if (!t) {
-			t = str_close(s + 1, re);
-			q = t ? t + 1 : re;
-			continue;
-		}
-		q = t;
-		if (!grow((void **)&w->edge, &w->ecap, w->ne + 1,
-			  sizeof(*w->edge))) {
-			w->oom = true;
-			return;
-		}
-		w->edge[w->ne++] = a;
-	}
-}
-
-static void
-why_scan(void *arg, const char *p, const char *e)
-{
-	struct why_acc *w = arg;
-
-	while (p < e && !w->oom) {
-		const char *nl = memchr(p, '\n', (size_t)(e - p));
-		const char *le = nl ? nl : e;
-
-		why_line(w, p, le);
-		p = le + 1;
-	}
-}
-
-static void
-why_acc_release(struct why_acc *w)
-{
-	free(w->addr);
-	free(w->off);
-	free(w->es);
-	free(w->flag);
-	free(w->edge);
-	tab_release(&w->cls);
-}
-
-void
-ana_hd_chain_release(struct ana_hd_chain *c)
-{
-	if (!c)
-		return;
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->links[i].type);
-		free(c->links[i].root);
-		free(c->links[i].cls);
-		free(c->links[i].file);
-		free(c->links[i].method);
-	}
-	free(c->links);
-	memset(c, 0, sizeof(*c));
-}
-
-int
-ana_hd_site_parse(const char *s, char **file, int64_t *line)
-{
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long long v;
-
-	if (!colon || colon == s || !colon[1])
-		return -LP_EINVAL;
-	errno = 0;
-	v = strtoll(colon + 1, &end, 10);
-	if (errno || *end || v < 0)
-		return -LP_EINVAL;
-	*file = strndup(s, (size_t)(colon - s));
-	if (!*file)
-		return -LP_ENOMEM;
-	*line = v;
-	return 0;
-}
-
-/* Fill one link from the line of node i. */
-static int
-why_link(struct why_acc *acc, unsigned nacc, const char *buf, size_t len,
-	 uint64_t off, struct ana_hd_link *l)
-{
-	const char *p = buf + off, *e = memchr(p, '\n', len - off);
-	struct hd_rec r;
-
-	if (!e)
-		e = buf + len;
-	memset(l, 0, sizeof(*l));
-	l->line = l->gen = -1;
-	if (hd_parse(p, e, &r, false))
-		return -1;	/* it parsed during the scan */
-	l->type = json_unescape(r.type, r.type_len);
-	if (!l->type)
-		return -1;
-	if (span_is(r.type, r.type_len, "ROOT")) {
-		l->root = (r.have & HD_ROOT) ?
-			  json_unescape(r.root, r.root_len) : strdup("");
-		return l->root ? 0 : -1;
-	}
-	l->address = r.addr;
-	if (r.have & HD_CLASS) {
-		for (unsigned i = 0; i < nacc && !l->cls; i++) {
-			uint64_t *v = tab_find(&acc[i].cls, &r.cls);
-			const char *cp, *ce;
-
-			if (!v)
-				continue;
-			if ((v[0] & 0xffff) == CN_ANON) {
-				l->cls = strdup("(anonymous)");
-				break;
-			}
-			/* the name's span: re-read its string */
-			cp = buf + (v[0] >> 16);
-			ce = str_close(cp, buf + len);
-			l->cls = json_unescape(cp, ce ? (size_t)(ce - cp) : 0);
-		}
-		if (!l->cls)
-			l->cls = strdup("(unknown)");
-		if (!l->cls)
-			return -1;
-	}
-	if (r.have & HD_FILE) {
-		l->file = json_unescape(r.file, r.file_len);
-		if (!l->file)
-			return -1;
-	}
-	if (r.have & HD_METHOD) {
-		l->method = json_unescape(r.method, r.method_len);
-		if (!l->method)
-			return -1;
-	}
-	if (r.have & HD_LINE)
-		l->line = r.line;
-	if (r.have & HD_GEN)
-		l->gen = r.gen;
-	return 0;
-}
-
-/*
- * drop: buf is our own read-only mapping, whose pages may be dropped once
- * scanned (the few lines of the chain are read again from the page cache).
- */
-static int
-why_run(const char *buf, size_t len, const char *file, int64_t line,
-	int64_t after_gen, int64_t upto_gen, unsigned nthreads, bool drop,
-	struct ana_hd_chain *out, struct lp_err *err)
-{
-	struct why_acc acc[HD_MAX_THREADS];
-	struct scan_job jobs[HD_MAX_THREADS];
-	size_t cut[HD_MAX_THREADS + 1], n = 0, ne = 0, nslots, head, tail;
-	uint32_t *slot = NULL, *parent = NULL, *queue = NULL, found = HD_NONE;
-	struct why_acc *w;
-	unsigned nt;
-	int rc = 0;
-
-	memset(out, 0, sizeof(*out));
-	memset(acc, 0, sizeof(acc));
-	nt = pick_threads(nthreads, len);
-	split_lines(buf, len, nt, cut);
-	for (unsigned i = 0; i < nt; i++) {
-		acc[i].buf = buf;
-		acc[i].file = file;
-		acc[i].file_len = strlen(file);
-		acc[i].line = line;
-		acc[i].after = after_gen;
-		acc[i].upto = upto_gen;
-		if (tab_init(&acc[i].cls, 1, 1) < 0) {
-			rc = lp_err_set(err, LP_ENOMEM,
-					"heap dump: out of memory");
-			goto out;
-		}
-		jobs[i].fn = why_scan;
-		jobs[i].acc = &acc[i];
-		jobs[i].p = buf + cut[i];
-		jobs[i].e = buf + cut[i + 1];
-		jobs[i].base = buf;
-		jobs[i].drop = drop;
-	}
-	run_jobs(jobs, nt);
-	/* one graph: append the other chunks to the first */
-	w = &acc[0];
-	for (unsigned i = 0; i < nt; i++) {
-		if (acc[i].oom) {
-			rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of "
-					"memory for the reference graph");
-			goto out;
-		}
-		out->candidates += acc[i].candidates;
-		out->objects += acc[i].objects;
-		n += acc[i].n;
-		ne += acc[i].ne;
-	}
-	if (!n || !out->candidates)
-		goto out;
-	if (n >= HD_NONE) {
-		rc = lp_err_set(err, LP_ENOMEM, "heap dump: too many objects");
-		goto out;
-	}
-	{
-		uint64_t *addr = realloc(w->addr, n * sizeof(*addr));
-		uint64_t *off = addr ? realloc(w->off, n * sizeof(*off)) : NULL;
-		uint64_t *es = off ? realloc(w->es, (n + 1) * sizeof(*es))
-				   : NULL;
-		uint8_t *flag = es ? realloc(w->flag, n) : NULL;
-		uint64_t *edge = flag ? realloc(w->edge, (ne ? ne : 1) *
-						sizeof(*edge)) : NULL;
-
-		if (addr)
-			w->addr = addr;
-		if (off)
-			w->off = off;
-		if (es)
-			w->es = es;
-		if (flag)
-			w->flag = flag;
-		if (!edge) {
-			rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of "
-					"memory for the reference graph");
-			goto out;
-		}
-		w->edge = edge;
-		for (unsigned i = 1; i < nt; i++) {
-			struct why_acc *o = &acc[i];
-
-			memcpy(w->addr + w->n, o->addr, o->n * sizeof(*addr));
-			memcpy(w->off + w->n, o->off, o->n * sizeof(*off));
-			memcpy(w->flag + w->n, o->flag, o->n);
-			for (size_t j = 0; j < o->n; j++)
-				w->es[w->n + j] = o->es[j] + w->ne;
-			memcpy(w->edge + w->ne, o->edge, o->ne * sizeof(*edge));
-			w->n += o->n;
-			w->ne += o->ne;
-		}
-		w->es[w->n] = w->ne;
-	}
-	/* address -> node */
-	for (nslots = 64; nslots < 2 * n; nslots *= 2)
-		;
-	slot = calloc(nslots, sizeof(*slot));
-	parent = malloc(n * sizeof(*parent));
-	queue = malloc(n * sizeof(*queue));
-	if (!slot || !parent || !queue) {
-		rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of memory "
-				"for the reference graph");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t j;
-
-		if (w->flag[i] & WF_ROOT)
-			continue;
-		j = hd_mix(0, w->addr[i]) & (nslots - 1);
-		while (slot[j] && w->addr[slot[j] - 1] != w->addr[i])
-			j = (j + 1) & (nslots - 1);
-		if (!slot[j])
-			slot[j] = (uint32_t)i + 1;
-	}
-	/* breadth first from every root: the chain found is a shortest */
-	memset(parent, 0xff, n * sizeof(*parent));
-	head = tail = 0;
-	for (size_t i = 0; i < n; i++)
-		if (w->flag[i] & WF_ROOT) {
-			parent[i] = (uint32_t)i;
-			queue[tail++] = (uint32_t)i;
-		}
-	while (head < tail && found == HD_NONE) {
-		uint32_t u = queue[head++];
-
-		for (uint64_t e = w->es[u]; e < w->es[u + 1]; e++) {
-			size_t j = hd_mix(0, w->edge[e]) & (nslots - 1);
-			uint32_t v;
-
-			while (slot[j] && w->addr[slot[j] - 1] != w->edge[e])
-				j = (j + 1) & (nslots - 1);
-			if (!slot[j])
-				continue;
-			v = slot[j] - 1;
-			if (parent[v] != HD_NONE)
-				continue;
-			parent[v] = u;
-			if (w->flag[v] & WF_TARGET) {
-				found = v;
-				break;
-			}
-			queue[tail++] = v;
-		}
-	}
-	if (found == HD_NONE)
-		goto out;
-	{
-		size_t depth = 1;
-
-		for (uint32_t v = found; parent[v] != v; v = parent[v])
-			depth++;
-		out->links = calloc(depth, sizeof(*out->links));
-		if (!out->links) {
-			rc = lp_err_set(err, LP_ENOMEM,
-					"heap dump: out of memory");
-			goto out;
-		}
-		out->n = depth;
-		for (uint32_t v = found, k = (uint32_t)depth;; v = parent[v]) {
-			if (why_link(acc, nt, buf, len, w->off[v],
-				     &out->links[--k]) < 0) {
-				rc = lp_err_set(err, LP_ENOMEM,
-						"heap dump: out of memory");
-				goto out;
-			}
-			if (parent[v] == v)
-				break;
-		}
-	}
-out:
-	if (rc)
-		ana_hd_chain_release(out);
-	free(slot);
-	free(parent);
-	free(queue);
-	for (unsigned i = 0; i < nt; i++)
-		why_acc_release(&acc[i]);
-	return rc;
-}
-
-int
-ana_hd_why_buf(const char *buf, size_t len, const char *file, int64_t line,
-	       int64_t after_gen, int64_t upto_gen, unsigned nthreads,
-	       struct ana_hd_chain *out, struct lp_err *err)
-{
-	return why_run(buf, len, file, line, after_gen, upto_gen, nthreads,
-		       false, out, err);
-}
-
-int
-ana_hd_why_file(const char *path, const char *file, int64_t line,
-		int64_t after_gen, int64_t upto_gen, unsigned nthreads,
-		struct ana_hd_chain *out, struct lp_err *err)
-{
-	struct hd_input in;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = input_open(path, &in, err);
-	if (rc < 0)
-		return rc;
-	if (!in.mapped && in.fd >= 0) {
-		struct stat st;
-
-		if (fstat(in.fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_size == 0) {
-			input_close(&in);
-			return 0;	/* empty: no chain */
-		}
-		input_close(&in);
-		return lp_err_set(err, LP_EIO, "read '%s': the reference "
-				  "graph needs a regular file (not a pipe)",
-				  path);
-	}
-	rc = why_run(in.p, in.len, file, line, after_gen, upto_gen, nthreads,
-		     true, out, err);
-	input_close(&in);
+	ana__hd_input_close(&in);
 	return rc;
 }

@@ -39,7 +39,8 @@ static const char ab_usage[] =
 "  -t, --timeout SEC        limit for the job to start and each batch (30)\n"
 "      --fail-on-growth B   exit 1 when either side's lower 95 % bound is\n"
 "                           >= B bytes per call (7 when either is\n"
-"                           inconclusive)\n"
+"                           inconclusive); also the floor below which\n"
+"                           neither a leak nor a difference is reported\n"
 "      --max-growth B       stop when the target grew by B in all (64MiB)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              only the result\n"
@@ -229,16 +230,19 @@ cmd_ab(int argc, char **argv)
 		size_t n;
 		struct ana_batch *bb = probe_run_arm(&run, k, &n);
 
-		ana_verdict_compute(bb, n, &v[k]);
+		ana_verdict_compute_floor(bb, n, cli_leak_floor(&o.m),
+					  &v[k]);
 		free(bb);
 	}
 	difference(&v[0].mem, &v[1].mem, &d, &dlo, &dhi);
 	{
-		bool la = v[0].kind == ANA_NATIVE_LEAK ||
-			  v[0].kind == ANA_RUBY_LEAK;
-		bool lb = v[1].kind == ANA_NATIVE_LEAK ||
-			  v[1].kind == ANA_RUBY_LEAK;
-		bool differ = dlo > 0 || dhi < 0;
+		bool la = ANA_VERDICT_IS_LEAK(v[0].kind);
+		bool lb = ANA_VERDICT_IS_LEAK(v[1].kind);
+		/* a difference, like a leak, needs its bound past the
+		 * floor: one object in a hundred calls is not one */
+		double fl = cli_leak_floor(&o.m);
+		bool differ = (dlo > 0 && dlo >= fl) ||
+			      (dhi < 0 && -dhi >= fl);
 		const char *who = la && lb ? "both leak" : la ? "A leaks" :
 				  lb ? "B leaks" : "neither leaks";
 

@@ -47,6 +47,9 @@
 #define MAX_STEPS ANA_MAX_STEPS
 #define MAX_TRIALS 1024
 #define MAX_FALSE_LEADS 3	/* culprits refuted alone before giving up */
+#define MAX_UNDECIDED	3	/* trials of a set without a majority (an
+				 * inconclusive one has no vote): then it
+				 * does not leak */
 
 static const char bisect_usage[] =
 "usage: leakprobe bisect PID --steps FILE [options]\n"
@@ -64,7 +67,8 @@ static const char bisect_usage[] =
 "      --no-control         no control batches\n"
 "  -t, --timeout SEC        limit for the job to start and each batch (30)\n"
 "      --fail-on-growth B   exit 1 when a culprit's lower 95 % bound is\n"
-"                           >= B bytes per call\n"
+"                           >= B bytes per call; a trial below it is no\n"
+"                           leak (default floor 4 B per call)\n"
 "      --max-growth B       stop a trial when the target grew by B (64MiB)\n"
 "      --json               one JSON document on stdout\n"
 "  -q, --quiet              only the result\n"
@@ -296,21 +300,37 @@ measure(struct bisect *bs, uint64_t mask)
 		size_t n;
 		struct ana_batch *b = probe_run_arm(&run, 0, &n);
 
-		ana_verdict_compute(b, n, &t->v);
+		ana_verdict_compute_floor(b, n, cli_leak_floor(&bs->m),
+					  &t->v);
 		free(b);
 	}
 	probe_run_release(&run);
-	/* a leak is a leak of either kind; inconclusive counts as none,
-	 * and is said so in the trial line */
-	t->leaks = t->v.kind == ANA_NATIVE_LEAK || t->v.kind == ANA_RUBY_LEAK;
+	/*
+	 * A leak is a leak of any kind.  An inconclusive trial does not
+	 * vote: on a noisy target a real leak's interval can reach below
+	 * the floor, and taking that for "no leak" ends the search with
+	 * nothing found.  The set is measured again instead; after
+	 * MAX_UNDECIDED trials without a majority, it does not leak.
+	 */
+	t->leaks = ANA_VERDICT_IS_LEAK(t->v.kind);
 	t->again = prev != NULL;
 	{
-		int yes = 0, no = 0;
+		int yes = 0, no = 0, all = 0;
 
-		for (int i = 0; i < bs->ntrials; i++)
-			if (bs->trials[i].mask == mask)
-				bs->trials[i].leaks ? yes++ : no++;
+		for (int i = 0; i < bs->ntrials; i++) {
+			const struct trial *u = &bs->trials[i];
+
+			if (u->mask != mask)
+				continue;
+			all++;
+			if (u->leaks)
+				yes++;
+			else if (u->v.kind != ANA_INCONCLUSIVE)
+				no++;
+		}
 		t->decided = yes > no ? 1 : no > yes ? 0 : -1;
+		if (t->decided < 0 && all >= MAX_UNDECIDED)
+			t->decided = 0;
 	}
 	if (bs->sh.table) {
 		cli_show_legend(&bs->sh, "# trial  steps run together"
@@ -330,8 +350,9 @@ measure(struct bisect *bs, uint64_t mask)
 
 /*
  * Does running the steps in mask leak?  With confirm, until the trials
- * of mask have a majority of at least two (two agreeing, or two of
- * three); without, the latest decision, measuring once if there is none.
+ * of mask have a majority of at least two votes (two agreeing, or two of
+ * three; an inconclusive trial has no vote); without, the latest
+ * decision, measuring until there is one.
  * Returns 1/0, or -1 when the run must stop (bs->fatal set).  A step
  * that raises is left out and the steps without it are measured.
  */
@@ -349,9 +370,17 @@ leaks(struct bisect *bs, uint64_t mask, bool confirm)
 		if (t && !confirm && t->decided >= 0)
 			return t->decided;
 		if (t) {
-			for (int i = 0; i < bs->ntrials; i++)
-				n += bs->trials[i].mask == mask;
-			if (t->decided >= 0 && n >= 2)
+			int all = 0;
+
+			/* votes: trials that were not inconclusive */
+			for (int i = 0; i < bs->ntrials; i++) {
+				if (bs->trials[i].mask != mask)
+					continue;
+				all++;
+				n += bs->trials[i].v.kind != ANA_INCONCLUSIVE;
+			}
+			if (t->decided >= 0 &&
+			    (n >= 2 || all >= MAX_UNDECIDED))
 				return t->decided;
 		}
 		rc = measure(bs, mask);
@@ -536,7 +565,10 @@ cmd_bisect(int argc, char **argv)
 				json_array_append_new(tr, json_pack(
 					"{s:s,s:s,s:f,s:b}", "steps", names,
 					"kind", ana_verdict_name(bs->trials[i].v.kind),
-					"bytes_per_call", bs->trials[i].v.mem.slope,
+					"bytes_per_call",
+					ANA_VERDICT_IS_LEAK(bs->trials[i].v.kind) ?
+					bs->trials[i].v.leak.slope :
+					bs->trials[i].v.mem.slope,
 					"again", bs->trials[i].again));
 			}
 			for (int k = 0; k < bs->nsteps; k++)

@@ -53,7 +53,8 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-"usage: leakprobe heapdiff OLD NEW [LATER] [--top N] [--by site|class|type]\n"
+"usage: leakprobe heapdiff OLD NEW [LATER] [--top N]\n"
+"                 [--by site|method|class|type]\n"
 "                 [--why FILE:LINE] [--json] [--fail-on-count N]\n"
 "                 [--fail-on-bytes N] [--threads N]\n"
 "       leakprobe heapdiff --series DIR [--top N] [--json] [--threads N]\n"
@@ -63,16 +64,18 @@ usage(FILE *fp)
 "taken from one process, oldest first.  With NEW and LATER: the objects\n"
 "born after OLD and before NEW that are still alive in LATER.  With two\n"
 "dumps: the objects of NEW born after OLD.  Per allocation site\n"
-"(file:line, method, type and class): count and bytes (memsize), largest\n"
-"first.  \"Born after\" uses allocation generations and \"still alive\"\n"
-"matches (site, generation, type, class) as multisets, never addresses\n"
-"(reused, and moved by GC.compact).  Sites need dumps taken while\n"
+"(file:line; the methods, types and classes allocated there are listed):\n"
+"count and bytes (memsize), largest first.  \"Born after\" uses allocation\n"
+"generations (in OLD's newest one: an address OLD does not have) and\n"
+"\"still alive\" matches (site, generation, type, class) as multisets,\n"
+"not addresses (reused, and moved by GC.compact).  Sites need dumps taken while\n"
 "ObjectSpace.trace_object_allocations was on; without it, the growth per\n"
 "type and class is shown instead.\n"
 "\n"
 "options:\n"
 "      --top N          rows to show (default %d; 0: all)\n"
-"      --by WHAT        site (default), class or type\n"
+"      --by WHAT        site (file:line, default), method (file:line,\n"
+"                       method, type and class), class or type\n"
 "      --why FILE:LINE  print one shortest reference chain from a GC root\n"
 "                       to a retained object of that site (FILE whole or\n"
 "                       as a path suffix); reads the last dump's graph,\n"
@@ -177,25 +180,27 @@ print_sites(const struct ana_hd_diff *d, const struct hdopts *o,
 	if (d->ndumps == 3)
 		printf(", %s %s", role[2], o->path[2]);
 	printf("\nmethod: allocation generations and sites: objects born "
-	       "after OLD (generation > %" PRId64 ")", d->after_gen);
+	       "after OLD (generation > %" PRId64 ", or %" PRId64 " at an "
+	       "address OLD does not have)", d->after_gen, d->after_gen);
 	if (d->ndumps == 3)
 		printf(" and no later than NEW (<= %" PRId64 "), still alive "
 		       "in LATER: matched on (file, line, method, generation, "
-		       "type, class) as multisets; addresses are not used\n",
-		       d->upto_gen);
+		       "type, class) as multisets\n", d->upto_gen);
 	else
-		printf(" that are alive in NEW; addresses are not used\n");
+		printf(" that are alive in NEW\n");
 	printf("%s: %" PRIu64 " objects, %s, at %zu %s%s%s\n",
 	       d->ndumps == 3 ? "retained in LATER" : "new in NEW",
 	       d->total_count, hbytes(d->total_bytes, false, b1, sizeof(b1)),
-	       groups, o->by == ANA_HD_BY_SITE ? "site" :
+	       groups, o->by == ANA_HD_BY_SITE ? "line" :
+	       o->by == ANA_HD_BY_METHOD ? "site" :
 	       o->by == ANA_HD_BY_CLASS ? "class" : "type",
 	       groups == 1 ? "" : o->by == ANA_HD_BY_CLASS ? "es" : "s",
 	       d->ndumps == 3 ? " (bytes: memsize in LATER)" : "");
 	if (shown) {
 		printf("\n%9s %12s%s  %s\n", "count", "bytes",
 		       d->by_shape ? "  by size" : "",
-		       o->by == ANA_HD_BY_SITE ? "site  type class  method" :
+		       o->by == ANA_HD_BY_SITE ||
+		       o->by == ANA_HD_BY_METHOD ? "site  type class  method" :
 		       o->by == ANA_HD_BY_CLASS ? "class" : "type");
 	}
 	for (size_t i = 0, k = 0; i < d->nrows && k < shown; i++) {
@@ -214,6 +219,11 @@ print_sites(const struct ana_hd_diff *d, const struct hdopts *o,
 	}
 	if (shown < groups)
 		printf("(top %zu of %zu; --top 0 for all)\n", shown, groups);
+	if (d->same_gen_new)
+		printf("note: %" PRIu64 " objects of NEW born in OLD's last "
+		       "generation (%" PRId64 ") after OLD are counted: OLD "
+		       "does not have their addresses\n", d->same_gen_new,
+		       d->after_gen);
 	if (d->same_gen)
 		printf("note: %" PRIu64 " objects of NEW born in OLD's last "
 		       "generation (%" PRId64 ") are not counted (before or "
@@ -419,8 +429,10 @@ json_doc(const struct ana_hd_diff *d, const struct hdopts *o,
 		"counts per type and class (no allocation info)" :
 		d->ndumps == 3 ?
 		"generation window and multiset of (file, line, method, "
-		"generation, type, class); no addresses" :
-		"generation above OLD's highest; no addresses"));
+		"generation, type, class); OLD's highest generation told "
+		"by address" :
+		"generation above OLD's highest, or OLD's highest at an "
+		"address OLD does not have"));
 	json_object_set_new(doc, "by", json_string(ana_hd_by_name(d->by)));
 	json_object_set_new(doc, "dumps", dumps);
 	json_object_set_new(doc, "born_after_generation",
@@ -438,6 +450,8 @@ json_doc(const struct ana_hd_diff *d, const struct hdopts *o,
 	json_object_set_new(doc, "lost_info", jint((int64_t)d->lost_info));
 	json_object_set_new(doc, "same_generation",
 			    jint((int64_t)d->same_gen));
+	json_object_set_new(doc, "same_generation_by_address",
+			    jint((int64_t)d->same_gen_new));
 	for (size_t i = 0, k = 0; i < d->nrows && k < shown; i++) {
 		const struct ana_hd_row *r = &d->rows[i];
 		json_t *j = json_object();
@@ -579,7 +593,7 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 		case O_BY:
 			if (ana_hd_by_parse(optarg, &o->by) < 0) {
 				cli_error(CMD, "bad --by '%s': give site, "
-					  "class or type", optarg);
+					  "method, class or type", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -760,7 +774,7 @@ cmd_heapdiff(int argc, char **argv)
 
 		dg[i] = ana_hd_digest_new(i == 0 ? ANA_HD_NO_SITES :
 			ana_hd_digest_stats(dg[0])->max_gen);
-		if (!dg[i]) {
+		if (!dg[i] || (i && ana_hd_digest_use_old(dg[i], dg[0]) < 0)) {
 			cli_error(CMD, "out of memory");
 			rc = EXIT_INJECT;
 			goto out;

@@ -244,24 +244,33 @@ cli_print_batch(const char *label, const struct ana_batch *b, uint64_t done,
 json_t *
 cli_batch_json(const struct ana_batch *b)
 {
-	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:I,s:I,s:f}",
-			 "kind", cli_batch_kind(b), "calls", (json_int_t)b->calls,
-			 "heap_rss", (json_int_t)b->heap_rss,
-			 "heap_size", (json_int_t)b->heap_size,
-			 "arena_rss", (json_int_t)b->arena_rss,
-			 "anon_rss", (json_int_t)b->anon_rss,
-			 "rss", (json_int_t)b->rss,
-			 "live_slots", (json_int_t)b->live_slots,
-			 "total_allocated_objects",
-			 (json_int_t)b->total_allocated,
-			 "total_freed_objects", (json_int_t)b->total_freed,
-			 "malloc_increase_bytes",
-			 (json_int_t)b->malloc_increase,
-			 "gc_count", (json_int_t)b->gc_count,
-			 "major_gc_count", (json_int_t)b->major_gc_count,
-			 "arena_size", (json_int_t)b->arena_size,
-			 "seconds", b->seconds);
+	json_t *j;
+
+	j = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+		      "s:I,s:I,s:f}",
+		      "kind", cli_batch_kind(b),
+		      "calls", (json_int_t)b->calls,
+		      "heap_rss", (json_int_t)b->heap_rss,
+		      "heap_size", (json_int_t)b->heap_size,
+		      "arena_rss", (json_int_t)b->arena_rss,
+		      "anon_rss", (json_int_t)b->anon_rss,
+		      "rss", (json_int_t)b->rss,
+		      "live_slots", (json_int_t)b->live_slots,
+		      "total_allocated_objects",
+		      (json_int_t)b->total_allocated,
+		      "total_freed_objects", (json_int_t)b->total_freed,
+		      "malloc_increase_bytes",
+		      (json_int_t)b->malloc_increase,
+		      "gc_count", (json_int_t)b->gc_count,
+		      "major_gc_count", (json_int_t)b->major_gc_count,
+		      "arena_size", (json_int_t)b->arena_size,
+		      "seconds", b->seconds);
+
+	/* bytes held by Ruby objects after the GC: null when not read */
+	json_object_set_new(j, "ruby_bytes", b->rb_bytes >= 0 ?
+			    json_integer((json_int_t)b->rb_bytes) :
+			    json_null());
+	return j;
 }
 
 json_t *
@@ -271,12 +280,10 @@ cli_estimate_json(const struct ana_estimate *e)
 			 "hi", e->hi, "batches", (json_int_t)e->n);
 }
 
-json_t *
-cli_verdict_json(const struct ana_verdict *v)
+static json_t *
+cli_verdict_json_base(const struct ana_verdict *v)
 {
-	return json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:f,s:I}",
-			 "kind", ana_verdict_name(v->kind),
-			 "summary", v->summary,
+	return json_pack("{s:o,s:o,s:o,s:o,s:o,s:f,s:I,s:f,s:I}",
 			 "bytes_per_call", cli_estimate_json(&v->mem),
 			 "heap", cli_estimate_json(&v->heap),
 			 "arena", cli_estimate_json(&v->arena),
@@ -289,6 +296,44 @@ cli_verdict_json(const struct ana_verdict *v)
 			 (json_int_t)v->more_calls_needed);
 }
 
+double
+cli_leak_floor(const struct cli_mopts *m)
+{
+	return m->fail_set ? (double)m->fail_on_growth
+			   : ANA_VERDICT_LEAK_FLOOR;
+}
+
+json_t *
+cli_verdict_json(const struct ana_verdict *v)
+{
+	json_t *base, *j;
+
+	j = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:f,s:f}",
+		      "kind", ana_verdict_name(v->kind),
+		      "summary", v->summary,
+		      "leak_bytes_per_call", cli_estimate_json(&v->leak),
+		      "native_bytes_per_call", cli_estimate_json(&v->native),
+		      "ruby_bytes_per_call", cli_estimate_json(&v->ruby),
+		      "ruby_bytes_late", cli_estimate_json(&v->ruby_late),
+		      "native_bytes_late", cli_estimate_json(&v->mem_late),
+		      "native_bytes_mean", cli_estimate_json(&v->mem_mean),
+		      "ruby_bytes_measured", v->rb_measured,
+		      "ruby_bytes_by_levels", v->ruby_levels,
+		      "leak_floor", v->leak_floor,
+		      "no_leak_floor", v->mem_floor);
+
+	if (v->rb_type >= 0)
+		json_object_set_new(j, "ruby_grows", json_pack(
+			"{s:s,s:f,s:I,s:I}", "type",
+			ana_rb_type_name(v->rb_type), "bytes_per_call",
+			v->rb_type_bpc, "before", (json_int_t)v->rb_type_before,
+			"after", (json_int_t)v->rb_type_after));
+	base = cli_verdict_json_base(v);
+	json_object_update(j, base);
+	json_decref(base);
+	return j;
+}
+
 int
 cli_verdict_exit(const struct ana_verdict *v, bool fail_set,
 		 uint64_t fail_on_growth)
@@ -297,7 +342,8 @@ cli_verdict_exit(const struct ana_verdict *v, bool fail_set,
 		return EXIT_OK;
 	if (v->kind == ANA_INCONCLUSIVE)
 		return EXIT_INCONCLUSIVE;
-	if (v->kind != ANA_NO_LEAK && v->mem.lo >= (double)fail_on_growth)
+	if (ANA_VERDICT_IS_LEAK(v->kind) &&
+	    v->leak.lo >= (double)fail_on_growth)
 		return EXIT_LEAK;
 	return EXIT_OK;
 }

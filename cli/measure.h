@@ -98,6 +98,9 @@ const char *cli_batch_kind(const struct ana_batch *b);
 json_t *cli_batch_json(const struct ana_batch *b);
 json_t *cli_estimate_json(const struct ana_estimate *e);
 json_t *cli_verdict_json(const struct ana_verdict *v);
+/* The bytes/call every kind of leak must reach: --fail-on-growth, or
+ * the default floor. */
+double cli_leak_floor(const struct cli_mopts *m);
 /* Exit status of a verdict under --fail-on-growth (fail_set false: 0). */
 int cli_verdict_exit(const struct ana_verdict *v, bool fail_set,
 		     uint64_t fail_on_growth);

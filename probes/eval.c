@@ -1132,6 +1132,14 @@ parse_gc(json_t *g, struct probe_gc *out)
 	out->malloc_increase = jint(g, "malloc_increase");
 	out->count = jint(g, "count");
 	out->major = jint(g, "major");
+	out->rb_bytes = jint(g, "rb_bytes");
+	for (int i = 0; i < PROBE_RB_NTYPES; i++) {
+		json_t *v = json_array_get(json_object_get(g, "rb_types"),
+					   (size_t)i);
+
+		out->rb_types[i] = json_is_integer(v) ?
+				   (int64_t)json_integer_value(v) : -1;
+	}
 }
 
 static void

@@ -42,6 +42,9 @@ fill_gc(struct ana_batch *b, const struct probe_gc *g)
 	b->malloc_increase = g->malloc_increase;
 	b->gc_count = g->count;
 	b->major_gc_count = g->major;
+	b->rb_bytes = g->rb_bytes;
+	for (int i = 0; i < ANA_RB_NTYPES && i < PROBE_RB_NTYPES; i++)
+		b->rb_types[i] = g->rb_types[i];
 }
 
 static uint64_t
@@ -132,7 +135,9 @@ probe_measure(struct probe_session *s, const struct probe_arm *arms,
 			o->around_control(o->control_arg, true);
 		rc = probe_session_run(s, control ? NULL : arms[arm].idx,
 				       control ? 0 : arms[arm].nidx, n, o->gc,
-				       o->lanes && !control ? arm + 1 : 0,
+				       o->lanes && (!control ||
+						    o->lane_controls) ?
+				       arm + 1 : 0,
 				       &res, err);
 		if (control && o->around_control)
 			o->around_control(o->control_arg, false);

@@ -226,10 +226,16 @@ struct probe_opts {
 	const struct probe_eval_req *eval;
 };
 
+#define PROBE_RB_NTYPES 6
+
 /* Result of one batch, or of the hello (calls == 0). */
 struct probe_gc {
 	int64_t live_slots, pages, allocated, freed, malloc_increase, count,
 		major;
+	int64_t rb_bytes;	/* ObjectSpace.count_objects_size TOTAL
+				 * after a GC; -1: not measured */
+	int64_t rb_types[PROBE_RB_NTYPES];	/* its STRING, ARRAY, HASH,
+						 * OBJECT, DATA, STRUCT */
 };
 
 struct probe_result {
@@ -377,6 +383,8 @@ struct probe_measure_opts {
 	bool control;		/* a no-op control batch after each batch */
 	uint64_t max_growth;	/* stop when memory grew this much (bytes) */
 	bool lanes;		/* each arm in a thread (arena) of its own */
+	bool lane_controls;	/* with lanes: controls in the lane of the
+				 * arm they follow, not the helper's */
 	/* called once after the warm-up, before the first measured batch
 	 * (e.g. to take a heap dump); < 0 stops the run with that code */
 	int (*before_measure)(struct probe_session *s, void *arg,

@@ -14,6 +14,10 @@ verdict() {	# verdict EXPECTED_KIND EXIT ARGS...
 	target_ok "$pid"
 }
 
+# Controls: garbage only; a cache that only grows while warming up.
+verdict "no leak" 0 --eval '"x" * 100' --times 20000 --batch 2000
+verdict "no leak" 0 --eval 'cached_lookup' --times 20000 --batch 2000 --warmup 3
+
 # Native stand-in leak: 256 bytes per call, never freed.
 verdict "native leak" 0 --eval 'Fiddle.malloc(256)' --times 20000 --batch 2000
 slope=$(json_get "$OUT" 'j["verdict"]["bytes_per_call"]["slope"]')
@@ -27,13 +31,27 @@ verdict "native leak" 0 --eval 'Fiddle.malloc(40)' --times 40000 --batch 4000
 # Ruby-object leak: retained strings.
 verdict "ruby-object leak" 0 --eval 'retain_string' --times 20000 --batch 2000
 
-# Controls: garbage only; a cache that only grows while warming up.
-verdict "no leak" 0 --eval '"x" * 100' --times 20000 --batch 2000
-verdict "no leak" 0 --eval 'cached_lookup' --times 20000 --batch 2000 --warmup 3
+
+# Objects that exist grow: an Array and a Hash that are never emptied
+# hold their growth in their own buffers (no new live objects); that is
+# Ruby-held, not native, and the type is named.
+verdict "ruby-held growth" 0 --eval '($lp_a ||= []) << 1' --times 20000 --batch 2000
+grep -q "mostly Array" <<<"$OUT" || fail "array growth: type not named: $OUT"
+rb=$(json_get "$OUT" 'j["verdict"]["ruby_bytes_per_call"]["slope"]')
+awk -v s="$rb" 'BEGIN { exit !(s >= 6 && s <= 20) }' || fail "array: Ruby-held $rb B per call, want 8-16"
+verdict "ruby-held growth" 0 --eval '($lp_h ||= {})[rand] = 1' --times 20000 --batch 2000
+grep -q "mostly Hash" <<<"$OUT" || fail "hash growth: type not named: $OUT"
+
+# One retained object per ~70 calls (0.6 B per call) is no leak under
+# --fail-on-growth 32, whatever the live-slot count says.
+verdict "no leak" 0 --eval '($lp_r ||= []) << "r" if rand < 0.015' --times 20000 --batch 2000 --fail-on-growth 32
 
 # --fail-on-growth exit codes.
 verdict "native leak" 1 --eval 'Fiddle.malloc(256)' --times 20000 --batch 2000 --fail-on-growth 100
-verdict "native leak" 0 --eval 'Fiddle.malloc(256)' --times 20000 --batch 2000 --fail-on-growth 100k
+# The floor is the same for every kind: 256 B per call is not a leak
+# under --fail-on-growth 100k.
+verdict "no leak" 0 --eval 'Fiddle.malloc(256)' --times 20000 --batch 2000 --fail-on-growth 100k
+grep -q "below the 102400 B floor" <<<"$OUT" || fail "100k: the floor is not stated: $OUT"
 verdict "no leak" 0 --eval '"x" * 100' --times 20000 --batch 2000 --fail-on-growth 100
 # One batch cannot decide: inconclusive is 7 under --fail-on-growth.
 verdict "inconclusive" 7 --eval 'nil' --times 1 --fail-on-growth 100

@@ -39,7 +39,7 @@ got=$(json_site "$J")
 [ "$(json_get "$J" 'j["identity"]')" != "" ] || fail "no identity method in JSON"
 # the text says which method and names file:line
 expect_exit 0 "$LP" heapdiff "$T"/r/{old,new,later}.json
-grep -q "addresses are not used" <<<"$OUT" || fail "text does not state the method: $OUT"
+grep -q "at an address OLD does not have" <<<"$OUT" || fail "text does not state the method: $OUT"
 grep -Eq "^ +$N +.*/$FILE:$LINE +STRING String" <<<"$OUT" || fail "text row missing: $OUT"
 
 # --- two dumps: the same strings are new in NEW
@@ -96,6 +96,44 @@ expect_exit 0 "$LP" heapdiff "$T"/r/{old,new,later}.json --by class --json
 [ "$(json_get "$OUT" 'j["rows"][0]["count"]')" = "$N" ] || fail "--by class count: $OUT"
 expect_exit 0 "$LP" heapdiff "$T"/r/{old,new,later}.json --by type --top 1
 grep -Eq "^ +$N .* STRING" <<<"$OUT" || fail "--by type: $OUT"
+
+# --- exact counts: `keep << ("kept-" * 6).dup` right after OLD (no GC in
+# between: the first objects share OLD's newest generation and are told
+# from OLD's by address); String#* and the copy of #dup are one line, one
+# row; the count is every object LATER has from that line
+mkdir -p "$T/x"
+cat >"$T/x/keep.rb" <<'EOF'
+require "objspace"
+def dump(path)
+  GC.start
+  File.open(path, "w") { |f| ObjectSpace.dump_all(output: f) }
+end
+ObjectSpace.trace_object_allocations_start
+keep = []
+dump(ARGV[0] + "/old.json")
+20000.times { keep << ("kept-" * 6).dup }
+dump(ARGV[0] + "/new.json")
+dump(ARGV[0] + "/later.json")
+$keep = keep
+EOF
+"$RUBY" "$T/x/keep.rb" "$T/x" || fail "keep.rb failed"
+want=$(grep -c '"file":"[^"]*keep.rb", "line":9,' "$T/x/later.json")
+[ "$want" -ge 20000 ] || fail "keep.rb: LATER has $want objects from line 9, want >= 20000"
+expect_exit 0 "$LP" heapdiff "$T"/x/{old,new,later}.json --json
+got=$("$RUBY" -rjson -e 'j = JSON.parse(STDIN.read)
+	r = j["rows"].select { |x| x["file"].to_s.end_with?("keep.rb") && x["line"] == 9 }
+	puts "#{r.size} #{r.map { |x| x["count"] }.sum} #{j["same_generation_by_address"]}"' <<<"$OUT")
+set -- $got
+[ "$1" = 1 ] || fail "keep.rb: $1 rows for line 9, want one: $OUT"
+[ "$2" = "$want" ] || fail "keep.rb: line 9 retains $2, want $want: $OUT"
+[ "$3" -gt 0 ] || fail "keep.rb: no object of OLD's newest generation was told by address: $OUT"
+# --by method splits the line again, and adds up to the same
+expect_exit 0 "$LP" heapdiff "$T"/x/{old,new,later}.json --json --by method --top 0
+got=$("$RUBY" -rjson -e 'j = JSON.parse(STDIN.read)
+	r = j["rows"].select { |x| x["file"].to_s.end_with?("keep.rb") && x["line"] == 9 }
+	puts "#{r.size} #{r.map { |x| x["count"] }.sum}"' <<<"$OUT")
+set -- $got
+[ "$1" -ge 2 ] && [ "$2" = "$want" ] || fail "keep.rb --by method: $got: $OUT"
 
 # --- pipes are streamed and give the same document
 expect_exit 0 "$LP" heapdiff <(cat "$T/r/old.json") <(cat "$T/r/new.json") <(cat "$T/r/later.json") --json

@@ -18,7 +18,7 @@ A="$FIX/reuse.1.json" B="$FIX/reuse.2.json" C="$FIX/reuse.3.json"
 one_line_error 2 "give two or three heap dumps \(OLD NEW \[LATER\]\), not 1" "$LP" heapdiff "$A"
 one_line_error 2 "not 4" "$LP" heapdiff "$A" "$B" "$C" "$C"
 one_line_error 2 "not 0" "$LP" heapdiff
-one_line_error 2 "bad --by 'file': give site, class or type" "$LP" heapdiff "$A" "$B" --by file
+one_line_error 2 "bad --by 'file': give site, method, class or type" "$LP" heapdiff "$A" "$B" --by file
 one_line_error 2 "bad --top 'ten'" "$LP" heapdiff "$A" "$B" --top ten
 one_line_error 2 "bad --why 'x.rb': give a site as FILE:LINE" "$LP" heapdiff "$A" "$B" --why x.rb
 one_line_error 2 "bad --fail-on-count '0'" "$LP" heapdiff "$A" "$B" --fail-on-count 0

@@ -45,6 +45,10 @@ struct scenario {
 	size_t step_until;		/* ... before this one (0: all) */
 	double step;			/* ... of this many bytes */
 	double rand_walk;		/* +- bytes per batch, uniform */
+	double rb_grow;			/* bytes per call that objects which
+					 * exist grow by (in [heap] too) */
+	bool rb_unknown;		/* Ruby's bytes not measured */
+	bool rb_not_in_rss;		/* rb_grow does not show in memory */
 };
 
 static uint64_t
@@ -79,7 +83,7 @@ generate(const struct scenario *sc, struct ana_batch **out)
 	size_t n = sc->warmups + sc->measured * (sc->controls ? 2 : 1);
 	struct ana_batch *b = calloc(n ? n : 1, sizeof(*b));
 	double heap = 8 * MiB, arena = 32 * MiB, anon = 256 * MiB;
-	double slots = 100000, grow;
+	double slots = 100000, grow, rbheld = 0;
 	uint64_t rng = sc->seed;
 	size_t i = 0, w, m, pass;
 
@@ -109,6 +113,9 @@ generate(const struct scenario *sc, struct ana_batch **out)
 				arena += grow * sc->to_arena;
 				anon += grow * (1 - sc->to_heap - sc->to_arena);
 				slots += sc->slots * (double)x->calls;
+				rbheld += sc->rb_grow * (double)x->calls;
+				if (!sc->rb_not_in_rss)
+					heap += sc->rb_grow * (double)x->calls;
 			}
 			if (warm)
 				heap += sc->warm_growth;
@@ -135,6 +142,10 @@ generate(const struct scenario *sc, struct ana_batch **out)
 			x->rss = x->heap_rss + x->arena_rss + x->anon_rss;
 			x->live_slots = llround(slots + sc->slot_jitter *
 						rng_sym(&rng));
+			/* a slot is 40 B; buffers grow on their own */
+			x->rb_bytes = sc->rb_unknown ? -1 :
+				llround((double)x->live_slots * 40 + rbheld);
+			x->rb_types[1] = sc->rb_unknown ? -1 : llround(rbheld);
 		}
 	}
 	*out = b;
@@ -216,9 +227,9 @@ test_verdict_native_leak(void **state)
 	sc.leak = 256;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 256);
+	assert_slope(&v.native, 256);
 	assert_int_equal(v.measured_calls, 20000);
-	assert_int_equal(v.mem.n, 20);
+	assert_int_equal(v.native.n, 20);
 	assert_int_equal(v.controls, 20);
 	assert_true(fabs(v.total_growth - 256 * 20000.0) < 0.1 * 256 * 20000);
 	/* Live slots flat within the stated margin. */
@@ -256,7 +267,7 @@ test_verdict_quiet_native_leak(void **state)
 			sc.to_arena = 1;	/* helper-thread arena */
 			assert_int_equal(run(&sc, &v), 0);
 			assert_kind(&v, ANA_NATIVE_LEAK);
-			assert_slope(&v.mem, rates[i]);
+			assert_slope(&v.native, rates[i]);
 			assert_true(v.arena.slope > 0.75 * rates[i]);
 			assert_non_null(strstr(v.summary,
 					       "; malloc arenas grew"));
@@ -281,13 +292,13 @@ test_verdict_quiet_leak_small_batches(void **state)
 	sc.jitter = 4096;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 48);
+	assert_slope(&v.native, 48);
 
 	sc.jitter = 0;		/* bare page quantisation */
 	sc.seed = 21;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 48);
+	assert_slope(&v.native, 48);
 }
 
 /* A quiet leak inside a target that is noisy on its own. */
@@ -306,7 +317,7 @@ test_verdict_native_leak_in_noisy_target(void **state)
 	sc.jump_hi = 4 * MiB;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 48);
+	assert_slope(&v.native, 48);
 }
 
 /* Retained strings: one live object and ~40 B of memory per call. */
@@ -326,8 +337,10 @@ test_verdict_ruby_leak(void **state)
 	assert_slope(&v.slots, 1);
 	assert_slope(&v.mem, 40);
 	assert_true(v.slots.lo > v.slot_margin);
-	assert_non_null(strstr(v.summary, "ruby-object leak: +1.00 live "
-			       "objects per call"));
+	assert_slope(&v.ruby, 40);
+	assert_slope(&v.leak, 40);
+	assert_non_null(strstr(v.summary, "ruby-object leak: +40 B per call"));
+	assert_non_null(strstr(v.summary, "+1.00 new live objects per call"));
 	assert_no_trailing_period(&v);
 }
 
@@ -342,7 +355,7 @@ test_verdict_ruby_leak_memory_flat(void **state)
 	sc.slots = 0.2;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_RUBY_LEAK);
-	assert_true(v.mem.lo <= 0);
+	assert_true(v.native.lo <= 0);
 	assert_slope(&v.slots, 0.2);
 }
 
@@ -360,10 +373,10 @@ test_verdict_no_leak_quiet(void **state)
 
 		assert_int_equal(run(&sc, &v), 0);
 		assert_kind(&v, ANA_NO_LEAK);
-		assert_true(v.mem.lo <= 0 && v.mem.hi >= 0);
-		assert_true(v.mem.hi < v.mem_floor);
+		assert_true(v.native.lo <= 0 && v.native.hi >= 0);
+		assert_true(v.native.hi < v.mem_floor);
 		assert_int_equal(v.more_calls_needed, 0);
-		assert_non_null(strstr(v.summary, "no leak: memory "));
+		assert_non_null(strstr(v.summary, "no leak: native "));
 		assert_no_trailing_period(&v);
 	}
 }
@@ -393,7 +406,7 @@ test_verdict_no_leak_noisy_target(void **state)
 		assert_kind(&v, ANA_NO_LEAK);
 		/* The untrimmed mean is far wider: the jumps are real. */
 		assert_true(v.mem_mean.hi - v.mem_mean.lo >
-			    2 * (v.mem.hi - v.mem.lo));
+			    2 * (v.native.hi - v.native.lo));
 	}
 }
 
@@ -431,7 +444,7 @@ test_verdict_no_leak_drifting_worker(void **state)
 	n = generate(&sc, &b);
 	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 64);
+	assert_slope(&v.native, 64);
 	assert_int_equal(v.controls, 20);
 	free(b);
 }
@@ -475,9 +488,9 @@ test_verdict_negative_deltas(void **state)
 	sc.leak = -100;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NO_LEAK);
-	assert_slope(&v.mem, -100);
+	assert_slope(&v.native, -100);
 	assert_true(v.total_growth < 0);
-	assert_non_null(strstr(v.summary, "memory -"));
+	assert_non_null(strstr(v.summary, "native -"));
 }
 
 /* ---- inconclusive --------------------------------------------------- */
@@ -499,8 +512,8 @@ test_verdict_step_growth(void **state)
 	sc.step = 1 * MiB;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, MiB / 5000);
-	assert_true(v.mem.slope == v.mem_mean.slope);
+	assert_slope(&v.native, MiB / 5000);
+	assert_true(v.native.slope == v.mem_mean.slope);
 	assert_non_null(strstr(v.summary, " in large steps; "));
 
 	/* Growth in the first half only, a little shrinking after: the
@@ -513,7 +526,7 @@ test_verdict_step_growth(void **state)
 	sc.late_leak = -16;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_INCONCLUSIVE);
-	assert_true(v.mem.lo > 0);
+	assert_true(v.native.lo > 0);
 	assert_true(v.mem_late.slope <= 0);
 	assert_int_equal(v.mem_late.n, 40);
 	assert_int_equal(v.more_calls_needed, 20000);
@@ -528,7 +541,7 @@ test_verdict_step_growth(void **state)
 	sc.step = 1 * MiB;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_true(v.mem.lo > 32);
+	assert_true(v.native.lo > 32);
 }
 
 /*
@@ -550,8 +563,8 @@ test_verdict_sawtooth(void **state)
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_INCONCLUSIVE);
 	assert_true(fabs(v.total_growth) < 256 * 1024);
-	assert_true(v.mem.slope == v.mem_mean.slope);
-	assert_true(v.mem.lo < 0 && v.mem.hi > 0);
+	assert_true(v.native.slope == v.mem_mean.slope);
+	assert_true(v.native.lo < 0 && v.native.hi > 0);
 	assert_true(v.more_calls_needed > 0);
 
 	/* One drop only, at the end: typical batches grow and nothing
@@ -574,7 +587,7 @@ test_verdict_inconclusive_few_batches(void **state)
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_INCONCLUSIVE);
 	assert_int_equal(v.more_calls_needed, 2000);
-	assert_int_equal(v.mem.n, 3);
+	assert_int_equal(v.native.n, 3);
 	assert_non_null(strstr(v.summary, "need at least 5"));
 	assert_non_null(strstr(v.summary, "run about 2,000 more calls"));
 	assert_no_trailing_period(&v);
@@ -598,7 +611,7 @@ test_verdict_inconclusive_huge_noise(void **state)
 	sc.rand_walk = 4 * MiB;
 	assert_int_equal(run(&sc, &v), 0);
 	assert_kind(&v, ANA_INCONCLUSIVE);
-	assert_true(v.mem.lo < 0 && v.mem.hi > v.mem_floor);
+	assert_true(v.native.lo < 0 && v.native.hi > v.mem_floor);
 	assert_true(v.more_calls_needed > 0);
 	assert_int_equal(v.more_calls_needed % 1000, 0);
 	assert_non_null(strstr(v.summary, "more calls"));
@@ -643,7 +656,7 @@ test_verdict_interval_coverage(void **state)
 			sc.leak = truth;
 			n = generate(&sc, &b);
 			assert_int_equal(ana_verdict_compute(b, n, &v), 0);
-			covered[i] += v.mem.lo <= truth && truth <= v.mem.hi;
+			covered[i] += v.native.lo <= truth && truth <= v.native.hi;
 			leaks[i] += v.kind == ANA_NATIVE_LEAK;
 			free(b);
 		}
@@ -714,7 +727,7 @@ test_verdict_unequal_batches(void **state)
 	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
 	assert_int_equal(v.measured_calls, 19 * 1000 + 300);
-	assert_slope(&v.mem, 128);
+	assert_slope(&v.native, 128);
 	free(b);
 
 	/* Rebuild with alternating 500/1500 calls, controls kept. */
@@ -740,7 +753,7 @@ test_verdict_unequal_batches(void **state)
 	}
 	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
 	assert_kind(&v, ANA_NATIVE_LEAK);
-	assert_slope(&v.mem, 128);
+	assert_slope(&v.native, 128);
 	free(b);
 }
 
@@ -813,10 +826,10 @@ test_verdict_edge_zero_calls(void **state)
 	for (i = sc.warmups; i < n; i += 4)
 		b[i].calls = 0;
 	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
-	assert_int_equal(v.mem.n, 10);	/* every other measured batch */
+	assert_int_equal(v.native.n, 10);	/* every other measured batch */
 	assert_int_equal(v.measured_calls, 10000);
-	assert_true(isfinite(v.mem.slope) && isfinite(v.mem.lo) &&
-		    isfinite(v.mem.hi));
+	assert_true(isfinite(v.native.slope) && isfinite(v.native.lo) &&
+		    isfinite(v.native.hi));
 	free(b);
 }
 
@@ -845,8 +858,8 @@ test_verdict_edge_returned_memory(void **state)
 	/* One batch of eleven does not make a trend: it is clipped to 4
 	 * pages below the median (0), so it moves the slope by 4 pages /
 	 * 11,000 calls at most. */
-	assert_true(v.mem.slope < 0);
-	assert_true(v.mem.slope >= -4 * PAGE / 11000 - 1e-9);
+	assert_true(v.native.slope < 0);
+	assert_true(v.native.slope >= -4 * PAGE / 11000 - 1e-9);
 	assert_true(v.kind == ANA_NO_LEAK || v.kind == ANA_INCONCLUSIVE);
 }
 
@@ -864,6 +877,94 @@ test_verdict_names(void **state)
 			    "unknown");
 }
 
+/* Growing Arrays: Ruby-held bytes grow, live objects do not. */
+static void
+test_verdict_ruby_growth(void **state)
+{
+	struct scenario sc = base(201);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.rb_grow = 8.4;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_RUBY_GROWTH);
+	assert_slope(&v.ruby, 8.4);
+	assert_slope(&v.leak, 8.4);
+	assert_true(v.native.lo <= 0);		/* not called native */
+	assert_int_equal(v.rb_type, 1);
+	assert_string_equal(ana_rb_type_name(v.rb_type), "Array");
+	assert_non_null(strstr(v.summary, "ruby-held growth: +8.4 B per "
+			       "call"));
+	assert_non_null(strstr(v.summary, "mostly Array"));
+	assert_no_trailing_period(&v);
+}
+
+/*
+ * One object per hundred calls (0.6 B per call) clears the live-slot
+ * margin but not the bytes floor: no leak of any kind, with the default
+ * floor or --fail-on-growth 32.  A Ruby-held 20 B per call is a leak by
+ * default and not under a floor of 32.
+ */
+static void
+test_verdict_bytes_floor(void **state)
+{
+	struct scenario sc = base(202);
+	struct ana_batch *b;
+	struct ana_verdict v;
+	size_t n;
+
+	(void)state;
+	sc.slots = 0.015;
+	sc.slot_jitter = 0;
+	n = generate(&sc, &b);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_true(v.slots.lo > v.slot_margin);
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+	assert_int_equal(ana_verdict_compute_floor(b, n, 32, &v), 0);
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+	free(b);
+
+	sc = base(203);
+	sc.slots = 0.5;			/* 20 B per call */
+	n = generate(&sc, &b);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_kind(&v, ANA_RUBY_LEAK);
+	assert_int_equal(ana_verdict_compute_floor(b, n, 32, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+	assert_true(v.leak_floor == 32);
+	free(b);
+
+	/* without measured sizes, a new object counts as its slot */
+	sc = base(204);
+	sc.slots = 1;
+	sc.rb_unknown = true;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_kind(&v, ANA_RUBY_LEAK);
+	assert_false(v.rb_measured);
+	assert_slope(&v.ruby, 40);
+}
+
+/*
+ * Ruby-held bytes fall after measured batches (other threads held fewer
+ * objects then) while memory stays flat: native = memory - Ruby-held
+ * comes out at +30 B per call, but memory did not grow: no native leak.
+ */
+static void
+test_verdict_native_needs_memory(void **state)
+{
+	struct scenario sc = base(205);
+	struct ana_verdict v;
+
+	(void)state;
+	sc.rb_grow = -30;
+	sc.rb_not_in_rss = true;
+	assert_int_equal(run(&sc, &v), 0);
+	assert_true(v.native.lo > 4);		/* the arithmetic says so */
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+}
+
 int
 main(void)
 {
@@ -873,6 +974,9 @@ main(void)
 		cmocka_unit_test(test_verdict_quiet_leak_small_batches),
 		cmocka_unit_test(test_verdict_native_leak_in_noisy_target),
 		cmocka_unit_test(test_verdict_ruby_leak),
+		cmocka_unit_test(test_verdict_ruby_growth),
+		cmocka_unit_test(test_verdict_bytes_floor),
+		cmocka_unit_test(test_verdict_native_needs_memory),
 		cmocka_unit_test(test_verdict_ruby_leak_memory_flat),
 		cmocka_unit_test(test_verdict_no_leak_quiet),
 		cmocka_unit_test(test_verdict_no_leak_noisy_target),

@@ -70,10 +70,11 @@ fmt_stats(FILE *fp, const char *role, const struct ana_hd_stats *s)
 {
 	fprintf(fp, "dump %s: lines=%" PRIu64 " objects=%" PRIu64
 		" roots=%" PRIu64 " traced=%" PRIu64 " memsize=%" PRIu64
-		" max_gen=%" PRId64 " same_gen=%" PRIu64 " bad=%" PRIu64
-		" first_bad=%" PRIu64 " (%s)\n", role, s->lines, s->objects,
-		s->roots, s->traced, s->memsize, s->max_gen, s->same_gen,
-		s->bad, s->first_bad, s->first_bad_why);
+		" max_gen=%" PRId64 " same_gen=%" PRIu64 "/%" PRIu64
+		" bad=%" PRIu64 " first_bad=%" PRIu64 " (%s)\n", role,
+		s->lines, s->objects, s->roots, s->traced, s->memsize,
+		s->max_gen, s->same_gen, s->same_gen_new, s->bad,
+		s->first_bad, s->first_bad_why);
 }
 
 static void
@@ -82,11 +83,11 @@ fmt_diff(FILE *fp, const struct ana_hd_diff *d)
 	fprintf(fp, "by %s: method=%s after=%" PRId64 " upto=%" PRId64
 		" total=%" PRIu64 "/%" PRIu64 " by_shape=%" PRIu64
 		" candidates=%" PRIu64 " lost_info=%" PRIu64
-		" same_gen=%" PRIu64 "\n", ana_hd_by_name(d->by),
+		" same_gen=%" PRIu64 "/%" PRIu64 "\n", ana_hd_by_name(d->by),
 		d->method == ANA_HD_SITES ? "sites" : "classes", d->after_gen,
 		d->upto_gen == INT64_MAX ? -1 : d->upto_gen, d->total_count,
 		d->total_bytes, d->by_shape, d->candidates, d->lost_info,
-		d->same_gen);
+		d->same_gen, d->same_gen_new);
 	for (size_t i = 0; i < d->nrows; i++) {
 		const struct ana_hd_row *r = &d->rows[i];
 
@@ -116,13 +117,16 @@ enum how { HOW_FILE, HOW_BUF1, HOW_STREAM };
 
 /* Digest one dump from memory, the way `how` says. */
 static struct ana_hd_digest *
-digest_mem(const char *buf, size_t len, int64_t after, enum how how,
-	   unsigned threads, size_t piece)
+digest_mem(const char *buf, size_t len, int64_t after,
+	   const struct ana_hd_digest *old, enum how how, unsigned threads,
+	   size_t piece)
 {
 	struct ana_hd_digest *d = ana_hd_digest_new(after);
 	struct lp_err err = { 0 };
 
 	assert_non_null(d);
+	if (old)
+		assert_int_equal(ana_hd_digest_use_old(d, old), 0);
 	if (how == HOW_STREAM) {
 		for (size_t off = 0; off < len;) {
 			size_t n = len - off < piece ? len - off : piece;
@@ -144,7 +148,7 @@ digest_mem(const char *buf, size_t len, int64_t after, enum how how,
 /*
  * Run a case: digest dumps[0..n) (OLD without sites, the others for
  * generations above OLD's highest) and print stats and the diff by site,
- * class and type.  Returns a malloc'd text.
+ * class, type and method.  Returns a malloc'd text.
  */
 static char *
 fmt_case(char **bufs, size_t *lens, const char **paths, size_t n,
@@ -165,15 +169,20 @@ fmt_case(char **bufs, size_t *lens, const char **paths, size_t n,
 		if (how == HOW_FILE) {
 			d[i] = ana_hd_digest_new(after);
 			assert_non_null(d[i]);
+			if (i)
+				assert_int_equal(ana_hd_digest_use_old(d[i],
+								       d[0]),
+						 0);
 			assert_int_equal(ana_hd_digest_file(d[i], paths[i],
 							    threads, &err), 0);
 		} else {
-			d[i] = digest_mem(bufs[i], lens[i], after, how,
-					  threads, piece);
+			d[i] = digest_mem(bufs[i], lens[i], after,
+					  i ? d[0] : NULL, how, threads,
+					  piece);
 		}
 		fmt_stats(fp, role[i], ana_hd_digest_stats(d[i]));
 	}
-	for (int by = ANA_HD_BY_SITE; by <= ANA_HD_BY_TYPE; by++) {
+	for (int by = ANA_HD_BY_SITE; by <= ANA_HD_BY_METHOD; by++) {
 		struct ana_hd_diff diff;
 
 		assert_int_equal(ana_hd_diff_compute(d, n, (enum ana_hd_by)by,
@@ -353,8 +362,8 @@ test_heapdump_huge_string(void **state)
 	p += sprintf(p, "\\\\\", \"file\":\"real.rb\", \"line\":3, "
 		     "\"generation\":9, \"memsize\":%zu}\n", n);
 	len = (size_t)(p - buf);
-	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, HOW_BUF1, 1, 0);
-	d[1] = digest_mem(buf, len, 1, HOW_STREAM, 1, 4096);
+	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1, 0);
+	d[1] = digest_mem(buf, len, 1, NULL, HOW_STREAM, 1, 4096);
 	assert_int_equal(ana_hd_digest_stats(d[1])->bad, 0);
 	assert_int_equal(ana_hd_digest_stats(d[1])->objects, 1);
 	assert_int_equal(ana_hd_diff_compute(d, 2, ANA_HD_BY_SITE, &diff,
@@ -408,9 +417,9 @@ test_heapdump_diff_checks_generation(void **state)
 			  "\"generation\":4, \"memsize\":40}\n";
 
 	(void)state;
-	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, HOW_BUF1, 1, 0);
+	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1, 0);
 	/* NEW digested for generations above 9: it misses 5..9 */
-	d[1] = digest_mem(old, strlen(old), 9, HOW_BUF1, 1, 0);
+	d[1] = digest_mem(old, strlen(old), 9, NULL, HOW_BUF1, 1, 0);
 	assert_int_equal(ana_hd_diff_compute(d, 2, ANA_HD_BY_SITE, &diff,
 					     &err), -LP_EINVAL);
 	assert_non_null(strstr(err.msg, "generations above 9, not 4"));
