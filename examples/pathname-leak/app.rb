@@ -16,8 +16,6 @@ end
 
 work
 File.write(ARGV[0], "") if ARGV[0]   # ready: leakprobe may attach
-# Idle between jobs, like a worker waiting on its job queue: a blocking
-# read, which every Ruby interrupts for a safe-point job.  (On Ruby 2.3 to
-# 2.5 a bare `sleep` waits on a condition variable that no signal ends.)
-jobs, _writer = IO.pipe
-jobs.read
+# Idle between jobs the way a worker does: a sleep loop.  (On Ruby 2.3 to
+# 2.5 leakprobe's job starts when a `sleep 1` ends: about a second.)
+loop { sleep 1 }
