@@ -4,7 +4,8 @@
 # natively (exit 1) everywhere.
 . "$(dirname "$0")/lib.sh"
 EX=$(cd "$(dirname "$0")/../../examples/pathname-leak" && pwd)
-truth=$("$RUBY" -C "$EX" "$(dirname "$0")/../rubies/pathname-truth.rb" app.rb 30000)
+truth=$("$RUBY" -C "$EX" "$(cd "$(dirname "$0")/../rubies" && pwd)/pathname-truth.rb" app.rb 30000)
+awk -v t="$truth" 'BEGIN { exit !(t != "" && t + 0 == t) }' || fail "pathname-truth.rb: $truth"
 old=$(awk -v t="$truth" 'BEGIN { print (t >= 48) ? 1 : 0 }')
 echo "app.rb by its own RSS: $truth B per call"
 
