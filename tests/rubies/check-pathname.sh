@@ -43,7 +43,7 @@ check() {
 		rm -f "$HOSTAPP/tmp/ready"
 		TPID=$(descend "$l"); _targets="$_targets $TPID"
 		lp_reach "$want" "$TPID" attach "$TPID" --eval work --times 5000 \
-			--batch 500 --fail-on-growth 32
+			--batch 500 --warmup 6 --fail-on-growth 32
 		target_unharmed "$TPID" "$a"
 		kill -9 "$TPID" "$l" 2>/dev/null; wait "$l" 2>/dev/null
 	fi
