@@ -155,7 +155,9 @@ cli_report(const char *cmd, const struct lp_err *err)
 		       "tracer holds it";
 		break;
 	case LP_ETRACED:
-		hint = "detach the other tracer first";
+		/* a stopped target's message says how to resume it */
+		if (!strstr(err->msg, " is stopped;"))
+			hint = "detach the other tracer first";
 		break;
 	case LP_ENOPROC:
 		hint = "check the pid with 'ps -p PID'";
