@@ -36,16 +36,23 @@ n=$(grep -c '"type":"STRING"' "$T/heap.json")
 [ "$n" -gt 1000 ] || fail "heap dump has $n strings"
 say "heapdump: $(wc -l <"$T/heap.json") objects"
 # 4. malloc sites: the probes on the allocator that serves malloc
-lp 0 malloc "$pid" --json --eval 'Fiddle.malloc(300)' --times 2000 --batch 200
-case $(jget 'j["allocator"]') in
-	*/libc[.-]*) ;;
-	*) fail "malloc traced in $(jget 'j["allocator"]'), not libc";;
-esac
-jget 'j["sites"][0]["frames"].map { |f| f["name"] }.join(" ")' | grep -q 'fiddle\.so' ||
-	fail "the Fiddle path is not the top site: $(jget 'j["sites"][0]')"
-n=$(jget 'j["sites"][0]["bytes"]')
-[ "$n" -ge 540000 ] && [ "$n" -le 660000 ] || fail "top site holds $n bytes, not 600000 +- 10 %"
-say "malloc: top site $n bytes through $(jget 'j["allocator"]')"
+# (where the machine cannot trace with BPF, e.g. a chroot without /sys,
+# leakprobe says why: noted, and a failure under CI=true)
+OUT=$("$LP" malloc "$pid" --json --eval 'Fiddle.malloc(300)' --times 2000 --batch 200 2>&1); rc=$?
+if [ "$rc" = 4 ] && grep -q 'uprobe\|BPF\|/sys is not mounted' <<<"$OUT" && [ "${CI:-}" != true ]; then
+	say "note: malloc sites not checked: $(tail -n 1 <<<"$OUT" | cut -c1-150)"
+else
+	[ "$rc" = 0 ] || fail "exit $rc, not 0: leakprobe malloc: $OUT"
+	case $(jget 'j["allocator"]') in
+		*/libc[.-]*) ;;
+		*) fail "malloc traced in $(jget 'j["allocator"]'), not libc";;
+	esac
+	jget 'j["sites"][0]["frames"].map { |f| f["name"] }.join(" ")' | grep -q 'fiddle\.so' ||
+		fail "the Fiddle path is not the top site: $(jget 'j["sites"][0]')"
+	n=$(jget 'j["sites"][0]["bytes"]')
+	[ "$n" -ge 540000 ] && [ "$n" -le 660000 ] || fail "top site holds $n bytes, not 600000 +- 10 %"
+	say "malloc: top site $n bytes through $(jget 'j["allocator"]')"
+fi
 # 5. 20 runs back to back, each leaving its own ended helper behind, then
 # SIGINT/SIGTERM at 20 random instants.  After the verdicts: measured
 # after them, a 256 B leak once came out at 129 B per call (2.4.3, a
