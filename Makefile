@@ -305,15 +305,12 @@ mancheck:
 	$(Q)tests/mancheck man/leakprobe.1
 
 # The whole suite once with the normal build, the checks against other
-# Rubies (Debian chroots, see tests/rubies/run), then unit + integration
-# tests again with AddressSanitizer and UBSan.
+# Rubies (tests/rubies/run), then unit + integration tests again with
+# AddressSanitizer and UBSan.  Every stage runs even when an earlier one
+# failed; tests/check-stages ends with a per-stage summary.
 check: deps
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory mancheck
-	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)$(MAKE) --no-print-directory integ
-	$(Q)$(MAKE) --no-print-directory check-rubies
-	$(Q)$(MAKE) --no-print-directory check-san
+	$(Q)MAKE="$(MAKE)" tests/check-stages build=all mancheck=mancheck \
+		unit=unit integ=integ rubies=check-rubies san=check-san
 
 # (as root only: tests/rubies/run skips itself otherwise, and must not
 # make a non-root `make check` fail over debootstrap)

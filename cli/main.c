@@ -161,7 +161,13 @@ cli_report(const char *cmd, const struct lp_err *err)
 		       "tracer holds it";
 		break;
 	case LP_ETRACED:
-		hint = "detach the other tracer first";
+		/* a stopped target's message says how to resume it; the
+		 * other tracer may be a leakprobe that got there first */
+		if (strstr(err->msg, "(leakprobe)"))
+			hint = "another leakprobe is probing it: wait until "
+			       "it ends";
+		else if (!strstr(err->msg, " is stopped;"))
+			hint = "detach the other tracer first";
 		break;
 	case LP_ENOPROC:
 		hint = "check the pid with 'ps -p PID'";

@@ -1,7 +1,9 @@
 #include "cli/measure.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +172,64 @@ cli_check_code(const char *cmd, const char *what, const char *code,
 	return EXIT_USAGE;
 }
 
+/*
+ * Why a job that never started could not start, when /proc shows it: the
+ * main thread blocks the signals that wake it, or the target has no free
+ * file descriptor for the helper's channel.  Fills why and returns true.
+ */
+static bool
+unreachable_why(pid_t pid, char *why, size_t len)
+{
+	char path[64], *buf = NULL, *p;
+	size_t cap = 0;
+	unsigned long long blk = 0, soft = 0;
+	unsigned long nfd = 0;
+	bool found = false;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid,
+		 (int)pid);
+	if (lp_read_file(path, &buf, &cap, NULL) > 0 &&
+	    (p = strstr(buf, "\nSigBlk:")) &&
+	    sscanf(p + 8, "%llx", &blk) == 1 &&
+	    (blk & (1ull << (SIGVTALRM - 1)))) {
+		snprintf(why, len, "the main thread of %d blocks SIGVTALRM%s "
+			 "(SigBlk %llx), the signal%s that would wake it for "
+			 "the job: leakprobe cannot reach it while %s blocked",
+			 (int)pid, blk & (1ull << (SIGCHLD - 1)) ?
+			 " and SIGCHLD" : "", blk,
+			 blk & (1ull << (SIGCHLD - 1)) ? "s" : "",
+			 blk & (1ull << (SIGCHLD - 1)) ? "they are" : "it is");
+		found = true;
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	if (lp_read_file(path, &buf, &cap, NULL) <= 0 ||
+	    !(p = strstr(buf, "Max open files")) ||
+	    sscanf(p + strlen("Max open files"), "%llu", &soft) != 1)
+		goto out;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		goto out;
+	while (readdir(d))
+		nfd++;
+	closedir(d);
+	nfd = nfd >= 2 ? nfd - 2 : 0;	/* . and .. */
+	/* the helper opens its snippets and three FIFOs */
+	if (nfd + 4 > soft) {
+		snprintf(why, len, "%d has %lu file descriptors open and may "
+			 "have %llu (ulimit -n): the helper thread cannot "
+			 "open its channel; raise the target's limit (prlimit "
+			 "--pid %d --nofile=N) or let it close some",
+			 (int)pid, nfd, soft, (int)pid);
+		found = true;
+	}
+out:
+	free(buf);
+	return found;
+}
+
 struct probe_session *
 cli_session_start(const char *cmd, pid_t pid, const struct probe_snippet *sn,
 		  size_t n, double timeout, bool dump,
@@ -192,6 +252,16 @@ cli_session_start_opts(const char *cmd, pid_t pid,
 	lp_err_clear(&err);
 	s = probe_session_start(pid, po, hello, &stack, &err);
 	if (!s) {
+		char why[400];
+
+		if (err.code == LP_ETIMEDOUT &&
+		    !strncmp(err.msg, "the snippet did not start", 25) &&
+		    unreachable_why(pid, why, sizeof(why))) {
+			snprintf(err.msg, sizeof(err.msg), "the snippet did "
+				 "not start within %.1f s: %s", timeout, why);
+			free(stack);	/* the stack says nothing more */
+			stack = NULL;
+		}
 		*rc = cli_report(cmd, &err);
 		if (stack) {
 			fprintf(stderr, "main thread of %d:\n%s", (int)pid,

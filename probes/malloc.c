@@ -170,6 +170,13 @@ check_bpf(struct lp_err *err)
 					  !bpf && !perf ? " and " : "",
 					  perf ? "" : "CAP_PERFMON");
 	}
+	/* no sysfs at all (a chroot that mounted only /proc) says nothing
+	 * about the kernel */
+	if (access("/sys/kernel", F_OK))
+		return lp_err_set(err, LP_EBPF, "/sys is not mounted here (a "
+				  "chroot?), and malloc tracing finds the "
+				  "kernel's uprobe support there: mount -t "
+				  "sysfs sysfs /sys");
 	if (access("/sys/bus/event_source/devices/uprobe/type", F_OK) &&
 	    access("/sys/kernel/tracing/uprobe_events", F_OK) &&
 	    access("/sys/kernel/debug/tracing/uprobe_events", F_OK))

@@ -16,9 +16,8 @@ end
 
 work
 File.write(ARGV[0], "") if ARGV[0]   # ready: leakprobe may attach
-# Idle between jobs, like a worker waiting on its job queue: a blocking
-# read, which every Ruby interrupts for a safe-point job.  (A `sleep`
-# works as well; on Ruby 2.3 to 2.5 it waits on a condition variable that
-# leakprobe wakes in place: see leakprobe(1), "How attach works".)
-jobs, _writer = IO.pipe
-jobs.read
+# Idle between jobs the way a worker does: a sleep loop.  (On Ruby 2.3 to
+# 2.5 the sleep waits on a condition variable that no signal ends;
+# leakprobe wakes it in place, and the sleep goes on: leakprobe(1), "How
+# attach works".)
+loop { sleep 60 }

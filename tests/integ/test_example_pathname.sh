@@ -1,9 +1,13 @@
-# The Pathname-leak example: on this Ruby (bug #14372 fixed in 2.5) the
-# real app shows no leak (exit 0); the stand-in with the same shape leaks
-# natively (exit 1).  On Ruby 2.3/2.4 the real app exits 1.
+# The Pathname-leak example: where the real app does not leak by its own
+# RSS (bug #14372 fixed, as in 2.5+) check.sh exits 0; where it does (the
+# bug, 2.3/2.4) it exits 1.  The stand-in with the same shape leaks
+# natively (exit 1) everywhere.
 . "$(dirname "$0")/lib.sh"
 EX=$(cd "$(dirname "$0")/../../examples/pathname-leak" && pwd)
-old=$("$RUBY" -e 'print(Gem::Version.new(RUBY_VERSION) < Gem::Version.new("2.5") ? 1 : 0)')
+truth=$("$RUBY" -C "$EX" "$(cd "$(dirname "$0")/../rubies" && pwd)/pathname-truth.rb" app.rb 30000)
+awk -v t="$truth" 'BEGIN { exit !(t != "" && t + 0 == t) }' || fail "pathname-truth.rb: $truth"
+old=$(awk -v t="$truth" 'BEGIN { print (t >= 48) ? 1 : 0 }')
+echo "app.rb by its own RSS: $truth B per call"
 
 LEAKPROBE=$LP expect_exit "$([ "$old" = 1 ] && echo 1 || echo 0)" "$EX/check.sh" app.rb
 tail -n 1 <<<"$OUT"

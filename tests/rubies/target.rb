@@ -1,6 +1,7 @@
-# Target for tests/rubies/run: loads what the snippets need; then its main
-# thread sleeps and another thread, the last to hold the GVL, says ready
-# and ends.
+# Target for tests/rubies/check-attach.sh: loads what the snippets need;
+# then another thread, the last to hold the GVL, says ready and ends while
+# the main thread idles.  LP_IDLE: "read" (a blocking read on a pipe, the
+# default: every Ruby interrupts it for a job) or "sleep".
 require "fiddle"
 $retained = []
 def retain_string
@@ -12,4 +13,10 @@ Thread.new do
   ready.puts "ready #{RUBY_VERSION}"
   ready.close
 end
-sleep
+case ENV["LP_IDLE"] || "read"
+when "sleep" then sleep
+when "read"
+  idle, _writer = IO.pipe
+  idle.read
+else abort "target.rb: LP_IDLE is read or sleep, not #{ENV["LP_IDLE"]}"
+end

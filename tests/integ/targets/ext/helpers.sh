@@ -5,6 +5,13 @@
 # counts as a failure.
 need_bpf() {
 	[ "$(id -u)" = 0 ] || skip "malloc tracing needs root (BPF)"
+	# a container's root (Docker's default) lacks CAP_SYS_ADMIN: the
+	# kernel then refuses uprobe perf events (EPERM, seen with CAP_BPF
+	# and CAP_PERFMON still there)
+	local eff
+	eff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+	[ $(( 16#$eff >> 21 & 1 )) = 1 ] ||
+		skip "no CAP_SYS_ADMIN here (a container?): the kernel refuses uprobe perf events without it"
 }
 
 # libc_addr PID SYMBOL: runtime address of a libc function in PID.
