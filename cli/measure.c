@@ -258,7 +258,7 @@ cli_session_start_opts(const char *cmd, pid_t pid,
 		    !strncmp(err.msg, "the snippet did not start", 25) &&
 		    unreachable_why(pid, why, sizeof(why))) {
 			snprintf(err.msg, sizeof(err.msg), "the snippet did "
-				 "not start within %.1f s: %s", timeout, why);
+				 "not start within %.1f s: %s", po->timeout, why);
 			free(stack);	/* the stack says nothing more */
 			stack = NULL;
 		}
