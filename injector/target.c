@@ -168,6 +168,7 @@ inj_close(struct inj_target *t)
 	inj__free_maps(t->maps, t->nmaps);
 	if (t->memfd >= 0)
 		close(t->memfd);
+	free(t->xstate);
 	free(t);
 }
 

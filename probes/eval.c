@@ -55,6 +55,10 @@
 #define PAGE_MAGIC	"LEAKPROBE-JOB-1"	/* 15 chars + NUL = 16 */
 #define STATE_ARMED	1
 #define STATE_HARMLESS	2
+/* the injector's call trampoline, at the end of the page (INJ_TRAMP_SIZE
+ * bytes): the page is mapped rwx, shared (see register_job) */
+#define TRAMP_OFF	(PAGE_SIZE_ - 64)
+#define PAGE_PROT	(PROT_READ | PROT_WRITE | PROT_EXEC)
 
 /* Header at the start of our code page in the target. */
 struct page_hdr {
@@ -331,7 +335,7 @@ find_stale_page(struct probe_session *s)
 	size_t n;
 
 	/* the maps were read by inj_open() a moment ago */
-	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-s", cand, 64);
+	n = inj_anon_maps(s->t, PAGE_SIZE_, "rwxs", cand, 64);
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
 			continue;
@@ -380,7 +384,12 @@ defuse_page(struct probe_session *s)
 {
 	if (!s->page)
 		return;
-	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
+	static const uint8_t zero[PAGE_SIZE_ - TRAMP_OFF];
+
+	/* no code stays behind: the trampoline goes too */
+	if (inj_write(s->t, s->page + TRAMP_OFF, zero, sizeof(zero),
+		      NULL) < 0 ||
+	    write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
 	s->page = 0;
 }
@@ -550,7 +559,7 @@ kick(struct probe_session *s)
 		lp_debug("kick: skipped, the marked thread is still current");
 		return;
 	}
-	if (stop_safely(s, NULL) < 0)
+	if (!s->page || stop_safely(s, NULL) < 0)
 		return;
 	if (inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
 		     NULL) < 0)
@@ -596,12 +605,20 @@ register_job(struct probe_session *s, struct lp_err *err)
 	    inj_read(t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
 		     NULL) < 0)
 		s->marked = 0;
+	/*
+	 * One page, shared (never merged with a neighbour: see inj_mmap),
+	 * readable, writable (process_vm_writev writes it without a stop)
+	 * and executable (the call trampoline): one remote mmap and one
+	 * munmap per run, the fewest injected steps.  It holds our code only
+	 * from registration until the job has run (a few ms), and a page
+	 * left behind after a timeout holds "nil" and no trampoline.
+	 */
 	if (!s->page) {
-		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
-			      err);	/* MAP_SHARED: see inj_mmap() */
+		rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page, err);
 		if (rc < 0)
 			goto out;
 	}
+	inj_use_page(t, s->page, TRAMP_OFF);
 	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	rc = write_page(s, STATE_ARMED, boot, err);
 	if (rc < 0)

@@ -156,7 +156,7 @@ test_ptrace_read_survives_injection(void **state)
 	struct inj_target *t;
 	struct child c;
 	uint64_t args[6] = { 0 }, ret = 0, page = 0, blob = 0xfeedfacecafebeefull;
-	uint64_t back = 0;
+	uint64_t back = 0, code = 0;
 	int64_t r = 0;
 	char line[256];
 	long n, got_called;
@@ -178,6 +178,14 @@ test_ptrace_read_survives_injection(void **state)
 	assert_int_equal(inj_syscall(t, SYS_getpid, args, &r, &err), 0);
 	assert_int_equal(r, c.pid);
 
+	/* a call needs an executable page for its trampoline */
+	assert_true(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
+			     &ret, 1000, &err) < 0);
+	lp_err_clear(&err);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+
 	args[0] = 2;
 	args[1] = 40;
 	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
@@ -192,6 +200,7 @@ test_ptrace_read_survives_injection(void **state)
 	assert_int_equal(inj_read(t, page, &back, sizeof(back), &err), 0);
 	assert_int_equal(back, blob);
 	assert_int_equal(inj_munmap(t, page, 4096, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
 
 	assert_int_equal(inj_detach(t, &err), 0);
 	assert_true(inj_last_dirty_ns(t) <= inj_last_held_ns(t));
