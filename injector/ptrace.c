@@ -126,6 +126,22 @@ static const uint8_t tramp_code[24] = {
 #define TRAMP_SIGRETURN_END	17
 #define TRAMP_RESULT		24
 
+/*
+ * LEAKPROBE_TEST_KILL_AT=N: leakprobe SIGKILLs itself at the Nth instant
+ * of the injection (after each ptrace request, wait and remote write that
+ * changes the thread's state), so that tests can stop it between any two
+ * of them and check that the target restores itself.
+ */
+static void
+instant(void)
+{
+	static long n;
+	const char *e = getenv("LEAKPROBE_TEST_KILL_AT");
+
+	if (e && *e && ++n == strtol(e, NULL, 10))
+		raise(SIGKILL);
+}
+
 static void
 pause_us(unsigned us)
 {
@@ -252,9 +268,11 @@ clean_regs(struct inj_target *t, struct lp_err *err)
 	    ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "restore registers of %d", (int)t->pid);
+	instant();
 	if (t->fp_dirty && restore_fp(t) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "restore FP registers of %d", (int)t->pid);
+	instant();
 	t->fp_dirty = false;
 	if (t->regs_dirty) {
 		t->regs_dirty = false;
@@ -299,6 +317,7 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 				  (int)t->pid);
 	t->attached = true;
 	t->stop_start_ns = lp_mono_ns();
+	instant();
 	/* Ctrl-Z must not suspend leakprobe while it holds the thread. */
 	{
 		sigset_t stop;
@@ -317,7 +336,9 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 				(int)t->pid);
 		goto fail;
 	}
+	instant();
 	rc = inj__wait_stop(t, &status, 2000, err);
+	instant();
 	if (rc == -LP_ETIMEDOUT && !t->gone) {
 		/*
 		 * The thread does not stop (uninterruptible sleep, a frozen
@@ -623,6 +644,7 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	}
 	rc = inj_write(t, frame, buf, len, err);
 	free(buf);
+	instant();
 	if (rc < 0)
 		return rc;
 	t->frame = frame;
@@ -665,6 +687,7 @@ run_step(struct inj_target *t, enum step_kind kind,
 	if (ptrace(PTRACE_SETREGS, t->pid, 0, regs) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "ptrace(PTRACE_SETREGS, %d)", (int)t->pid);
+	instant();
 	for (;;) {
 		/* a stream of signals for the target must not defeat the
 		 * timeout */
@@ -679,10 +702,12 @@ run_step(struct inj_target *t, enum step_kind kind,
 							     LP_EINJECT),
 					  "ptrace(PTRACE_SYSCALL, %d)",
 					  (int)t->pid);
+		instant();
 		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
 		if (left < 1)
 			left = 1;
 		rc = inj__wait_stop(t, &status, left, err);
+		instant();
 		if (rc == -LP_ETIMEDOUT) {
 			reinterrupt(t);
 			return rc;
@@ -742,15 +767,21 @@ run_step(struct inj_target *t, enum step_kind kind,
 							     LP_EINJECT),
 					  "ptrace(PTRACE_SETREGS, %d)",
 					  (int)t->pid);
+		instant();
 	}
 	/* back to an interrupt stop, before the thread reaches user space */
-	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0 ||
-	    ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
+	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "ptrace(PTRACE_INTERRUPT, %d)", (int)t->pid);
+	instant();
+	if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "ptrace(PTRACE_CONT, %d)", (int)t->pid);
+	instant();
 	for (;;) {
 		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
 		rc = inj__wait_stop(t, &status, left < 100 ? 100 : left, err);
+		instant();
 		if (rc < 0)
 			return rc;
 		if (is_event_stop(status))
@@ -782,6 +813,7 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	if (!t->pretcode_ok) {
 		rc = inj_write(t, t->frame, &t->restore_rt,
 			       sizeof(t->restore_rt), err);
+		instant();
 		if (rc < 0)
 			return rc;
 		t->pretcode_ok = true;
@@ -827,6 +859,7 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 
 		memcpy(code, tramp_code, sizeof(tramp_code));
 		rc = inj_write(t, tramp, code, sizeof(code), err);
+		instant();
 		if (rc < 0)
 			return rc;
 		t->tramp_ok = true;
@@ -945,6 +978,7 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 						(int)t->pid);
 			}
 		}
+		instant();
 		if (t->fp_dirty && !t->gone && restore_fp(t) < 0 && rc == 0)
 			rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
 					"registers of %d", (int)t->pid);
@@ -953,6 +987,7 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 			t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 		t->regs_dirty = false;
 	}
+	instant();
 	if (!t->gone && ptrace(PTRACE_DETACH, t->pid, 0, 0) < 0 &&
 	    errno != ESRCH)
 		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"

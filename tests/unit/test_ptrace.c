@@ -84,6 +84,36 @@ child_main(struct child *c, int mode)
 				   "S"(buf), "d"((long)sizeof(buf) - 1),
 				   [v] "r"(before)
 				 : "rcx", "r11", "memory", "xmm7");
+	} else if (mode == 2) {
+		/*
+		 * read() with a 256-bit marker live in ymm7 (upper half
+		 * too), an alternate signal stack and SIGUSR2 blocked: all
+		 * must be as they were, whenever the tracer died.
+		 */
+		static char alt[65536];
+		uint64_t ymm[4] = { before, ~before, before ^ 0xff, 42 };
+		uint64_t back[4] = { 0 };
+		stack_t ss = { alt, 0, sizeof(alt) }, ss2;
+		sigset_t m, m2;
+
+		assert_int_equal(sigaltstack(&ss, NULL), 0);
+		sigemptyset(&m);
+		sigaddset(&m, SIGUSR2);
+		sigprocmask(SIG_SETMASK, &m, NULL);
+		__asm__ volatile("vmovdqu %[v], %%ymm7\n\t"
+				 "syscall\n\t"
+				 "vmovdqu %%ymm7, %[o]"
+				 : "=a"(n), [o] "=m"(back)
+				 : "a"((long)SYS_read), "D"((long)c->to[0]),
+				   "S"(buf), "d"((long)sizeof(buf) - 1),
+				   [v] "m"(ymm)
+				 : "rcx", "r11", "memory", "xmm7");
+		sigaltstack(NULL, &ss2);
+		sigprocmask(SIG_SETMASK, NULL, &m2);
+		after = !memcmp(ymm, back, sizeof(ymm)) &&
+			ss2.ss_sp == alt && ss2.ss_size == sizeof(alt) &&
+			ss2.ss_flags == 0 && sigismember(&m2, SIGUSR2) &&
+			!sigismember(&m2, SIGUSR1) ? before : 0;
 	} else {
 		struct timespec d = { 1, 0 };	/* nanosleep: ERESTART_RESTARTBLOCK */
 
@@ -282,6 +312,100 @@ test_ptrace_detach_after_exit(void **state)
 	inj_close(t);
 }
 
+/* Wait until no tracer holds pid (the kernel detaches a dead one). */
+static void
+wait_untraced(pid_t pid)
+{
+	char path[64], line[256];
+	int tracer = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	for (int i = 0; i < 5000 && tracer != 0; i++) {
+		FILE *fp = fopen(path, "r");
+
+		while (fp && fgets(line, sizeof(line), fp))
+			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+				break;
+		if (fp)
+			fclose(fp);
+		if (tracer != 0)
+			usleep(1000);
+	}
+	assert_int_equal(tracer, 0);
+}
+
+/*
+ * A tracer that SIGKILLs itself at the Nth instant of an injection
+ * (attach, mmap of an executable page, a call, a syscall, munmap,
+ * detach), for N = 1, 2, ... until one finishes: after each, the child's
+ * interrupted read() gets its data, and its ymm7, sigaltstack and signal
+ * mask are as they were.
+ */
+static void
+test_ptrace_killed_at_every_instant(void **state)
+{
+	int instants = 0;
+
+	(void)state;
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	for (int n = 1; n < 200; n++) {
+		struct child c;
+		pid_t tracer;
+		char line[256];
+		long got, same;
+		int status;
+
+		start_child(&c, 2);
+		wait_blocked(c.pid);
+		tracer = fork();
+		assert_true(tracer >= 0);
+		if (tracer == 0) {
+			struct lp_err err = { 0 };
+			struct inj_target *t;
+			uint64_t args[6] = { 2, 40 }, ret, page;
+			int64_t r;
+			char num[16];
+
+			snprintf(num, sizeof(num), "%d", n);
+			setenv("LEAKPROBE_TEST_KILL_AT", num, 1);
+			t = inj_open(c.pid, &err);
+			if (!t || inj_prepare(t, &err) < 0 ||
+			    inj_attach(t, &err) < 0 ||
+			    inj_mmap(t, 4096, PROT_READ | PROT_WRITE |
+				     PROT_EXEC, &page, &err) < 0 ||
+			    inj_use_page(t, page, 4096 - 64) < 0 ||
+			    inj_call(t, (uint64_t)(uintptr_t)lp_test_add,
+				     args, 2, &ret, 1000, &err) < 0 ||
+			    ret != 42 ||
+			    inj_syscall(t, SYS_getpid, args, &r, &err) < 0 ||
+			    inj_munmap(t, page, 4096, &err) < 0 ||
+			    inj_detach(t, &err) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		wait_untraced(c.pid);
+		assert_int_equal(write(c.to[1], "hello", 5), 5);
+		finish_child(&c, line, sizeof(line));
+		assert_int_equal(sscanf(line, "%ld %*s %ld %ld", &got, &same,
+					&got), 3);
+		if (strncmp(line, "5 hello 1 ", 10))
+			fail_msg("killed at instant %d: child said '%s'", n,
+				 line);
+		if (WIFEXITED(status)) {
+			assert_int_equal(WEXITSTATUS(status), 0);
+			instants = n - 1;
+			break;
+		}
+		assert_true(WIFSIGNALED(status) &&
+			    WTERMSIG(status) == SIGKILL);
+	}
+	/* the hook covered the whole injection */
+	assert_true(instants > 20);
+	print_message("killed at each of %d instants\n", instants);
+}
+
 int
 main(void)
 {
@@ -290,6 +414,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
+		cmocka_unit_test(test_ptrace_killed_at_every_instant),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
