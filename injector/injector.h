@@ -139,6 +139,16 @@ int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
 int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	       struct lp_err *err);
+/* The same mmap at a chosen address (MAP_FIXED_NOREPLACE; a kernel
+ * without it may place it elsewhere: *addr says where). */
+int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
+		uint64_t *addr, struct lp_err *err);
+/*
+ * A free range of len bytes in the target (from the last maps refresh),
+ * with a free page on either side, away from the main stack's growth.
+ * 0 or -LP_ENOMEM.
+ */
+int inj_free_gap(struct inj_target *t, size_t len, uint64_t *addr);
 
 /*
  * Memory of the target: process_vm_readv/writev, falling back to

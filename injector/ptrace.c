@@ -900,13 +900,21 @@ int
 inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	 struct lp_err *err)
 {
+	return inj_mmap_at(t, 0, len, prot, addr, err);
+}
+
+int
+inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
+	    uint64_t *addr, struct lp_err *err)
+{
 	/*
 	 * Shared anonymous memory: a VMA of its own that the kernel never
 	 * merges with the target's private anonymous neighbours, so the
 	 * page stays findable (and removable) as exactly what we mapped.
 	 */
-	uint64_t a[6] = { 0, len, (uint64_t)prot,
-			  MAP_SHARED | MAP_ANONYMOUS, (uint64_t)-1, 0 };
+	uint64_t a[6] = { at, len, (uint64_t)prot,
+			  MAP_SHARED | MAP_ANONYMOUS |
+			  (at ? MAP_FIXED_NOREPLACE : 0), (uint64_t)-1, 0 };
 	int64_t r;
 	int rc;
 

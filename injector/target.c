@@ -298,3 +298,31 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 	}
 	return n;
 }
+
+/*
+ * A free range of len bytes (page multiple) in the target's address space
+ * from the last maps refresh, with a free page on either side: the
+ * highest gap below the mappings under the main stack, never the gap the
+ * stack grows into.  0 or -LP_ENOMEM.
+ */
+int
+inj_free_gap(struct inj_target *t, size_t len, uint64_t *addr)
+{
+	uint64_t stack = UINT64_MAX;
+
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].path && !strcmp(t->maps[i].path, "[stack]"))
+			stack = t->maps[i].start;
+	for (size_t i = t->nmaps; i-- > 1;) {
+		const struct inj_map *lo = &t->maps[i - 1], *hi = &t->maps[i];
+
+		if (hi->start >= stack || hi->start < lo->end)
+			continue;
+		if (hi->start - lo->end >= len + 2 * 4096ull &&
+		    lo->end >= (1ull << 32)) {
+			*addr = hi->start - 4096 - len;
+			return 0;
+		}
+	}
+	return -LP_ENOMEM;
+}

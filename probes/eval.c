@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -82,6 +83,8 @@ struct probe_session {
 	int res_fd, ack_fd, dump_fd, alive_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
 	bool page_reused;
+	uint64_t page_hint;	/* where a dead run recorded its page */
+	bool page_fresh;	/* the stale page found was never armed */
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
@@ -235,6 +238,126 @@ remove_dir(struct probe_session *s)
 }
 
 /*
+ * Record in the channel directory where our page is (or is about to be):
+ * written aside and renamed, so that a record always exists from the
+ * first moment until the directory goes.
+ */
+static int
+record_page(struct probe_session *s, uint64_t addr)
+{
+	char rec[32], from[600], to[600];
+
+	snprintf(rec, sizeof(rec), "%" PRIx64 "\n", addr);
+	snprintf(from, sizeof(from), "%s/page.new", s->dir);
+	snprintf(to, sizeof(to), "%s/page", s->dir);
+	unlink(from);
+	if (write_file(s, "page.new", rec, strlen(rec), NULL) < 0 ||
+	    rename(from, to) < 0)
+		return -LP_EIO;
+	return 0;
+}
+
+/*
+ * Channel directories of dead runs on this target (we hold the lock, so
+ * their leakprobe is gone: a SIGKILL before it could remove them).  The
+ * first is taken over: renamed to a fresh name (atomically: at every
+ * instant exactly one directory of ours exists, and a job of the dead run
+ * that starts late no longer finds its helper there), emptied but for its
+ * page record, which becomes ours.  Any others are removed.  Only
+ * directories owned by the target's user or by us count.  Returns true
+ * when one was taken over (s->dir is then set).
+ */
+static bool
+take_stale_dirs(struct probe_session *s, const char *root)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	char path[128], prefix[48], name[64];
+	struct dirent *de;
+	bool taken = false;
+	size_t pl;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	pl = (size_t)snprintf(prefix, sizeof(prefix), "leakprobe.%d.",
+			      (int)pi->pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		struct dirent *e;
+		struct stat st;
+		uint8_t rnd[6];
+		bool mine = false;
+		DIR *sd;
+		int fd;
+
+		if (strncmp(de->d_name, prefix, pl) ||
+		    (taken && !strcmp(de->d_name, name)))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    (st.st_uid != pi->euid && st.st_uid != geteuid())) {
+			close(fd);
+			continue;
+		}
+		if (!taken) {
+			static const char az[] = "abcdefghijklmnopqrstuvwxyz"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+			if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+				memset(rnd, (int)getpid(), sizeof(rnd));
+			snprintf(name, sizeof(name), "%s%c%c%c%c%c%c", prefix,
+				 az[rnd[0] % 62], az[rnd[1] % 62],
+				 az[rnd[2] % 62], az[rnd[3] % 62],
+				 az[rnd[4] % 62], az[rnd[5] % 62]);
+			if (renameat2(dirfd(d), de->d_name, dirfd(d), name,
+				      RENAME_NOREPLACE) == 0) {
+				taken = mine = true;
+				lp_debug("took over the channel directory %s "
+					 "of a dead run", de->d_name);
+				snprintf(s->dir, sizeof(s->dir), "%s/%s", path,
+					 name);
+				(void)fchmod(fd, 0700);
+			}
+		}
+		sd = fdopendir(fd);
+		if (!sd) {
+			close(fd);
+			continue;
+		}
+		while ((e = readdir(sd))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (mine && !strcmp(e->d_name, "page") &&
+			    !s->page_hint) {
+				char buf[32];
+				int pf = openat(dirfd(sd), "page", O_RDONLY |
+						O_NOFOLLOW | O_CLOEXEC);
+				ssize_t n = pf >= 0 ?
+					read(pf, buf, sizeof(buf) - 1) : -1;
+
+				if (pf >= 0)
+					close(pf);
+				if (n > 0) {
+					buf[n] = '\0';
+					s->page_hint = strtoull(buf, NULL, 16);
+					continue;	/* kept */
+				}
+			}
+			unlinkat(dirfd(sd), e->d_name, 0);
+		}
+		closedir(sd);
+		if (!mine)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+	return taken;
+}
+
+/*
  * The directory must be visible at the same path to us and to the target:
  * we create it through /proc/PID/root, so a target in a container (own
  * mount namespace or chroot) sees it as /tmp/leakprobe.PID.XXXXXX.
@@ -264,7 +387,7 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	}
 	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.%d.XXXXXX", root,
 		 (int)pi->pid);
-	if (!mkdtemp(s->dir)) {
+	if (!take_stale_dirs(s, root) && !mkdtemp(s->dir)) {
 		rc = lp_err_sys(err, errno == EACCES ? LP_EPERM : LP_EIO,
 				"create the result channel directory '%s'",
 				s->dir);
@@ -275,6 +398,7 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	snprintf(s->tdir, sizeof(s->tdir), "/tmp%s", tail);
 	if (geteuid() != pi->euid && chown(s->dir, pi->euid, pi->egid) < 0)
 		return lp_err_sys(err, LP_EPERM, "chown '%s'", s->dir);
+
 	if ((rc = make_fifo(s, "res", err)) < 0 ||
 	    (rc = make_fifo(s, "ack", err)) < 0 ||
 	    (rc = make_fifo(s, "alive", err)) < 0 ||
@@ -339,6 +463,17 @@ find_stale_page(struct probe_session *s)
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
 			continue;
+		/* mapped by a run that died before it wrote the header: the
+		 * address it recorded says it is ours, and no job can point
+		 * at a page that was never armed */
+		if (cand[i] == s->page_hint) {
+			static const struct page_hdr zero;
+
+			if (!memcmp(&h, &zero, sizeof(h))) {
+				s->page_fresh = true;
+				return cand[i];
+			}
+		}
 		if (memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)))
 			continue;
 		/* defused, or armed by a leakprobe that died (SIGKILL)
@@ -580,7 +715,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
 	char boot[1024];
-	uint64_t ret = 0, args[3], t0;
+	uint64_t ret = 0, args[3], t0, at = 0;
 	bool maybe = false;
 	int rc;
 
@@ -593,7 +728,15 @@ register_job(struct probe_session *s, struct lp_err *err)
 	if (rc < 0)
 		return rc;
 	s->page = find_stale_page(s);
-	s->page_reused = s->page != 0;
+	s->page_reused = s->page != 0 && !s->page_fresh;
+	/*
+	 * A new page goes where we say, and we say it first in the channel
+	 * directory: if we are killed after the mmap but before the page
+	 * carries our header, the next run still knows it for ours.
+	 */
+	if ((s->page || inj_free_gap(t, PAGE_SIZE_, &at) == 0) &&
+	    record_page(s, s->page ? s->page : at) < 0)
+		at = 0;
 	pre_wake(s);
 	t0 = lp_mono_ns();
 	rc = stop_safely(s, err);
@@ -614,7 +757,13 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * left behind after a timeout holds "nil" and no trampoline.
 	 */
 	if (!s->page) {
-		rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page, err);
+		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, err);
+		if (rc < 0 && at) {
+			/* the gap was taken since we read the maps */
+			lp_err_clear(err);
+			rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page,
+				      err);
+		}
 		if (rc < 0)
 			goto out;
 	}
