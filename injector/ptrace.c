@@ -311,10 +311,32 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	 * TRACESYSGOOD: syscall stops of our steps are told apart from a
 	 * SIGTRAP meant for the target.
 	 */
-	if (ptrace(PTRACE_SEIZE, t->pid, 0, PTRACE_O_TRACESYSGOOD) < 0)
+	if (ptrace(PTRACE_SEIZE, t->pid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
+		int e = errno;
+		struct inj_procinfo pi;
+
+		/* EPERM also when another tracer came first, or the process
+		 * is exiting: say which */
+		if (e == EPERM || e == ESRCH) {
+			if (inj_read_procinfo(t->pid, &pi, NULL) < 0 ||
+			    pi.state == 'Z' || pi.state == 'X') {
+				t->gone = true;
+				return lp_err_set(err, LP_EEXITED, "process %d "
+						  "exited", (int)t->pid);
+			}
+			if (pi.tracer > 0 && pi.tracer != getpid())
+				return lp_err_set(err, LP_ETRACED, "process %d "
+						  "(%s) is already traced by "
+						  "pid %d (%s)", (int)t->pid,
+						  pi.comm, (int)pi.tracer,
+						  pi.tracer_comm[0] ?
+						  pi.tracer_comm : "?");
+		}
+		errno = e;
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "attach: ptrace(PTRACE_SEIZE, %d)",
 				  (int)t->pid);
+	}
 	t->attached = true;
 	t->stop_start_ns = lp_mono_ns();
 	instant();

@@ -141,7 +141,8 @@ inj_open(pid_t pid, struct lp_err *err)
 		goto fail;
 	}
 	if (t->info.state == 'T' || t->info.state == 't') {
-		lp_err_set(err, LP_ETRACED, "process %d (%s) is stopped; "
+		/* stopped by a signal, and no tracer: nothing to detach */
+		lp_err_set(err, LP_EUNSAFE, "process %d (%s) is stopped; "
 			   "resume it with 'kill -CONT %d'", (int)pid,
 			   t->info.comm, (int)pid);
 		goto fail;

@@ -1293,6 +1293,16 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	return s;
 fail:
 	json_decref(msg);
+	/*
+	 * A target that died under us makes any step fail in its own way
+	 * (no syscall instruction, not Ruby, EPERM, a vanished directory):
+	 * the reason is that it exited.
+	 */
+	if (s->t && !probe_proc_alive(pid) && err &&
+	    err->code != LP_EINTR && err->code != LP_ESELF) {
+		lp_err_clear(err);
+		lp_err_set(err, LP_EEXITED, "process %d exited", (int)pid);
+	}
 	session_free(s);
 	return NULL;
 }
@@ -1478,6 +1488,13 @@ probe_session_end(struct probe_session *s)
 {
 	if (!s)
 		return;
+	/* A helper in the middle of a dump (SIGINT while streaming) blocks
+	 * on the full dump FIFO: closing our end makes its write fail with
+	 * EPIPE, so it ends now, not after our wait below. */
+	if (s->dump_fd >= 0) {
+		close(s->dump_fd);
+		s->dump_fd = -1;
+	}
 	if (s->ack_fd >= 0 && write(s->ack_fd, "stop\n", 5) != 5)
 		lp_debug("helper already gone");
 	/*
@@ -1486,10 +1503,12 @@ probe_session_end(struct probe_session *s)
 	 * still running would get a new thread stack and malloc arena
 	 * instead of reusing the cached ones, and the target's maps would
 	 * grow run after run.  A GC.stat reporter only notices EPIPE, so it
-	 * is not waited for.
+	 * is not waited for, nor is anything after SIGINT/SIGTERM: a helper
+	 * inside ObjectSpace.dump_all writes through stdio, ignores EPIPE
+	 * and goes on until its dump is done (seconds); it ends then.
 	 */
-	if (s->start_ns && !s->gcstat && s->res_fd >= 0) {
-		uint64_t deadline = lp_mono_ns() + 2000000000ull;
+	if (s->start_ns && !s->gcstat && s->res_fd >= 0 && !lp_stop_signal) {
+		uint64_t t0 = lp_mono_ns(), deadline = t0 + 2000000000ull;
 		char buf[4096];
 
 		while (lp_mono_ns() < deadline) {
@@ -1505,6 +1524,8 @@ probe_session_end(struct probe_session *s)
 			if (!probe_proc_alive(probe_session_pid(s)))
 				break;
 		}
+		lp_debug("the helper ended %.3f ms after stop",
+			 (lp_mono_ns() - t0) / 1e6);
 	}
 	session_free(s);
 }

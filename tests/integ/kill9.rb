@@ -80,6 +80,7 @@ class Target
                          @script, @mode, "6", w => w, :err => @err,
                          :out => File::NULL)
     w.close
+    $children << @pid
     line = r.gets
     r.close
     raise "target did not start: #{File.read(@err)}" unless line == "ready\n"
@@ -149,6 +150,12 @@ def kill_lp(p, r, how, delay)
   st
 end
 
+# KILL9_MODES=aimed,uniform leaves out the hook (for a binary without it)
+modes = (ENV["KILL9_MODES"] || "hook,aimed,uniform").split(",").map(&:to_sym)
+# whatever ends this script ends what it started
+$children = []
+at_exit { $children.each { |c| Process.kill(:KILL, c) rescue nil } }
+%w[INT TERM HUP].each { |sig| trap(sig) { exit 2 } }
 failures = Hash.new(0)
 died = 0
 total = 0
@@ -164,6 +171,7 @@ cases.each do |mode, load|
   hogs = []
   if load == "loaded"
     2.times { hogs << Process.spawn("sh", "-c", "while :; do :; done") }
+    $children.concat(hogs)
   end
   tgt = Target.new(target, mode, tmp)
   # first run: glibc's arena and thread stack for the helper exist from
@@ -179,7 +187,7 @@ cases.each do |mode, load|
   case_died = 0
   per.times do |i|
     total += 1
-    how = [:hook, :aimed, :uniform][i % 3]
+    how = modes[i % modes.size]
     env = {}
     delay = 0
     case how
