@@ -9,8 +9,8 @@
 # ms after leakprobe says (with -vv) that it stopped the main thread, a
 # third uniform in the first 80 ms.  After each kill, within a second:
 # target alive, untraced (TracerPid 0), running or sleeping, no [BUG] in
-# its output, at most one page of ours (any 4 KiB shared anonymous
-# mapping) and one channel directory.  Every 10th kill and at the end of
+# its output, no descriptor on a file of ours, at most one page of ours
+# (any 4 KiB shared anonymous mapping) and one channel directory.  Every 10th kill and at the end of
 # a case a full run must succeed and leave none of either; at the end the
 # target's thread count is back to where it was (no helper left).
 # A target that dies is counted and replaced, so that one run gives the
@@ -60,6 +60,14 @@ end
 
 def our_dirs(pid)
   Dir.glob("/tmp/leakprobe.#{pid}.*").size
+end
+
+# descriptors of the target on files of ours (the channel directory)
+def our_fds(pid)
+  Dir.glob("/proc/#{pid}/fd/*").map { |f| File.readlink(f) rescue "" }
+     .select { |l| l.include?("/leakprobe.") }
+rescue SystemCallError
+  []
 end
 
 def threads_of(pid)
@@ -226,6 +234,15 @@ cases.each do |mode, load|
     note.call(:state, "#{mode}/#{load} kill #{i} (#{how}): TracerPid " \
                       "#{field(stat, 'TracerPid')} State #{field(stat, 'State')}") unless ok
     note.call(:bug, "#{mode}/#{load} kill #{i}: [BUG] in the target's output") if tgt.bug?
+    # within a second the target holds no descriptor of ours (a helper
+    # that started late ends as soon as it finds nobody)
+    fds = []
+    100.times do
+      fds = our_fds(tgt.pid)
+      break if fds.empty?
+      sleep 0.01
+    end
+    note.call(:fds, "#{mode}/#{load} kill #{i} (#{how}): the target holds #{fds.join(' ')}") unless fds.empty?
     pg = our_pages(tgt.pid)
     dr = our_dirs(tgt.pid)
     max_pages = pg if pg > max_pages
