@@ -686,12 +686,14 @@ sync_fault(int sig)
 
 /*
  * Run one injected step from an interrupt stop with registers `regs`
- * and watch it with PTRACE_SYSCALL until its end: the syscall-exit stop
- * of our `syscall; ret` (STEP_SYSCALL), or the rt_sigreturn entry of the
- * trampoline (STEP_CALL), whose registers land in *out.  Signals meant
- * for the target are queued.  Then bring the thread back to an interrupt
- * stop (skipping that rt_sigreturn: the thread must stay ours, and we
- * restore it ourselves), with the step's registers still in place.  A
+ * and watch it with PTRACE_SYSCALL until the syscall-entry stop that
+ * ends it: our `syscall; ret` (STEP_SYSCALL) or the trampoline's
+ * rt_sigreturn (STEP_CALL).  Signals meant for the target are queued.
+ * Then PTRACE_INTERRUPT + PTRACE_CONT: the syscall runs (rt_sigreturn is
+ * skipped: the thread must stay ours, and we restore it ourselves) and
+ * the thread stops again on its way back to user space, with the step's
+ * registers in place; *out holds them (rax: the syscall's result), or
+ * for a call those of the rt_sigreturn entry.  Two stops per step.  A
  * leakprobe that dies anywhere in here leaves a thread that completes
  * the step and returns through the frame.
  */
@@ -752,7 +754,7 @@ run_step(struct inj_target *t, enum step_kind kind,
 			if (out->rip != end)
 				continue;	/* the callee's own syscall */
 			if (kind == STEP_SYSCALL &&
-			    si.op == PTRACE_SYSCALL_INFO_EXIT)
+			    si.op == PTRACE_SYSCALL_INFO_ENTRY)
 				break;
 			if (kind == STEP_CALL &&
 			    si.op == PTRACE_SYSCALL_INFO_ENTRY &&
@@ -806,8 +808,17 @@ run_step(struct inj_target *t, enum step_kind kind,
 		instant();
 		if (rc < 0)
 			return rc;
-		if (is_event_stop(status))
+		if (is_event_stop(status)) {
+			/* a syscall's result: rax at this stop, taken before
+			 * the thread returns to user space */
+			if (kind == STEP_SYSCALL &&
+			    ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
+				return lp_err_sys(err, lp_errno_code(errno,
+								     LP_EINJECT),
+						  "ptrace(PTRACE_GETREGS, %d)",
+						  (int)t->pid);
 			return 0;
+		}
 		if (WSTOPSIG(status) != (SIGTRAP | 0x80))
 			queue_signal(t, WSTOPSIG(status));
 		if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
