@@ -591,6 +591,25 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	fp = (top - fpsz) & ~(uint64_t)63;
 	frame = ((fp - sizeof(*f)) & ~(uint64_t)15) - 8;
 	len = (size_t)(fp + fpsz - frame);
+	/* Only inside the mapping the thread's stack pointer is in (its
+	 * stack, or a fiber's): never across a guard page into something
+	 * else.  The maps may be a little old: stacks do not move. */
+	for (int pass = 0;; pass++) {
+		const struct inj_map *m = NULL;
+
+		for (size_t i = 0; i < t->nmaps; i++)
+			if (r->rsp - 1 >= t->maps[i].start &&
+			    r->rsp - 1 < t->maps[i].end)
+				m = &t->maps[i];
+		if (m && frame >= m->start)
+			break;
+		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
+			continue;
+		return lp_err_set(err, LP_EINJECT, "the stack of process %d "
+				  "has no room below 0x%llx for a %zu-byte "
+				  "restore frame", (int)t->pid,
+				  (unsigned long long)r->rsp, len + FRAME_GAP);
+	}
 	buf = calloc(1, len);
 	if (!buf)
 		return lp_err_set(err, LP_ENOMEM, "restore frame");
