@@ -1299,7 +1299,8 @@ fail:
 	 * the reason is that it exited.
 	 */
 	if (s->t && !probe_proc_alive(pid) && err &&
-	    err->code != LP_EINTR && err->code != LP_ESELF) {
+	    err->code != LP_EINTR && err->code != LP_ESELF &&
+	    err->code != LP_EEXITED) {
 		lp_err_clear(err);
 		lp_err_set(err, LP_EEXITED, "process %d exited", (int)pid);
 	}
