@@ -276,6 +276,44 @@ test_ptrace_sleep_not_cut_short(void **state)
 	assert_true(secs >= 1.0);	/* and slept its full second */
 }
 
+/* The wake of a timed wait: the interrupted syscall completes with the
+ * result we set instead of restarting, also after a call in that stop. */
+static void
+test_ptrace_set_syscall_result(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 5, 6 }, ret = 0, code = 0;
+	char line[256];
+	double secs = 9;
+	long n;
+
+	(void)state;
+	start_child(&c, 1);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_stopped_syscall(t), SYS_clock_nanosleep);
+	assert_int_equal(inj_set_syscall_result(t, -ETIMEDOUT, &err), 0);
+	/* still the syscall it was stopped in, for the caller's logic */
+	assert_int_equal(inj_stopped_syscall(t), SYS_clock_nanosleep);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
+				  &ret, 1000, &err), 0);
+	assert_int_equal(ret, 11);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %*d %*d %*d %lf", &n, &secs), 2);
+	assert_int_equal(n, -ETIMEDOUT);	/* completed, as we said */
+	assert_true(secs < 1.0);		/* not slept to the end */
+}
+
 static void
 test_ptrace_refuses_bad_targets(void **state)
 {
@@ -412,6 +450,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ptrace_read_survives_injection),
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
+		cmocka_unit_test(test_ptrace_set_syscall_result),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
 		cmocka_unit_test(test_ptrace_killed_at_every_instant),
