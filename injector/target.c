@@ -147,8 +147,18 @@ inj_open(pid_t pid, struct lp_err *err)
 			   t->info.comm, (int)pid);
 		goto fail;
 	}
-	if (inj_refresh_maps(t, err) < 0)
+	if (inj_refresh_maps(t, err) < 0) {
+		struct inj_procinfo pi;
+
+		/* it was there a moment ago (its status read): it exited */
+		if (inj_read_procinfo(pid, &pi, NULL) < 0 || pi.state == 'Z' ||
+		    pi.state == 'X') {
+			lp_err_clear(err);
+			lp_err_set(err, LP_EEXITED, "process %d exited",
+				   (int)pid);
+		}
 		goto fail;
+	}
 	return t;
 fail:
 	inj_close(t);
