@@ -85,6 +85,7 @@ struct probe_session {
 	bool page_reused;
 	uint64_t page_hint;	/* where a dead run recorded its page */
 	bool page_fresh;	/* the stale page found was never armed */
+	uint64_t page_spare;	/* a never armed page of a dead run, to unmap */
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
@@ -454,7 +455,8 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 static uint64_t
 find_stale_page(struct probe_session *s)
 {
-	uint64_t cand[64];
+	static const struct page_hdr zero;
+	uint64_t cand[64], found = 0, unarmed = 0;
 	struct page_hdr h;
 	size_t n;
 
@@ -466,24 +468,26 @@ find_stale_page(struct probe_session *s)
 		/* mapped by a run that died before it wrote the header: the
 		 * address it recorded says it is ours, and no job can point
 		 * at a page that was never armed */
-		if (cand[i] == s->page_hint) {
-			static const struct page_hdr zero;
-
-			if (!memcmp(&h, &zero, sizeof(h))) {
-				s->page_fresh = true;
-				return cand[i];
-			}
-		}
-		if (memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)))
-			continue;
-		/* defused, or armed by a leakprobe that died (SIGKILL)
-		 * before it could clean up */
-		if (h.state == STATE_HARMLESS ||
-		    (h.state == STATE_ARMED && h.owner_pid &&
-		     kill((pid_t)h.owner_pid, 0) < 0 && errno == ESRCH))
-			return cand[i];
+		if (cand[i] == s->page_hint && !memcmp(&h, &zero, sizeof(h)))
+			unarmed = cand[i];
+		/*
+		 * Armed or defused by an earlier run: we hold the lock, so
+		 * no other leakprobe probes this target and its owner is
+		 * gone (its pid may live on in another process: not
+		 * checked).  A job it registered may still be pending and
+		 * point at it: reuse it, never unmap it.
+		 */
+		else if (!found && !memcmp(h.magic, PAGE_MAGIC,
+					   sizeof(PAGE_MAGIC)) &&
+			 (h.state == STATE_HARMLESS || h.state == STATE_ARMED))
+			found = cand[i];
 	}
-	return 0;
+	if (found) {
+		s->page_spare = unarmed;	/* unmapped in our stop */
+		return found;
+	}
+	s->page_fresh = unarmed != 0;
+	return unarmed;
 }
 
 static int
@@ -734,8 +738,10 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * directory: if we are killed after the mmap but before the page
 	 * carries our header, the next run still knows it for ours.
 	 */
-	if ((s->page || inj_free_gap(t, PAGE_SIZE_, &at) == 0) &&
-	    record_page(s, s->page ? s->page : at) < 0)
+	if (s->page_spare)
+		;	/* its record stays until it is unmapped */
+	else if ((s->page || inj_free_gap(t, PAGE_SIZE_, &at) == 0) &&
+		 record_page(s, s->page ? s->page : at) < 0)
 		at = 0;
 	pre_wake(s);
 	t0 = lp_mono_ns();
@@ -768,6 +774,11 @@ register_job(struct probe_session *s, struct lp_err *err)
 			goto out;
 	}
 	inj_use_page(t, s->page, TRAMP_OFF);
+	if (s->page_spare &&
+	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
+		s->page_spare = 0;
+		record_page(s, s->page);
+	}
 	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	rc = write_page(s, STATE_ARMED, boot, err);
 	if (rc < 0)
