@@ -197,6 +197,7 @@ struct inj_target {
 	bool tramp_ok;		/* trampoline written */
 	long stop_nr;		/* syscall the thread was in, or -1 */
 	bool result_set;	/* inj_set_syscall_result() was called */
+	bool let_finish;	/* a step timed out: let it end by itself */
 	int pending_sig[8];	/* signals to re-deliver on detach */
 	int npending;
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */

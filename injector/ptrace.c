@@ -305,6 +305,7 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	t->frame_ok = false;
 	t->pretcode_ok = false;
 	t->result_set = false;
+	t->let_finish = false;
 	t->stop_nr = -1;
 	/*
 	 * No PTRACE_O_EXITKILL: if leakprobe dies the target must live.
@@ -735,7 +736,11 @@ run_step(struct inj_target *t, enum step_kind kind,
 		/* a stream of signals for the target must not defeat the
 		 * timeout */
 		if (lp_mono_ns() > deadline) {
-			reinterrupt(t);
+			/* the thread finishes the step by itself after we
+			 * detach, and restores itself from the frame: never
+			 * pull it out of the middle of a call */
+			if (reinterrupt(t) == 0)
+				t->let_finish = true;
 			return lp_err_set(err, LP_ETIMEDOUT, "injected code in "
 					  "%d did not finish within %d ms",
 					  (int)t->pid, timeout_ms);
@@ -752,7 +757,8 @@ run_step(struct inj_target *t, enum step_kind kind,
 		rc = inj__wait_stop(t, &status, left, err);
 		instant();
 		if (rc == -LP_ETIMEDOUT) {
-			reinterrupt(t);
+			if (reinterrupt(t) == 0)
+				t->let_finish = true;
 			return rc;
 		}
 		if (rc < 0)
@@ -855,8 +861,9 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	struct user_regs_struct regs, out;
 	int rc;
 
-	if (!t->attached || !t->regs_saved)
-		return lp_err_set(err, LP_EINJECT, "syscall: not attached");
+	if (!t->attached || !t->regs_saved || t->let_finish)
+		return lp_err_set(err, LP_EINJECT, "syscall: not attached, "
+				  "or a step still running");
 	if ((!t->syscall_insn || !t->restore_rt) &&
 	    (rc = inj_prepare(t, err)) < 0)
 		return rc;
@@ -897,8 +904,9 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	uint64_t tramp = t->code_page + t->tramp_off;
 	int rc;
 
-	if (!t->attached || !t->regs_saved)
-		return lp_err_set(err, LP_EINJECT, "call: not attached");
+	if (!t->attached || !t->regs_saved || t->let_finish)
+		return lp_err_set(err, LP_EINJECT, "call: not attached, or a "
+				  "step still running");
 	if (nargs < 0 || nargs > 6)
 		return lp_err_set(err, LP_EINVAL, "call: %d arguments", nargs);
 	if (!t->code_page)
@@ -1021,8 +1029,12 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		}
 		return 0;
 	}
-	if (t->regs_saved && (t->regs_dirty || t->fp_dirty ||
-			      t->result_set)) {
+	if (t->let_finish) {
+		/* a step that timed out: it completes and restores the thread
+		 * from the frame by itself once we let go */
+		t->regs_dirty = t->fp_dirty = false;
+	} else if (t->regs_saved && (t->regs_dirty || t->fp_dirty ||
+				     t->result_set)) {
 		/* The thread must be in a ptrace stop to take registers. */
 		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0) {
 			if (errno == ESRCH && reinterrupt(t) == 0 && !t->gone) {
@@ -1055,6 +1067,7 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 	t->attached = false;
 	t->regs_saved = false;
 	t->result_set = false;
+	t->let_finish = false;
 	if (t->masked) {
 		pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
 		t->masked = false;

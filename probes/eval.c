@@ -523,12 +523,9 @@ defuse_page(struct probe_session *s)
 {
 	if (!s->page)
 		return;
-	static const uint8_t zero[PAGE_SIZE_ - TRAMP_OFF];
-
-	/* no code stays behind: the trampoline goes too */
-	if (inj_write(s->t, s->page + TRAMP_OFF, zero, sizeof(zero),
-		      NULL) < 0 ||
-	    write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
+	/* The trampoline stays: a call that timed out may still return
+	 * into it (and restore the thread from there). */
+	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
 	s->page = 0;
 }

@@ -35,6 +35,17 @@ lp_test_add(long a, long b)
 	return a + b;
 }
 
+/* Called remotely: slower than the call's timeout (a syscall inside). */
+long __attribute__((noinline, used))
+lp_test_slow(long a)
+{
+	struct timespec d = { 0, 300 * 1000000L };
+
+	nanosleep(&d, NULL);
+	called = a;
+	return a;
+}
+
 /* Called remotely: clobbers xmm7 (caller-saved, so an interrupted thread
  * never expected it to change). */
 void __attribute__((noinline, used))
@@ -314,6 +325,44 @@ test_ptrace_set_syscall_result(void **state)
 	assert_true(secs < 1.0);		/* not slept to the end */
 }
 
+/* A call that outlives its timeout is never pulled out of the middle:
+ * after the detach it finishes and the thread restores itself. */
+static void
+test_ptrace_timed_out_call_finishes(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 77 }, ret = 0, code = 0;
+	char line[256];
+	long n, got_called;
+	int same;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
+				  1, &ret, 50, &err), -LP_ETIMEDOUT);
+	/* no further step while that one runs */
+	lp_err_clear(&err);
+	assert_true(inj_munmap(t, code, 4096, &err) < 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld", &n, &same,
+				&got_called), 3);
+	assert_int_equal(n, 5);			/* read() restarted */
+	assert_int_equal(same, 1);
+	assert_int_equal(got_called, 77);	/* the call ran to its end */
+}
+
 static void
 test_ptrace_refuses_bad_targets(void **state)
 {
@@ -451,6 +500,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_read_survives_injection),
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
 		cmocka_unit_test(test_ptrace_set_syscall_result),
+		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
 		cmocka_unit_test(test_ptrace_killed_at_every_instant),
