@@ -134,7 +134,7 @@ $(BUILD)/tests/test_stacks: LP_CFLAGS += -I$(BUILD)
 # ---- end of pprof -----------------------------------------------------------
 
 .PHONY: all check check-rubies unit integ mancheck bench bench-bins demo deps install \
-	uninstall \
+	uninstall faulttest \
 	clean check-san
 .DEFAULT_GOAL := all
 
@@ -303,6 +303,13 @@ integ: $(BIN)
 
 mancheck:
 	$(Q)tests/mancheck man/leakprobe.1
+
+# SIGKILL of leakprobe at 1,000 instants of attach (make check runs 120):
+# every target must live on, untraced, with at most one page and one
+# directory of ours.  A few minutes of both cores.
+faulttest: $(BIN)
+	$(Q)LEAKPROBE=$(abspath $(BIN)) RUBY=$(RUBY) LP_KILL9_COUNT=$${LP_KILL9_COUNT:-1000} \
+		TESTS=kill9 tests/integ/run
 
 # The whole suite once with the normal build, the checks against other
 # Rubies (tests/rubies/run), then unit + integration tests again with

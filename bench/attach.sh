@@ -2,14 +2,17 @@
 # nil` on a sleeping Ruby target: end-to-end wall time and how long the
 # main thread was ptrace-stopped; next to the same call made by a debugger
 # (lldb's `expr`, and gdb's `call` where it works) in the same run.  Goal:
-# eval's round trip at least 100x faster than the debugger's.
+# eval's round trip at least 100x faster than the debugger's.  Then the
+# attach runs again with a busy loop on every core ("loaded"), and the
+# distribution of the stop next to the idle one.
 set -u
 LP=${LEAKPROBE:?}
 RUBY=${RUBY:-ruby}
 RUNS=${ATTACH_RUNS:-100}
 DBG_RUNS=${DEBUGGER_RUNS:-5}
 tmp=$(mktemp -d)
-trap 'kill -9 $tpid 2>/dev/null; wait $tpid 2>/dev/null; rm -rf "$tmp"' EXIT
+hogs=""
+trap 'kill -9 $tpid $hogs 2>/dev/null; wait $tpid $hogs 2>/dev/null; rm -rf "$tmp"' EXIT
 
 mkfifo "$tmp/ready"
 "$RUBY" -e 'io = IO.new(3); io.puts "ready"; io.close; sleep' 3>"$tmp/ready" &
@@ -23,18 +26,24 @@ us() { echo "$1 $2" | awk '{ printf "%d\n", ($2 - $1) * 1e6 }'; }
 pct() { sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 } END {
 	i = int((NR - 1) * p / 100 + 0.5) + 1; print a[i] }'; }
 
-: >"$tmp/wall"; : >"$tmp/stop"; : >"$tmp/held"; : >"$tmp/unmap"; : >"$tmp/kill"
-for i in $(seq "$RUNS"); do
-	t0=$EPOCHREALTIME	# bash's clock: no fork of date(1) in the timing
-	"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
-		{ echo "run $i failed: $(cat "$tmp/out")"; exit 1; }
-	t1=$EPOCHREALTIME
-	us $t0 $t1 >>"$tmp/wall"
-	"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
-		%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
-		  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
-		"$tmp/out" "$tmp/stop" "$tmp/held" "$tmp/unmap" "$tmp/kill"
-done
+# measure SUFFIX: RUNS runs, figures into $tmp/{wall,stop,held,unmap,kill}SUFFIX
+measure() {
+	local sfx=$1 i t0 t1
+	for f in wall stop held unmap kill; do : >"$tmp/$f$sfx"; done
+	for i in $(seq "$RUNS"); do
+		t0=$EPOCHREALTIME	# bash's clock: no fork of date(1)
+		"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
+			{ echo "run $i failed: $(cat "$tmp/out")"; exit 1; }
+		t1=$EPOCHREALTIME
+		us $t0 $t1 >>"$tmp/wall$sfx"
+		"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
+			%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
+			  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
+			"$tmp/out" "$tmp/stop$sfx" "$tmp/held$sfx" "$tmp/unmap$sfx" \
+			"$tmp/kill$sfx"
+	done
+}
+measure ""
 
 # eval: one call, no GC.start, no warm-up; the value must come back
 : >"$tmp/eval"
@@ -80,6 +89,15 @@ if command -v gdb >/dev/null; then
 fi
 kill -0 "$tpid" || { echo "target died under a debugger"; exit 1; }
 
+# the same with a busy loop on every core
+ncpu=$(nproc)
+for i in $(seq "$ncpu"); do
+	sh -c 'while :; do :; done' &
+	hogs="$hogs $!"
+done
+measure .load
+kill -9 $hogs 2>/dev/null; wait $hogs 2>/dev/null; hogs=""
+
 w50=$(pct "$tmp/wall" 50); w99=$(pct "$tmp/wall" 99)
 printf '\nattach --eval nil --times 1, %d runs on a sleeping ruby (%s)\n' \
 	"$RUNS" "$("$RUBY" -e 'print RUBY_VERSION')"
@@ -96,7 +114,7 @@ printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
 	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
 	"$(pct "$tmp/held" 50)" "$(pct "$tmp/held" 99)"
-printf '  %-40s %8.1f us %8.1f us\n' "  of which injected registers live" \
+printf '  %-40s %8.1f us %8.1f us\n' "  of which a step's registers live" \
 	"$(pct "$tmp/kill" 50)" "$(pct "$tmp/kill" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "second stop (unmap the code page)" \
 	"$(pct "$tmp/unmap" 50)" "$(pct "$tmp/unmap" 99)"
@@ -112,4 +130,20 @@ for d in lldb gdb; do
 			"$(echo "$v / 1000" | bc -l)" "$(echo "$v / $w50" | bc -l)" \
 			"$(echo "$v / $e50" | bc -l)"
 	fi
+done
+
+# the stop under load, next to idle: every step restores itself through
+# rt_sigreturn, so a slow scheduler only makes the stop longer
+printf '\nmain thread stopped, idle vs %d busy loops (%d runs each), us\n' \
+	"$ncpu" "$RUNS"
+printf '  %-26s %9s %9s %9s %9s %9s\n' "" p50 p90 p99 max "end-to-end p50"
+for sfx in "" .load; do
+	[ -z "$sfx" ] && name=idle || name=loaded
+	printf '  %-26s %9s %9s %9s %9s %9.2f ms\n' "$name: stop" \
+		"$(pct "$tmp/stop$sfx" 50)" "$(pct "$tmp/stop$sfx" 90)" \
+		"$(pct "$tmp/stop$sfx" 99)" "$(pct "$tmp/stop$sfx" 100)" \
+		"$(echo "$(pct "$tmp/wall$sfx" 50) / 1000" | bc -l)"
+	printf '  %-26s %9s %9s %9s %9s\n' "$name: second stop (unmap)" \
+		"$(pct "$tmp/unmap$sfx" 50)" "$(pct "$tmp/unmap$sfx" 90)" \
+		"$(pct "$tmp/unmap$sfx" 99)" "$(pct "$tmp/unmap$sfx" 100)"
 done

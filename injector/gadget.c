@@ -128,3 +128,35 @@ inj__find_syscall_insn(const uint8_t *code, size_t len, uint64_t addr)
 	cs.close(&h);
 	return found >= 0 ? found : first;
 }
+
+/*
+ * True when code (runtime address addr) starts with the two whole
+ * instructions `mov $15,%rax; syscall` (rt_sigreturn), decoded by
+ * capstone.
+ */
+bool
+inj__is_restore_rt(const uint8_t *code, size_t len, uint64_t addr)
+{
+	const uint8_t *p = code;
+	uint64_t a = addr;
+	size_t left = len < 16 ? len : 16;
+	cs_insn *insn;
+	bool ok = false;
+	csh h;
+
+	/* capstone is loaded on first use (cs_load); detail is off by
+	 * default */
+	if (!code || len < 9 || cs_load() < 0 ||
+	    cs.open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
+		return false;
+	insn = cs.malloc(h);
+	if (insn && cs.disasm_iter(h, &p, &left, &a, insn) &&
+	    insn->id == X86_INS_MOV && insn->size == 7 &&
+	    cs.disasm_iter(h, &p, &left, &a, insn) &&
+	    insn->id == X86_INS_SYSCALL && insn->address == addr + 7)
+		ok = true;
+	if (insn)
+		cs.free(insn, 1);
+	cs.close(&h);
+	return ok;
+}

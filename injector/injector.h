@@ -97,8 +97,8 @@ int inj_addr_info(struct inj_target *t, uint64_t addr,
 int inj_main_info(struct inj_target *t, struct inj_addr_info *out);
 
 /*
- * Do the slow preparation (find a `syscall` instruction in libc with
- * capstone) before stopping anything, so the stop stays short.
+ * Do the slow preparation (find a `syscall; ret` and __restore_rt in libc
+ * with capstone) before stopping anything, so the stop stays short.
  */
 int inj_prepare(struct inj_target *t, struct lp_err *err);
 
@@ -120,28 +120,47 @@ long inj_stopped_syscall(const struct inj_target *t);
  */
 long inj_stopped_syscall_regs(const struct inj_target *t, int64_t *rax,
 			      uint64_t args[6]);
-/*
- * Complete the interrupted syscall with `rax` (e.g. -ETIMEDOUT) instead
- * of letting the kernel restart it: inj_detach() restores the registers
- * with that rax and orig_rax -1.  -LP_EINVAL when not stopped in one.
- */
-int inj_set_syscall_result(struct inj_target *t, int64_t rax);
 
 /*
- * Run a syscall in the stopped main thread through a `syscall` instruction
- * found in libc's text (nothing is written into code).  *ret receives the
- * raw return value (-errno on failure).
+ * Every step below returns through rt_sigreturn from a frame built below
+ * the thread's red zone (see ptrace.c): if leakprobe dies at any instant,
+ * the thread finishes the step and restores itself.
+ *
+ * Run a syscall in the stopped main thread through a `syscall; ret` found
+ * in libc's text (nothing is written into code).  *ret receives the raw
+ * return value (-errno on failure).
  */
 int inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 		int64_t *ret, struct lp_err *err);
 /*
  * Call a function in the stopped main thread with up to 6 integer args,
- * on an aligned stack below the red zone, returning to a trapping address.
- * Only for audited async-signal-safe functions: xstate is not touched.
- * timeout_ms bounds the call.
+ * on an aligned stack below the restore frame, through a trampoline in
+ * the code page given to inj_use_page() (it stores the return value there
+ * and ends in rt_sigreturn).  Only for audited async-signal-safe
+ * functions; the whole xstate is put back afterwards.  timeout_ms bounds
+ * the call.
  */
 int inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args,
 	     int nargs, uint64_t *ret, int timeout_ms, struct lp_err *err);
+
+/* Bytes of the code page the call trampoline uses (code and result). */
+#define INJ_TRAMP_SIZE	32
+/*
+ * The executable page (mapped in the target, e.g. with inj_mmap(...,
+ * PROT_READ | PROT_WRITE | PROT_EXEC)) whose bytes [off, off +
+ * INJ_TRAMP_SIZE) inj_call() may use; off 8-byte aligned.  Kept across
+ * attaches; forgotten when inj_munmap() removes it.  0 or -LP_EINVAL.
+ */
+int inj_use_page(struct inj_target *t, uint64_t page, uint32_t off);
+
+/*
+ * Make the syscall the stopped thread was in (inj_stopped_syscall() >= 0)
+ * complete with `result` (e.g. -ETIMEDOUT) when the thread is restored,
+ * instead of restarting.  Applies at inj_detach(); a leakprobe that dies
+ * before it leaves the syscall restarting as usual.  0 or -LP_EINVAL.
+ */
+int inj_set_syscall_result(struct inj_target *t, int64_t result,
+			   struct lp_err *err);
 
 /* Remote mmap (shared anonymous: never merged with neighbours) and
  * munmap. */
@@ -149,6 +168,16 @@ int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
 int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	       struct lp_err *err);
+/* The same mmap at a chosen address (MAP_FIXED_NOREPLACE; a kernel
+ * without it may place it elsewhere: *addr says where). */
+int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
+		uint64_t *addr, struct lp_err *err);
+/*
+ * A free range of len bytes in the target (from the last maps refresh),
+ * with a free page on either side, away from the main stack's growth.
+ * 0 or -LP_ENOMEM.
+ */
+int inj_free_gap(struct inj_target *t, size_t len, uint64_t *addr);
 
 /*
  * Memory of the target: process_vm_readv/writev, falling back to
@@ -176,8 +205,9 @@ int inj_unwind(struct inj_target *t, uint64_t *ips, int max,
 
 /*
  * Restore registers exactly as captured (including orig_rax, so an
- * interrupted syscall restarts), re-deliver any queued signal and detach.
- * Safe to call when not attached, and when the target died (returns 0).
+ * interrupted syscall restarts; or the result of inj_set_syscall_result),
+ * re-deliver any queued signal and detach.  Safe to call when not
+ * attached, and when the target died (returns 0).
  */
 int inj_detach(struct inj_target *t, struct lp_err *err);
 
@@ -190,8 +220,9 @@ int inj_detach(struct inj_target *t, struct lp_err *err);
 uint64_t inj_last_stop_ns(const struct inj_target *t);
 uint64_t inj_last_held_ns(const struct inj_target *t);
 /*
- * Of that, how long the thread held injected registers (the SIGKILL
- * window: if leakprobe is killed then, the target resumes with them).
+ * Of that, how long the thread held a step's registers (a leakprobe
+ * killed then leaves the thread to finish the step and restore itself
+ * from the frame).
  */
 uint64_t inj_last_dirty_ns(const struct inj_target *t);
 

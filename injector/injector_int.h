@@ -175,6 +175,9 @@ long inj__find_syscall_insn(const uint8_t *code, size_t len, uint64_t addr);
 /* Why the disassembler (libcapstone, loaded on first use) could not be
  * loaded, or NULL when it was loaded or not yet tried. */
 const char *inj__disasm_error(void);
+/* True when code starts with the whole instructions `mov $15,%rax;
+ * syscall` (libc's __restore_rt). */
+bool inj__is_restore_rt(const uint8_t *code, size_t len, uint64_t addr);
 
 /* ---- ptrace.c -------------------------------------------------------- */
 struct inj_target {
@@ -192,6 +195,22 @@ struct inj_target {
 	struct user_regs_struct saved;
 	struct user_fpregs_struct saved_fp;
 	uint64_t syscall_insn;	/* address of a `syscall` in libc */
+	uint64_t restore_rt;	/* libc's __restore_rt (rt_sigreturn) */
+	/* The restore frame (see ptrace.c): an rt_sigframe below the red
+	 * zone of the stopped thread, built at its first injected step */
+	uint64_t frame;		/* address of its pretcode slot, 0: none */
+	bool frame_ok;		/* written and current */
+	bool pretcode_ok;	/* pretcode slot holds restore_rt */
+	bool fp_dirty;		/* a call ran: FP registers to put back */
+	uint64_t sigmask;	/* the thread's blocked mask at the stop */
+	uint8_t *xstate;	/* NT_X86_XSTATE as read, xstate_len bytes */
+	size_t xstate_len;	/* 0: no xsave, the FXSAVE form is used */
+	uint64_t code_page;	/* executable page for call trampolines */
+	uint32_t tramp_off;	/* trampoline offset in it */
+	bool tramp_ok;		/* trampoline written */
+	long stop_nr;		/* syscall the thread was in, or -1 */
+	bool result_set;	/* inj_set_syscall_result() was called */
+	bool let_finish;	/* a step timed out: let it end by itself */
 	int pending_sig[8];	/* signals to re-deliver on detach */
 	int npending;
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
@@ -206,6 +225,7 @@ struct inj_target {
 int inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 		   struct lp_err *err);
 int inj__find_syscall(struct inj_target *t, struct lp_err *err);
+int inj__find_restore_rt(struct inj_target *t, struct lp_err *err);
 struct inj_module *inj__module_at(struct inj_target *t, uint64_t addr);
 
 #endif

@@ -2,28 +2,53 @@
  * Stopping the main thread, running syscalls and calls in it, restoring.
  *
  * Only the main thread (tid == pid) is seized, with PTRACE_SEIZE +
- * PTRACE_INTERRUPT; the other threads keep running.  We save the general
- * registers and the legacy FXSAVE area and never touch xstate: the kernel
- * wants the exact CPUID size for NT_X86_XSTATE (11,008 bytes on AMX CPUs)
- * and a guessed size is what makes debuggers fail there.
+ * PTRACE_INTERRUPT; the other threads keep running.
  *
- * Syscall restart: a thread interrupted inside a blocking syscall shows
- * rax = -ERESTART* and orig_rax = the syscall number.  While our code runs
- * we set orig_rax = -1 so the kernel does not "restart" into our rip; on
- * detach we put rip/rax/orig_rax back exactly, and the kernel restarts the
- * interrupted call itself (-516 through restart_syscall).
+ * Every injected step returns through rt_sigreturn, so that a leakprobe
+ * that vanishes (SIGKILL, the OOM killer) at any instant leaves a thread
+ * that either runs its own code or restores itself:
+ *
+ * - At the first step of a stop we build, below the red zone of the
+ *   thread's stack, a frame in the kernel's x86-64 rt_sigframe layout:
+ *   pretcode, then a ucontext with the saved general registers, the
+ *   thread's blocked mask (PTRACE_GETSIGMASK: the mask a signal frame
+ *   would hold, also inside ppoll/pselect), an invalid uc_stack mode (the
+ *   kernel ignores the EINVAL and leaves the thread's sigaltstack as it
+ *   is), and the FP state as the kernel itself writes it (NT_X86_XSTATE
+ *   read with the size the kernel reports, with the software-reserved
+ *   bytes and FP_XSTATE_MAGIC2 set for the components in use; the
+ *   512-byte FXSAVE form only where there is no xsave).  An interrupted
+ *   syscall is saved as a signal with SA_RESTART would save it: RIP-2 and
+ *   RAX = orig_rax, or __NR_restart_syscall for ERESTART_RESTARTBLOCK.
+ * - A syscall (mmap, munmap): registers set for a `syscall; ret` in libc,
+ *   rsp at the frame's pretcode slot, which holds libc's __restore_rt.
+ * - A call: a trampoline in our executable page calls the function,
+ *   stores rax in the page, then `mov $15,%eax; syscall` with rsp at the
+ *   frame (and jumps back to that if the syscall ever returns).
+ *
+ * While leakprobe lives it watches each step with PTRACE_SYSCALL: the
+ * result at the syscall-exit stop, or at the rt_sigreturn entry (which it
+ * skips), then brings the thread to an interrupt stop and puts the saved
+ * registers back itself, so that the kernel's own restart logic runs as
+ * if nothing happened (rt_sigreturn would turn a restart_syscall into
+ * EINTR).  If leakprobe dies at any point, the kernel detaches the thread,
+ * which finishes the step and restores itself from the frame.
  */
 #include "injector/injector_int.h"
 
+#include <cpuid.h>
+#include <elf.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <sched.h>
 #include <time.h>
@@ -32,7 +57,90 @@
 #include "common/log.h"
 #include "common/util.h"
 
-#define CALL_STACK_GAP	512	/* bytes below rsp: past the 128-byte red zone */
+#define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
+#define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
+
+/* The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h,
+ * uapi asm/sigcontext.h); rt_sigreturn reads it at rsp - 8. */
+struct k_sigcontext {
+	uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+	uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+	uint16_t cs, gs, fs, ss;
+	uint64_t err, trapno, oldmask, cr2, fpstate;
+	uint64_t reserved1[8];
+};
+
+struct k_ucontext {
+	uint64_t uc_flags, uc_link;
+	uint64_t ss_sp;
+	int32_t ss_flags, ss_pad;
+	uint64_t ss_size;
+	struct k_sigcontext mc;
+	uint64_t sigmask;
+};
+
+struct k_rt_sigframe {
+	uint64_t pretcode;
+	struct k_ucontext uc;
+	uint8_t info[128];	/* siginfo: not read by rt_sigreturn */
+};
+
+_Static_assert(sizeof(struct k_sigcontext) == 256, "sigcontext layout");
+_Static_assert(sizeof(struct k_ucontext) == 304, "ucontext layout");
+
+#define UC_FP_XSTATE		0x1
+#define UC_SIGCONTEXT_SS	0x2
+#define UC_STRICT_RESTORE_SS	0x4
+#ifndef FP_XSTATE_MAGIC1	/* <sys/user.h> may have them */
+#define FP_XSTATE_MAGIC1	0x46505853u
+#define FP_XSTATE_MAGIC2	0x46505845u
+#endif
+#define SW_RESERVED_OFF		464	/* in the FXSAVE area */
+#define XSTATE_HDR_OFF		512
+/* uc_stack.ss_flags: neither 0, SS_ONSTACK nor SS_DISABLE, so the
+ * kernel's do_sigaltstack() refuses it (EINVAL, ignored by rt_sigreturn)
+ * before it changes anything: the target's sigaltstack stays. */
+#define SS_FLAGS_KEEP		3
+
+#define ERESTARTSYS_		512
+#define ERESTARTNOINTR_		513
+#define ERESTARTNOHAND_		514
+#define ERESTART_RESTARTBLOCK_	516
+
+/*
+ * The call trampoline, INJ_TRAMP_SIZE bytes in the code page:
+ *    0: call *%r11
+ *    3: mov %rax, 24(%rip-relative)	result slot at +24
+ *   10: mov $15, %eax			rt_sigreturn, rsp at the frame
+ *   15: syscall
+ *   17: jmp 10				only if the tracer skipped it
+ *   24: result (8 bytes)
+ */
+static const uint8_t tramp_code[24] = {
+	0x41, 0xff, 0xd3,
+	0x48, 0x89, 0x05, 0x0e, 0x00, 0x00, 0x00,
+	0xb8, 0x0f, 0x00, 0x00, 0x00,
+	0x0f, 0x05,
+	0xeb, 0xf7,
+};
+#define TRAMP_SIGRETURN_END	17
+#define TRAMP_RESULT		24
+
+/*
+ * LEAKPROBE_TEST_KILL_AT=N: leakprobe SIGKILLs itself at the Nth instant
+ * of the injection (after each ptrace request, wait and remote write that
+ * changes the thread's state), so that tests can stop it between any two
+ * of them and check that the target restores itself.
+ */
+static void
+instant(void)
+{
+	static long n;
+	const char *e = getenv("LEAKPROBE_TEST_KILL_AT");
+
+	if (e && *e && ++n == strtol(e, NULL, 10))
+		raise(SIGKILL);
+}
 
 static void
 pause_us(unsigned us)
@@ -121,11 +229,10 @@ queue_signal(struct inj_target *t, int sig)
 }
 
 /*
- * Registers hold injected values from mark_dirty() until clean_regs().
- * That is the only time a SIGKILL of leakprobe (which cannot be caught)
- * would let the thread resume with them, so each operation puts the saved
- * registers back as soon as it is done: the window is the operation
- * itself, not the whole stop.
+ * Registers hold a step's values from mark_dirty() until clean_regs()
+ * (or the detach) puts the saved ones back.  A leakprobe killed then
+ * leaves a thread that finishes the step and restores itself from the
+ * frame; the time is measured all the same (the bench prints it).
  */
 static void
 mark_dirty(struct inj_target *t)
@@ -135,16 +242,42 @@ mark_dirty(struct inj_target *t)
 	t->regs_dirty = true;
 }
 
+/* Put the FP state back as it was at the stop: the whole xstate when we
+ * have it (the callee may have used AVX registers), else FXSAVE. */
+static int
+restore_fp(struct inj_target *t)
+{
+	if (t->xstate_len) {
+		struct iovec iov = { t->xstate, t->xstate_len };
+
+		if (ptrace(PTRACE_SETREGSET, t->pid, NT_X86_XSTATE, &iov) == 0)
+			return 0;
+	}
+	return ptrace(PTRACE_SETFPREGS, t->pid, 0, &t->saved_fp) < 0 ? -1 : 0;
+}
+
+/* The thread is in an interrupt (or signal-delivery) stop: put the saved
+ * registers back.  The kernel's restart logic then applies to them when
+ * the thread resumes, exactly as if we had never been there. */
 static int
 clean_regs(struct inj_target *t, struct lp_err *err)
 {
-	if (!t->regs_dirty || t->gone)
+	if (t->gone)
 		return 0;
-	if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
+	if (t->regs_dirty &&
+	    ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "restore registers of %d", (int)t->pid);
-	t->regs_dirty = false;
-	t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
+	instant();
+	if (t->fp_dirty && restore_fp(t) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "restore FP registers of %d", (int)t->pid);
+	instant();
+	t->fp_dirty = false;
+	if (t->regs_dirty) {
+		t->regs_dirty = false;
+		t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
+	}
 	return 0;
 }
 
@@ -167,13 +300,47 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	t->npending = 0;
 	t->regs_saved = false;
 	t->regs_dirty = false;
-	/* No PTRACE_O_EXITKILL: if leakprobe dies the target must live. */
-	if (ptrace(PTRACE_SEIZE, t->pid, 0, 0) < 0)
+	t->fp_dirty = false;
+	t->frame = 0;
+	t->frame_ok = false;
+	t->pretcode_ok = false;
+	t->result_set = false;
+	t->let_finish = false;
+	t->stop_nr = -1;
+	/*
+	 * No PTRACE_O_EXITKILL: if leakprobe dies the target must live.
+	 * TRACESYSGOOD: syscall stops of our steps are told apart from a
+	 * SIGTRAP meant for the target.
+	 */
+	if (ptrace(PTRACE_SEIZE, t->pid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
+		int e = errno;
+		struct inj_procinfo pi;
+
+		/* EPERM also when another tracer came first, or the process
+		 * is exiting: say which */
+		if (e == EPERM || e == ESRCH) {
+			if (inj_read_procinfo(t->pid, &pi, NULL) < 0 ||
+			    pi.state == 'Z' || pi.state == 'X') {
+				t->gone = true;
+				return lp_err_set(err, LP_EEXITED, "process %d "
+						  "exited", (int)t->pid);
+			}
+			if (pi.tracer > 0 && pi.tracer != getpid())
+				return lp_err_set(err, LP_ETRACED, "process %d "
+						  "(%s) is already traced by "
+						  "pid %d (%s)", (int)t->pid,
+						  pi.comm, (int)pi.tracer,
+						  pi.tracer_comm[0] ?
+						  pi.tracer_comm : "?");
+		}
+		errno = e;
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "attach: ptrace(PTRACE_SEIZE, %d)",
 				  (int)t->pid);
+	}
 	t->attached = true;
 	t->stop_start_ns = lp_mono_ns();
+	instant();
 	/* Ctrl-Z must not suspend leakprobe while it holds the thread. */
 	{
 		sigset_t stop;
@@ -192,7 +359,9 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 				(int)t->pid);
 		goto fail;
 	}
+	instant();
 	rc = inj__wait_stop(t, &status, 2000, err);
+	instant();
 	if (rc == -LP_ETIMEDOUT && !t->gone) {
 		/*
 		 * The thread does not stop (uninterruptible sleep, a frozen
@@ -230,6 +399,7 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	}
 	t->regs_saved = true;
 	t->regs_dirty = false;
+	t->stop_nr = (long)t->saved.orig_rax;
 	t->dirty_ns = 0;
 	t->held_start_ns = lp_mono_ns();
 	return 0;
@@ -241,9 +411,19 @@ fail:
 int
 inj_prepare(struct inj_target *t, struct lp_err *err)
 {
-	if (t->syscall_insn)
-		return 0;
-	return inj__find_syscall(t, err);
+	uint8_t after = 0;
+	int rc;
+
+	if (!t->syscall_insn && (rc = inj__find_syscall(t, err)) < 0)
+		return rc;
+	/* the syscall's `ret` is what takes the thread to __restore_rt */
+	if (inj_read(t, t->syscall_insn + 2, &after, 1, NULL) < 0 ||
+	    after != 0xc3)
+		return lp_err_set(err, LP_EINJECT, "no `syscall; ret` found "
+				  "in the libc of process %d", (int)t->pid);
+	if (!t->restore_rt && (rc = inj__find_restore_rt(t, err)) < 0)
+		return rc;
+	return 0;
 }
 
 bool
@@ -261,7 +441,7 @@ inj_stopped_ip(const struct inj_target *t)
 long
 inj_stopped_syscall(const struct inj_target *t)
 {
-	return (long)t->saved.orig_rax;
+	return t->stop_nr;
 }
 
 uint64_t
@@ -282,6 +462,37 @@ inj_last_dirty_ns(const struct inj_target *t)
 	return t->dirty_ns;
 }
 
+int
+inj_use_page(struct inj_target *t, uint64_t page, uint32_t off)
+{
+	if (off > 4096 - INJ_TRAMP_SIZE || (off & 7))
+		return -LP_EINVAL;
+	t->code_page = page;
+	t->tramp_off = off;
+	t->tramp_ok = false;
+	return 0;
+}
+
+int
+inj_set_syscall_result(struct inj_target *t, int64_t result,
+		       struct lp_err *err)
+{
+	if (!t->attached || !t->regs_saved)
+		return lp_err_set(err, LP_EINJECT, "set syscall result: not "
+				  "attached");
+	if (t->stop_nr < 0)
+		return lp_err_set(err, LP_EINVAL, "set syscall result: the "
+				  "main thread of %d is not in a syscall",
+				  (int)t->pid);
+	/* orig_rax -1: the kernel's restart logic leaves rax alone, and the
+	 * thread sees its syscall return `result` */
+	t->saved.rax = (uint64_t)result;
+	t->saved.orig_rax = (uint64_t)-1;
+	t->result_set = true;
+	t->frame_ok = false;	/* the frame must say so too */
+	return 0;
+}
+
 /* Bring a running (injected) thread back to a ptrace stop. */
 static int
 reinterrupt(struct inj_target *t)
@@ -295,6 +506,12 @@ reinterrupt(struct inj_target *t)
 			return t->gone ? 0 : -LP_EINJECT;
 		if (is_event_stop(status))
 			return 0;
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+			/* a syscall stop of ours: go on to the interrupt */
+			if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
+				return -LP_EINJECT;
+			continue;
+		}
 		/* a signal for the target; it stays stopped, that is enough */
 		queue_signal(t, WSTOPSIG(status));
 		return 0;
@@ -302,55 +519,338 @@ reinterrupt(struct inj_target *t)
 	return -LP_EINJECT;
 }
 
+/* End of the xsave area actually in use: the highest component present
+ * in XSTATE_BV, at its standard-format offset (CPUID leaf 0xD). */
+static uint32_t
+xstate_used_size(uint64_t xstate_bv, size_t have)
+{
+	uint32_t end = XSTATE_HDR_OFF + 64;
+
+	for (unsigned i = 2; i < 63; i++) {
+		unsigned a, b, c, d;
+
+		if (!(xstate_bv & (1ull << i)))
+			continue;
+		__cpuid_count(0xd, i, a, b, c, d);
+		if (a && b + a > end)
+			end = b + a;
+	}
+	return end <= have ? end : (uint32_t)have;
+}
+
 /*
- * Resume the thread with `req` (PTRACE_CONT or PTRACE_SINGLESTEP) until a
- * stop that is ours: SIGTRAP for single-step, SIGSEGV at rip 0 for calls.
- * Signals meant for the target are queued and suppressed for now.
+ * Write the restore frame (see the top of this file) for the saved
+ * registers, once per stop (again after inj_set_syscall_result()).  The
+ * memory below the red zone is dead stack: nothing of the thread lives
+ * there while it is stopped.
  */
 static int
-run_until(struct inj_target *t, int req, int want_sig, int timeout_ms,
-	  struct user_regs_struct *out, struct lp_err *err)
+build_frame(struct inj_target *t, struct lp_err *err)
+{
+	struct user_regs_struct *r = &t->saved;
+	struct k_rt_sigframe *f;
+	uint64_t fp, frame, top;
+	uint8_t *buf, *fpbuf;
+	uint32_t fpsz, used = 0;
+	size_t len;
+	int rc;
+
+	if (t->frame_ok)
+		return 0;
+	if (!t->frame) {
+		struct iovec iov;
+
+		if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(t->sigmask),
+			   &t->sigmask) < 0) {
+			rc = inj_refresh_info(t, err);
+			if (rc < 0)
+				return rc;
+			t->sigmask = t->info.sig_blocked;
+		}
+		if (!t->xstate)
+			t->xstate = malloc(XSTATE_MAX);
+		t->xstate_len = 0;
+		if (t->xstate) {
+			iov.iov_base = t->xstate;
+			iov.iov_len = XSTATE_MAX;
+			if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
+				   &iov) == 0 &&
+			    iov.iov_len >= XSTATE_HDR_OFF + 64)
+				t->xstate_len = iov.iov_len;
+		}
+	}
+	if (t->xstate_len) {
+		uint64_t bv;
+
+		memcpy(&bv, t->xstate + XSTATE_HDR_OFF, sizeof(bv));
+		used = xstate_used_size(bv | 3, t->xstate_len);
+		fpsz = used + 4;	/* + FP_XSTATE_MAGIC2 */
+	} else {
+		fpsz = sizeof(t->saved_fp);
+	}
+	top = r->rsp - FRAME_GAP;
+	fp = (top - fpsz) & ~(uint64_t)63;
+	frame = ((fp - sizeof(*f)) & ~(uint64_t)15) - 8;
+	len = (size_t)(fp + fpsz - frame);
+	/* Only inside the mapping the thread's stack pointer is in (its
+	 * stack, or a fiber's): never across a guard page into something
+	 * else.  The maps may be a little old: stacks do not move. */
+	for (int pass = 0;; pass++) {
+		const struct inj_map *m = NULL;
+
+		for (size_t i = 0; i < t->nmaps; i++)
+			if (r->rsp - 1 >= t->maps[i].start &&
+			    r->rsp - 1 < t->maps[i].end)
+				m = &t->maps[i];
+		if (m && frame >= m->start)
+			break;
+		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
+			continue;
+		return lp_err_set(err, LP_EINJECT, "the stack of process %d "
+				  "has no room below 0x%llx for a %zu-byte "
+				  "restore frame", (int)t->pid,
+				  (unsigned long long)r->rsp, len + FRAME_GAP);
+	}
+	buf = calloc(1, len);
+	if (!buf)
+		return lp_err_set(err, LP_ENOMEM, "restore frame");
+	f = (struct k_rt_sigframe *)buf;
+	fpbuf = buf + (fp - frame);
+	f->pretcode = t->restore_rt;
+	f->uc.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS |
+			 (t->xstate_len ? UC_FP_XSTATE : 0);
+	f->uc.ss_flags = SS_FLAGS_KEEP;
+	f->uc.mc.r8 = r->r8;
+	f->uc.mc.r9 = r->r9;
+	f->uc.mc.r10 = r->r10;
+	f->uc.mc.r11 = r->r11;
+	f->uc.mc.r12 = r->r12;
+	f->uc.mc.r13 = r->r13;
+	f->uc.mc.r14 = r->r14;
+	f->uc.mc.r15 = r->r15;
+	f->uc.mc.rdi = r->rdi;
+	f->uc.mc.rsi = r->rsi;
+	f->uc.mc.rbp = r->rbp;
+	f->uc.mc.rbx = r->rbx;
+	f->uc.mc.rdx = r->rdx;
+	f->uc.mc.rax = r->rax;
+	f->uc.mc.rcx = r->rcx;
+	f->uc.mc.rsp = r->rsp;
+	f->uc.mc.rip = r->rip;
+	f->uc.mc.eflags = r->eflags;
+	f->uc.mc.cs = (uint16_t)r->cs;
+	f->uc.mc.ss = (uint16_t)r->ss;
+	/* An interrupted syscall: what a signal with SA_RESTART saves (a
+	 * result set by inj_set_syscall_result() has orig_rax -1). */
+	if ((int64_t)r->orig_rax >= 0) {
+		switch ((int64_t)r->rax) {
+		case -ERESTARTSYS_:
+		case -ERESTARTNOINTR_:
+		case -ERESTARTNOHAND_:
+			f->uc.mc.rip -= 2;
+			f->uc.mc.rax = r->orig_rax;
+			break;
+		case -ERESTART_RESTARTBLOCK_:
+			f->uc.mc.rip -= 2;
+			f->uc.mc.rax = SYS_restart_syscall;
+			break;
+		}
+	}
+	f->uc.mc.oldmask = t->sigmask;
+	f->uc.mc.fpstate = fp;
+	f->uc.sigmask = t->sigmask;
+	if (t->xstate_len) {
+		uint32_t magic2 = FP_XSTATE_MAGIC2;
+		uint32_t sw[12] = { 0 };
+		uint64_t features;
+
+		memcpy(fpbuf, t->xstate, used);
+		/* the software-reserved bytes as the kernel writes them:
+		 * magic1, extended size, features, size of what is there */
+		memcpy(sw, t->xstate + SW_RESERVED_OFF, sizeof(sw));
+		memcpy(&features, (uint8_t *)sw + 8, sizeof(features));
+		if (sw[0] != FP_XSTATE_MAGIC1 || !features)
+			memcpy(&features, t->xstate + XSTATE_HDR_OFF,
+			       sizeof(features));
+		features |= 3;		/* x87, SSE */
+		memset(sw, 0, sizeof(sw));
+		sw[0] = FP_XSTATE_MAGIC1;
+		sw[1] = used + 4;
+		memcpy((uint8_t *)sw + 8, &features, sizeof(features));
+		sw[4] = used;
+		memcpy(fpbuf + SW_RESERVED_OFF, sw, sizeof(sw));
+		memcpy(fpbuf + used, &magic2, sizeof(magic2));
+	} else {
+		memcpy(fpbuf, &t->saved_fp, sizeof(t->saved_fp));
+		memset(fpbuf + SW_RESERVED_OFF, 0, 48);
+	}
+	rc = inj_write(t, frame, buf, len, err);
+	free(buf);
+	instant();
+	if (rc < 0)
+		return rc;
+	t->frame = frame;
+	t->frame_ok = true;
+	t->pretcode_ok = true;
+	return 0;
+}
+
+enum step_kind { STEP_SYSCALL, STEP_CALL };
+
+static bool
+sync_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
+	       sig == SIGFPE || sig == SIGTRAP;
+}
+
+/*
+ * Run one injected step from an interrupt stop with registers `regs`
+ * and watch it with PTRACE_SYSCALL until the syscall-entry stop that
+ * ends it: our `syscall; ret` (STEP_SYSCALL) or the trampoline's
+ * rt_sigreturn (STEP_CALL).  Signals meant for the target are queued.
+ * Then PTRACE_INTERRUPT + PTRACE_CONT: the syscall runs (rt_sigreturn is
+ * skipped: the thread must stay ours, and we restore it ourselves) and
+ * the thread stops again on its way back to user space, with the step's
+ * registers in place; *out holds them (rax: the syscall's result), or
+ * for a call those of the rt_sigreturn entry.  Two stops per step.  A
+ * leakprobe that dies anywhere in here leaves a thread that completes
+ * the step and returns through the frame.
+ */
+static int
+run_step(struct inj_target *t, enum step_kind kind,
+	 const struct user_regs_struct *regs, int timeout_ms,
+	 struct user_regs_struct *out, struct lp_err *err)
 {
 	uint64_t deadline = lp_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t end = kind == STEP_SYSCALL ? t->syscall_insn + 2 :
+		       t->code_page + t->tramp_off + TRAMP_SIGRETURN_END;
 	int status, rc, left;
 
+	mark_dirty(t);
+	if (ptrace(PTRACE_SETREGS, t->pid, 0, regs) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "ptrace(PTRACE_SETREGS, %d)", (int)t->pid);
+	instant();
 	for (;;) {
 		/* a stream of signals for the target must not defeat the
 		 * timeout */
 		if (lp_mono_ns() > deadline) {
-			reinterrupt(t);
+			/* the thread finishes the step by itself after we
+			 * detach, and restores itself from the frame: never
+			 * pull it out of the middle of a call */
+			if (reinterrupt(t) == 0)
+				t->let_finish = true;
 			return lp_err_set(err, LP_ETIMEDOUT, "injected code in "
 					  "%d did not finish within %d ms",
 					  (int)t->pid, timeout_ms);
 		}
-		if (ptrace(req, t->pid, 0, 0) < 0)
+		if (ptrace(PTRACE_SYSCALL, t->pid, 0, 0) < 0)
 			return lp_err_sys(err, lp_errno_code(errno,
 							     LP_EINJECT),
-					  "ptrace(%s, %d)",
-					  req == PTRACE_CONT ? "PTRACE_CONT" :
-					  "PTRACE_SINGLESTEP", (int)t->pid);
+					  "ptrace(PTRACE_SYSCALL, %d)",
+					  (int)t->pid);
+		instant();
 		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
 		if (left < 1)
 			left = 1;
 		rc = inj__wait_stop(t, &status, left, err);
+		instant();
 		if (rc == -LP_ETIMEDOUT) {
-			reinterrupt(t);
+			if (reinterrupt(t) == 0)
+				t->let_finish = true;
 			return rc;
 		}
 		if (rc < 0)
 			return rc;
 		if (is_event_stop(status))
 			continue;	/* our earlier interrupt, or group stop */
-		if (WSTOPSIG(status) != want_sig) {
-			queue_signal(t, WSTOPSIG(status));
+		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
+			struct __ptrace_syscall_info si;
+
+			memset(&si, 0, sizeof(si));
+			if (ptrace(PTRACE_GET_SYSCALL_INFO, t->pid,
+				   sizeof(si), &si) < 0 ||
+			    ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
+				return lp_err_sys(err, lp_errno_code(errno,
+								     LP_EINJECT),
+						  "read the syscall stop of %d",
+						  (int)t->pid);
+			if (out->rip != end)
+				continue;	/* the callee's own syscall */
+			if (kind == STEP_SYSCALL &&
+			    si.op == PTRACE_SYSCALL_INFO_ENTRY)
+				break;
+			if (kind == STEP_CALL &&
+			    si.op == PTRACE_SYSCALL_INFO_ENTRY &&
+			    out->orig_rax == SYS_rt_sigreturn)
+				break;
 			continue;
 		}
-		if (ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
+		if (sync_fault(WSTOPSIG(status))) {
+			siginfo_t si;
+
+			/* A real fault inside the step: never deliver it; the
+			 * registers are restored at this stop. */
+			memset(&si, 0, sizeof(si));
+			ptrace(PTRACE_GETSIGINFO, t->pid, 0, &si);
+			ptrace(PTRACE_GETREGS, t->pid, 0, out);
+			return lp_err_set(err, LP_EINJECT, "injected %s in %d "
+					  "got signal %d at rip 0x%llx "
+					  "(address %p)", kind == STEP_CALL ?
+					  "call" : "syscall", (int)t->pid,
+					  WSTOPSIG(status),
+					  (unsigned long long)out->rip,
+					  si.si_addr);
+		}
+		queue_signal(t, WSTOPSIG(status));
+	}
+	if (kind == STEP_CALL) {
+		/* skip the rt_sigreturn: we restore the thread ourselves
+		 * (if we die before that, the trampoline jumps back to it) */
+		struct user_regs_struct skip = *out;
+
+		skip.orig_rax = (uint64_t)-1;
+		if (ptrace(PTRACE_SETREGS, t->pid, 0, &skip) < 0)
 			return lp_err_sys(err, lp_errno_code(errno,
 							     LP_EINJECT),
-					  "ptrace(PTRACE_GETREGS, %d)",
+					  "ptrace(PTRACE_SETREGS, %d)",
 					  (int)t->pid);
-		return 0;
+		instant();
+	}
+	/* back to an interrupt stop, before the thread reaches user space */
+	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "ptrace(PTRACE_INTERRUPT, %d)", (int)t->pid);
+	instant();
+	if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "ptrace(PTRACE_CONT, %d)", (int)t->pid);
+	instant();
+	for (;;) {
+		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
+		rc = inj__wait_stop(t, &status, left < 100 ? 100 : left, err);
+		instant();
+		if (rc < 0)
+			return rc;
+		if (is_event_stop(status)) {
+			/* a syscall's result: rax at this stop, taken before
+			 * the thread returns to user space */
+			if (kind == STEP_SYSCALL &&
+			    ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
+				return lp_err_sys(err, lp_errno_code(errno,
+								     LP_EINJECT),
+						  "ptrace(PTRACE_GETREGS, %d)",
+						  (int)t->pid);
+			return 0;
+		}
+		if (WSTOPSIG(status) != (SIGTRAP | 0x80))
+			queue_signal(t, WSTOPSIG(status));
+		if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
+			return lp_err_sys(err, lp_errno_code(errno,
+							     LP_EINJECT),
+					  "ptrace(PTRACE_CONT, %d)",
+					  (int)t->pid);
 	}
 }
 
@@ -358,15 +858,28 @@ int
 inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	    int64_t *ret, struct lp_err *err)
 {
-	struct user_regs_struct regs;
+	struct user_regs_struct regs, out;
 	int rc;
 
-	if (!t->attached || !t->regs_saved)
-		return lp_err_set(err, LP_EINJECT, "syscall: not attached");
-	if (!t->syscall_insn && (rc = inj__find_syscall(t, err)) < 0)
+	if (!t->attached || !t->regs_saved || t->let_finish)
+		return lp_err_set(err, LP_EINJECT, "syscall: not attached, "
+				  "or a step still running");
+	if ((!t->syscall_insn || !t->restore_rt) &&
+	    (rc = inj_prepare(t, err)) < 0)
 		return rc;
+	if ((rc = build_frame(t, err)) < 0)
+		return rc;
+	if (!t->pretcode_ok) {
+		rc = inj_write(t, t->frame, &t->restore_rt,
+			       sizeof(t->restore_rt), err);
+		instant();
+		if (rc < 0)
+			return rc;
+		t->pretcode_ok = true;
+	}
 	regs = t->saved;
 	regs.rip = t->syscall_insn;
+	regs.rsp = t->frame;		/* `ret` pops __restore_rt */
 	regs.rax = (uint64_t)nr;
 	regs.orig_rax = (uint64_t)-1;	/* no restart logic while ours */
 	regs.rdi = args[0];
@@ -375,59 +888,54 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	regs.r10 = args[3];
 	regs.r8 = args[4];
 	regs.r9 = args[5];
-	mark_dirty(t);
-	if (ptrace(PTRACE_SETREGS, t->pid, 0, &regs) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "syscall: ptrace(PTRACE_SETREGS, %d)",
-				  (int)t->pid);
-	for (int step = 0; step < 4; step++) {
-		rc = run_until(t, PTRACE_SINGLESTEP, SIGTRAP, 2000, &regs,
-			       err);
-		if (rc < 0)
-			return rc;
-		if (regs.rip == t->syscall_insn + 2) {
-			*ret = (int64_t)regs.rax;
-			return clean_regs(t, err);
-		}
-		if (regs.rip != t->syscall_insn)
-			break;
-	}
-	return lp_err_set(err, LP_EINJECT, "syscall %ld in pid %d stopped at "
-			  "unexpected rip 0x%llx", nr, (int)t->pid,
-			  (unsigned long long)regs.rip);
+	regs.eflags &= ~(uint64_t)0x100;	/* TF */
+	rc = run_step(t, STEP_SYSCALL, &regs, 2000, &out, err);
+	if (rc < 0)
+		return rc;
+	*ret = (int64_t)out.rax;
+	return clean_regs(t, err);
 }
 
 int
 inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	 uint64_t *ret, int timeout_ms, struct lp_err *err)
 {
-	struct user_regs_struct regs;
-	uint64_t sp, zero = 0;
-	siginfo_t si;
+	struct user_regs_struct regs, out;
+	uint64_t tramp = t->code_page + t->tramp_off;
 	int rc;
 
-	if (!t->attached || !t->regs_saved)
-		return lp_err_set(err, LP_EINJECT, "call: not attached");
+	if (!t->attached || !t->regs_saved || t->let_finish)
+		return lp_err_set(err, LP_EINJECT, "call: not attached, or a "
+				  "step still running");
 	if (nargs < 0 || nargs > 6)
 		return lp_err_set(err, LP_EINVAL, "call: %d arguments", nargs);
-	/*
-	 * Stack layout at entry (ABI: rsp+8 is 16-byte aligned):
-	 *
-	 *   saved rsp ─► ... interrupted frame ...
-	 *                128-byte red zone (untouched)
-	 *                padding to CALL_STACK_GAP
-	 *   sp+8  ─►     16-byte aligned
-	 *   sp    ─►     return address 0: `ret` faults with rip == 0,
-	 *                which we catch as SIGSEGV and swallow
-	 */
-	sp = (t->saved.rsp - CALL_STACK_GAP) & ~(uint64_t)15;
-	sp -= 8;
-	rc = inj_write(t, sp, &zero, sizeof(zero), err);
-	if (rc < 0)
+	if (!t->code_page)
+		return lp_err_set(err, LP_EINVAL, "call: no code page "
+				  "(inj_use_page)");
+	if (!t->restore_rt && (rc = inj_prepare(t, err)) < 0)
 		return rc;
+	if (!t->tramp_ok) {
+		uint8_t code[INJ_TRAMP_SIZE] = { 0 };
+
+		memcpy(code, tramp_code, sizeof(tramp_code));
+		rc = inj_write(t, tramp, code, sizeof(code), err);
+		instant();
+		if (rc < 0)
+			return rc;
+		t->tramp_ok = true;
+	}
+	if ((rc = build_frame(t, err)) < 0)
+		return rc;
+	/*
+	 * At the `call`, rsp = frame + 8 (16-byte aligned, as the ABI
+	 * wants): the callee's return address overwrites the pretcode
+	 * slot, and its stack lies below the frame.  After it returns, rsp
+	 * is frame + 8 again: where rt_sigreturn looks.
+	 */
 	regs = t->saved;
-	regs.rsp = sp;
-	regs.rip = fn;
+	regs.rsp = t->frame + 8;
+	regs.rip = tramp;
+	regs.r11 = fn;
 	regs.rax = 0;			/* no vector args (varargs ABI) */
 	regs.orig_rax = (uint64_t)-1;
 	regs.rdi = nargs > 0 ? args[0] : 0;
@@ -436,24 +944,15 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	regs.rcx = nargs > 3 ? args[3] : 0;
 	regs.r8 = nargs > 4 ? args[4] : 0;
 	regs.r9 = nargs > 5 ? args[5] : 0;
-	mark_dirty(t);
-	if (ptrace(PTRACE_SETREGS, t->pid, 0, &regs) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "call: ptrace(PTRACE_SETREGS, %d)",
-				  (int)t->pid);
-	rc = run_until(t, PTRACE_CONT, SIGSEGV, timeout_ms, &regs, err);
+	regs.eflags &= ~(uint64_t)0x500;	/* DF (the ABI), TF */
+	t->pretcode_ok = false;
+	t->fp_dirty = true;
+	rc = run_step(t, STEP_CALL, &regs, timeout_ms, &out, err);
 	if (rc < 0)
 		return rc;
-	if (regs.rip != 0) {
-		/* A real fault inside the callee: never deliver it; the
-		 * registers are restored on detach. */
-		memset(&si, 0, sizeof(si));
-		ptrace(PTRACE_GETSIGINFO, t->pid, 0, &si);
-		return lp_err_set(err, LP_EINJECT, "call of 0x%" PRIx64
-				  " faulted at rip 0x%llx (address %p)", fn,
-				  (unsigned long long)regs.rip, si.si_addr);
-	}
-	*ret = regs.rax;
+	rc = inj_read(t, tramp + TRAMP_RESULT, ret, sizeof(*ret), err);
+	if (rc < 0)
+		return rc;
 	return clean_regs(t, err);
 }
 
@@ -461,13 +960,21 @@ int
 inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	 struct lp_err *err)
 {
+	return inj_mmap_at(t, 0, len, prot, addr, err);
+}
+
+int
+inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
+	    uint64_t *addr, struct lp_err *err)
+{
 	/*
 	 * Shared anonymous memory: a VMA of its own that the kernel never
 	 * merges with the target's private anonymous neighbours, so the
 	 * page stays findable (and removable) as exactly what we mapped.
 	 */
-	uint64_t a[6] = { 0, len, (uint64_t)prot,
-			  MAP_SHARED | MAP_ANONYMOUS, (uint64_t)-1, 0 };
+	uint64_t a[6] = { at, len, (uint64_t)prot,
+			  MAP_SHARED | MAP_ANONYMOUS |
+			  (at ? MAP_FIXED_NOREPLACE : 0), (uint64_t)-1, 0 };
 	int64_t r;
 	int rc;
 
@@ -499,6 +1006,10 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 		return lp_err_sys(err, LP_EINJECT, "remote munmap(0x%" PRIx64
 				  ") in pid %d", addr, (int)t->pid);
 	}
+	if (t->code_page >= addr && t->code_page < addr + len) {
+		t->code_page = 0;
+		t->tramp_ok = false;
+	}
 	return 0;
 }
 
@@ -518,7 +1029,12 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		}
 		return 0;
 	}
-	if (t->regs_saved && t->regs_dirty) {
+	if (t->let_finish) {
+		/* a step that timed out: it completes and restores the thread
+		 * from the frame by itself once we let go */
+		t->regs_dirty = t->fp_dirty = false;
+	} else if (t->regs_saved && (t->regs_dirty || t->fp_dirty ||
+				     t->result_set)) {
 		/* The thread must be in a ptrace stop to take registers. */
 		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0) {
 			if (errno == ESRCH && reinterrupt(t) == 0 && !t->gone) {
@@ -534,21 +1050,24 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 						(int)t->pid);
 			}
 		}
+		instant();
+		if (t->fp_dirty && !t->gone && restore_fp(t) < 0 && rc == 0)
+			rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
+					"registers of %d", (int)t->pid);
+		t->fp_dirty = false;
+		if (t->regs_dirty)
+			t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 		t->regs_dirty = false;
-		t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 	}
-	/* The callee may have used SSE registers (caller-saved, so the
-	 * interrupted code did not expect that): always put them back. */
-	if (t->regs_saved && !t->gone &&
-	    ptrace(PTRACE_SETFPREGS, t->pid, 0, &t->saved_fp) < 0)
-		rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
-				"registers of %d", (int)t->pid);
+	instant();
 	if (!t->gone && ptrace(PTRACE_DETACH, t->pid, 0, 0) < 0 &&
 	    errno != ESRCH)
 		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"
 				", %d)", (int)t->pid);
 	t->attached = false;
 	t->regs_saved = false;
+	t->result_set = false;
+	t->let_finish = false;
 	if (t->masked) {
 		pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
 		t->masked = false;
@@ -591,20 +1110,3 @@ inj_stopped_syscall_regs(const struct inj_target *t, int64_t *rax,
 	return (long)r->orig_rax;
 }
 
-/*
- * Complete the interrupted syscall with rax instead of restarting it:
- * on detach the thread resumes after its `syscall` instruction with that
- * value (orig_rax -1: the kernel does no restart processing).
- */
-int
-inj_set_syscall_result(struct inj_target *t, int64_t rax)
-{
-	if (!t->attached || !t->regs_saved)
-		return -LP_EINJECT;
-	if ((long)t->saved.orig_rax < 0)
-		return -LP_EINVAL;	/* not stopped in a syscall */
-	t->saved.rax = (uint64_t)rax;
-	t->saved.orig_rax = (uint64_t)-1;
-	mark_dirty(t);
-	return 0;
-}

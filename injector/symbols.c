@@ -743,3 +743,79 @@ found:
 		elf__load(mod->elf, ELF_L_ADDR, NULL);
 	return 0;
 }
+
+/* `mov $15,%rax; syscall`: rt_sigreturn, the whole of libc's __restore_rt */
+static const uint8_t restore_rt_code[] = {
+	0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05
+};
+
+/*
+ * Find libc's signal return trampoline (__restore_rt: `mov $15,%rax;
+ * syscall`), the return address an injected syscall leaves on the stack
+ * so that the thread restores itself from our frame.  By symbol when a
+ * .symtab or debug file names it, else by its bytes in libc's executable
+ * segments at a 16-byte boundary (glibc aligns it so; musl's has a
+ * symbol), checked with capstone to be those two whole instructions.
+ * 0 or -LP_EINJECT.
+ */
+int
+inj__find_restore_rt(struct inj_target *t, struct lp_err *err)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t k = 0; k < t->nmods; k++) {
+			struct inj_module *mod = &t->mods[k];
+			const struct elf_sym *s;
+			uint8_t code[sizeof(restore_rt_code)];
+
+			if (!mod->elf || is_libc(mod) != (pass == 0))
+				continue;
+			if (elf__load(mod->elf, ELF_L_TAB | ELF_L_DYN,
+				      NULL) == 0 &&
+			    elf__lookup(mod->elf, "__restore_rt", &s) == 0 &&
+			    elf__read(mod->elf, s->value, code, sizeof(code),
+				      NULL) == 0 &&
+			    !memcmp(code, restore_rt_code, sizeof(code)) &&
+			    addr_executable(t, mod->bias + s->value)) {
+				t->restore_rt = mod->bias + s->value;
+				return 0;
+			}
+			for (size_t i = 0; i < mod->elf->nsegs; i++) {
+				const struct elf_load_seg *g =
+					&mod->elf->segs[i];
+				uint64_t a;
+				uint8_t *buf;
+
+				if (!(g->flags & PF_X) || !g->filesz ||
+				    g->filesz > (64u << 20))
+					continue;
+				buf = malloc(g->filesz);
+				if (!buf)
+					continue;
+				if (elf__read(mod->elf, g->vaddr, buf,
+					      g->filesz, NULL) < 0) {
+					free(buf);
+					continue;
+				}
+				for (uint64_t o = (16 - (g->vaddr & 15)) & 15;
+				     o + sizeof(code) <= g->filesz; o += 16) {
+					if (memcmp(buf + o, restore_rt_code,
+						   sizeof(code)))
+						continue;
+					a = mod->bias + g->vaddr + o;
+					if (inj__is_restore_rt(buf + o,
+							       g->filesz - o,
+							       a) &&
+					    addr_executable(t, a)) {
+						t->restore_rt = a;
+						free(buf);
+						return 0;
+					}
+				}
+				free(buf);
+			}
+		}
+	}
+	return lp_err_set(err, LP_EINJECT, "no signal return trampoline "
+			  "(__restore_rt) found in the libc of process %d",
+			  (int)t->pid);
+}

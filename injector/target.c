@@ -170,13 +170,24 @@ inj_open(pid_t pid, struct lp_err *err)
 		goto fail;
 	}
 	if (t->info.state == 'T' || t->info.state == 't') {
-		lp_err_set(err, LP_ETRACED, "process %d (%s) is stopped; "
+		/* stopped by a signal, and no tracer: nothing to detach */
+		lp_err_set(err, LP_EUNSAFE, "process %d (%s) is stopped; "
 			   "resume it with 'kill -CONT %d'", (int)pid,
 			   t->info.comm, (int)pid);
 		goto fail;
 	}
-	if (inj_refresh_maps(t, err) < 0)
+	if (inj_refresh_maps(t, err) < 0) {
+		struct inj_procinfo pi;
+
+		/* it was there a moment ago (its status read): it exited */
+		if (inj_read_procinfo(pid, &pi, NULL) < 0 || pi.state == 'Z' ||
+		    pi.state == 'X') {
+			lp_err_clear(err);
+			lp_err_set(err, LP_EEXITED, "process %d exited",
+				   (int)pid);
+		}
 		goto fail;
+	}
 	return t;
 fail:
 	inj_close(t);
@@ -197,6 +208,7 @@ inj_close(struct inj_target *t)
 	inj__free_maps(t->maps, t->nmaps);
 	if (t->memfd >= 0)
 		close(t->memfd);
+	free(t->xstate);
 	free(t);
 }
 
@@ -325,4 +337,32 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 			starts[n++] = m->start;
 	}
 	return n;
+}
+
+/*
+ * A free range of len bytes (page multiple) in the target's address space
+ * from the last maps refresh, with a free page on either side: the
+ * highest gap below the mappings under the main stack, never the gap the
+ * stack grows into.  0 or -LP_ENOMEM.
+ */
+int
+inj_free_gap(struct inj_target *t, size_t len, uint64_t *addr)
+{
+	uint64_t stack = UINT64_MAX;
+
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].path && !strcmp(t->maps[i].path, "[stack]"))
+			stack = t->maps[i].start;
+	for (size_t i = t->nmaps; i-- > 1;) {
+		const struct inj_map *lo = &t->maps[i - 1], *hi = &t->maps[i];
+
+		if (hi->start >= stack || hi->start < lo->end)
+			continue;
+		if (hi->start - lo->end >= len + 2 * 4096ull &&
+		    lo->end >= (1ull << 32)) {
+			*addr = hi->start - 4096 - len;
+			return 0;
+		}
+	}
+	return -LP_ENOMEM;
 }

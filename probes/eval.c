@@ -41,6 +41,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -55,6 +56,10 @@
 #define PAGE_MAGIC	"LEAKPROBE-JOB-1"	/* 15 chars + NUL = 16 */
 #define STATE_ARMED	1
 #define STATE_HARMLESS	2
+/* the injector's call trampoline, at the end of the page (INJ_TRAMP_SIZE
+ * bytes): the page is mapped rwx, shared (see register_job) */
+#define TRAMP_OFF	(PAGE_SIZE_ - 64)
+#define PAGE_PROT	(PROT_READ | PROT_WRITE | PROT_EXEC)
 
 /* Header at the start of our code page in the target. */
 struct page_hdr {
@@ -78,6 +83,9 @@ struct probe_session {
 	int res_fd, ack_fd, dump_fd, alive_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
 	bool page_reused;
+	uint64_t page_hint;	/* where a dead run recorded its page */
+	bool page_fresh;	/* the stale page found was never armed */
+	uint64_t page_spare;	/* a never armed page of a dead run, to unmap */
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
@@ -241,6 +249,126 @@ remove_dir(struct probe_session *s)
 }
 
 /*
+ * Record in the channel directory where our page is (or is about to be):
+ * written aside and renamed, so that a record always exists from the
+ * first moment until the directory goes.
+ */
+static int
+record_page(struct probe_session *s, uint64_t addr)
+{
+	char rec[32], from[600], to[600];
+
+	snprintf(rec, sizeof(rec), "%" PRIx64 "\n", addr);
+	snprintf(from, sizeof(from), "%s/page.new", s->dir);
+	snprintf(to, sizeof(to), "%s/page", s->dir);
+	unlink(from);
+	if (write_file(s, "page.new", rec, strlen(rec), NULL) < 0 ||
+	    rename(from, to) < 0)
+		return -LP_EIO;
+	return 0;
+}
+
+/*
+ * Channel directories of dead runs on this target (we hold the lock, so
+ * their leakprobe is gone: a SIGKILL before it could remove them).  The
+ * first is taken over: renamed to a fresh name (atomically: at every
+ * instant exactly one directory of ours exists, and a job of the dead run
+ * that starts late no longer finds its helper there), emptied but for its
+ * page record, which becomes ours.  Any others are removed.  Only
+ * directories owned by the target's user or by us count.  Returns true
+ * when one was taken over (s->dir is then set).
+ */
+static bool
+take_stale_dirs(struct probe_session *s, const char *root)
+{
+	const struct inj_procinfo *pi = inj_info(s->t);
+	char path[128], prefix[48], name[64];
+	struct dirent *de;
+	bool taken = false;
+	size_t pl;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", root);
+	pl = (size_t)snprintf(prefix, sizeof(prefix), "leakprobe.%d.",
+			      (int)pi->pid);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((de = readdir(d))) {
+		struct dirent *e;
+		struct stat st;
+		uint8_t rnd[6];
+		bool mine = false;
+		DIR *sd;
+		int fd;
+
+		if (strncmp(de->d_name, prefix, pl) ||
+		    (taken && !strcmp(de->d_name, name)))
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    (st.st_uid != pi->euid && st.st_uid != geteuid())) {
+			close(fd);
+			continue;
+		}
+		if (!taken) {
+			static const char az[] = "abcdefghijklmnopqrstuvwxyz"
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+			if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+				memset(rnd, (int)getpid(), sizeof(rnd));
+			snprintf(name, sizeof(name), "%s%c%c%c%c%c%c", prefix,
+				 az[rnd[0] % 62], az[rnd[1] % 62],
+				 az[rnd[2] % 62], az[rnd[3] % 62],
+				 az[rnd[4] % 62], az[rnd[5] % 62]);
+			if (renameat2(dirfd(d), de->d_name, dirfd(d), name,
+				      RENAME_NOREPLACE) == 0) {
+				taken = mine = true;
+				lp_debug("took over the channel directory %s "
+					 "of a dead run", de->d_name);
+				snprintf(s->dir, sizeof(s->dir), "%s/%s", path,
+					 name);
+				(void)fchmod(fd, 0700);
+			}
+		}
+		sd = fdopendir(fd);
+		if (!sd) {
+			close(fd);
+			continue;
+		}
+		while ((e = readdir(sd))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			if (mine && !strcmp(e->d_name, "page") &&
+			    !s->page_hint) {
+				char buf[32];
+				int pf = openat(dirfd(sd), "page", O_RDONLY |
+						O_NOFOLLOW | O_CLOEXEC);
+				ssize_t n = pf >= 0 ?
+					read(pf, buf, sizeof(buf) - 1) : -1;
+
+				if (pf >= 0)
+					close(pf);
+				if (n > 0) {
+					buf[n] = '\0';
+					s->page_hint = strtoull(buf, NULL, 16);
+					continue;	/* kept */
+				}
+			}
+			unlinkat(dirfd(sd), e->d_name, 0);
+		}
+		closedir(sd);
+		if (!mine)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+	}
+	closedir(d);
+	return taken;
+}
+
+/*
  * The directory must be visible at the same path to us and to the target:
  * we create it through /proc/PID/root, so a target in a container (own
  * mount namespace or chroot) sees it as /tmp/leakprobe.PID.XXXXXX.
@@ -270,7 +398,7 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	}
 	snprintf(s->dir, sizeof(s->dir), "%s/tmp/leakprobe.%d.XXXXXX", root,
 		 (int)pi->pid);
-	if (!mkdtemp(s->dir)) {
+	if (!take_stale_dirs(s, root) && !mkdtemp(s->dir)) {
 		rc = lp_err_sys(err, errno == EACCES ? LP_EPERM : LP_EIO,
 				"create the result channel directory '%s'",
 				s->dir);
@@ -281,6 +409,7 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 	snprintf(s->tdir, sizeof(s->tdir), "/tmp%s", tail);
 	if (geteuid() != pi->euid && chown(s->dir, pi->euid, pi->egid) < 0)
 		return lp_err_sys(err, LP_EPERM, "chown '%s'", s->dir);
+
 	if ((rc = make_fifo(s, "res", err)) < 0 ||
 	    (rc = make_fifo(s, "ack", err)) < 0 ||
 	    (rc = make_fifo(s, "alive", err)) < 0 ||
@@ -351,25 +480,39 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 static uint64_t
 find_stale_page(struct probe_session *s)
 {
-	uint64_t cand[64];
+	static const struct page_hdr zero;
+	uint64_t cand[64], found = 0, unarmed = 0;
 	struct page_hdr h;
 	size_t n;
 
 	/* the maps were read by inj_open() a moment ago */
-	n = inj_anon_maps(s->t, PAGE_SIZE_, "rw-s", cand, 64);
+	n = inj_anon_maps(s->t, PAGE_SIZE_, "rwxs", cand, 64);
 	for (size_t i = 0; i < n; i++) {
 		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
 			continue;
-		if (memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)))
-			continue;
-		/* defused, or armed by a leakprobe that died (SIGKILL)
-		 * before it could clean up */
-		if (h.state == STATE_HARMLESS ||
-		    (h.state == STATE_ARMED && h.owner_pid &&
-		     kill((pid_t)h.owner_pid, 0) < 0 && errno == ESRCH))
-			return cand[i];
+		/* mapped by a run that died before it wrote the header: the
+		 * address it recorded says it is ours, and no job can point
+		 * at a page that was never armed */
+		if (cand[i] == s->page_hint && !memcmp(&h, &zero, sizeof(h)))
+			unarmed = cand[i];
+		/*
+		 * Armed or defused by an earlier run: we hold the lock, so
+		 * no other leakprobe probes this target and its owner is
+		 * gone (its pid may live on in another process: not
+		 * checked).  A job it registered may still be pending and
+		 * point at it: reuse it, never unmap it.
+		 */
+		else if (!found && !memcmp(h.magic, PAGE_MAGIC,
+					   sizeof(PAGE_MAGIC)) &&
+			 (h.state == STATE_HARMLESS || h.state == STATE_ARMED))
+			found = cand[i];
 	}
-	return 0;
+	if (found) {
+		s->page_spare = unarmed;	/* unmapped in our stop */
+		return found;
+	}
+	s->page_fresh = unarmed != 0;
+	return unarmed;
 }
 
 static int
@@ -405,6 +548,8 @@ defuse_page(struct probe_session *s)
 {
 	if (!s->page)
 		return;
+	/* The trampoline stays: a call that timed out may still return
+	 * into it (and restore the thread from there). */
 	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
 	s->page = 0;
@@ -724,7 +869,7 @@ kick(struct probe_session *s)
 		lp_debug("kick: skipped, the marked thread is still current");
 		return false;
 	}
-	if (stop_safely(s, NULL) < 0)
+	if (!s->page || stop_safely(s, NULL) < 0)
 		return false;
 	if (!s->ruby.cur_global ||
 	    inj_read(s->t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
@@ -752,7 +897,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
 	char boot[1024];
-	uint64_t ret = 0, args[3], t0;
+	uint64_t ret = 0, args[3], t0, at = 0;
 	bool maybe = false;
 	int rc;
 
@@ -765,7 +910,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 	if (rc < 0)
 		return rc;
 	s->page = find_stale_page(s);
-	s->page_reused = s->page != 0;
+	s->page_reused = s->page != 0 && !s->page_fresh;
 	if (!s->ruby.wake_chld && (probe__main_syscall(probe_session_pid(s)) ==
 				   SYS_futex || probe__main_syscall(
 				   probe_session_pid(s)) == SYS_restart_syscall))
@@ -773,6 +918,16 @@ register_job(struct probe_session *s, struct lp_err *err)
 	rc = check_wakeable(s, err);
 	if (rc < 0)
 		return rc;
+	/*
+	 * A new page goes where we say, and we say it first in the channel
+	 * directory: if we are killed after the mmap but before the page
+	 * carries our header, the next run still knows it for ours.
+	 */
+	if (s->page_spare)
+		;	/* its record stays until it is unmapped */
+	else if ((s->page || inj_free_gap(t, PAGE_SIZE_, &at) == 0) &&
+		 record_page(s, s->page ? s->page : at) < 0)
+		at = 0;
 	pre_wake(s);
 	t0 = lp_mono_ns();
 	rc = stop_safely(s, err);
@@ -784,11 +939,30 @@ register_job(struct probe_session *s, struct lp_err *err)
 	    inj_read(t, s->ruby.cur_global, &s->marked, sizeof(s->marked),
 		     NULL) < 0)
 		s->marked = 0;
+	/*
+	 * One page, shared (never merged with a neighbour: see inj_mmap),
+	 * readable, writable (process_vm_writev writes it without a stop)
+	 * and executable (the call trampoline): one remote mmap and one
+	 * munmap per run, the fewest injected steps.  It holds our code only
+	 * from registration until the job has run (a few ms), and a page
+	 * left behind after a timeout holds "nil" and no trampoline.
+	 */
 	if (!s->page) {
-		rc = inj_mmap(t, PAGE_SIZE_, PROT_READ | PROT_WRITE, &s->page,
-			      err);	/* MAP_SHARED: see inj_mmap() */
+		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, err);
+		if (rc < 0 && at) {
+			/* the gap was taken since we read the maps */
+			lp_err_clear(err);
+			rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page,
+				      err);
+		}
 		if (rc < 0)
 			goto out;
+	}
+	inj_use_page(t, s->page, TRAMP_OFF);
+	if (s->page_spare &&
+	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
+		s->page_spare = 0;
+		record_page(s, s->page);
 	}
 	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	rc = write_page(s, STATE_ARMED, boot, err);
@@ -1411,6 +1585,17 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	return s;
 fail:
 	json_decref(msg);
+	/*
+	 * A target that died under us makes any step fail in its own way
+	 * (no syscall instruction, not Ruby, EPERM, a vanished directory):
+	 * the reason is that it exited.
+	 */
+	if (s->t && !probe_proc_alive(pid) && err &&
+	    err->code != LP_EINTR && err->code != LP_ESELF &&
+	    err->code != LP_EEXITED) {
+		lp_err_clear(err);
+		lp_err_set(err, LP_EEXITED, "process %d exited", (int)pid);
+	}
 	session_free(s);
 	return NULL;
 }
@@ -1700,6 +1885,13 @@ probe_session_end(struct probe_session *s)
 {
 	if (!s)
 		return;
+	/* A helper in the middle of a dump (SIGINT while streaming) blocks
+	 * on the full dump FIFO: closing our end makes its write fail with
+	 * EPIPE, so it ends now, not after our wait below. */
+	if (s->dump_fd >= 0) {
+		close(s->dump_fd);
+		s->dump_fd = -1;
+	}
 	if (s->ack_fd >= 0 && write(s->ack_fd, "stop\n", 5) != 5)
 		lp_debug("helper already gone");
 	/*
@@ -1709,10 +1901,14 @@ probe_session_end(struct probe_session *s)
 	 * instead of reusing the cached ones, and the target's maps would
 	 * grow run after run.  A GC.stat reporter only notices EPIPE, and a
 	 * helper still running an eval that timed out only its watchdog can
-	 * end (when we close the channel): neither is waited for.
+	 * end (when we close the channel): neither is waited for, nor is
+	 * anything after SIGINT/SIGTERM: a helper inside ObjectSpace.dump_all
+	 * writes through stdio, ignores EPIPE and goes on until its dump is
+	 * done (seconds); it ends then.
 	 */
-	if (s->start_ns && !s->gcstat && !s->busy && s->res_fd >= 0) {
-		uint64_t deadline = lp_mono_ns() + 2000000000ull;
+	if (s->start_ns && !s->gcstat && !s->busy && s->res_fd >= 0 &&
+	    !lp_stop_signal) {
+		uint64_t t0 = lp_mono_ns(), deadline = t0 + 2000000000ull;
 		char buf[4096];
 
 		while (lp_mono_ns() < deadline) {
@@ -1728,6 +1924,8 @@ probe_session_end(struct probe_session *s)
 			if (!probe_proc_alive(probe_session_pid(s)))
 				break;
 		}
+		lp_debug("the helper ended %.3f ms after stop",
+			 (lp_mono_ns() - t0) / 1e6);
 	}
 	session_free(s);
 }

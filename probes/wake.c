@@ -433,7 +433,7 @@ probe__wake_in_stop(struct inj_target *t, struct probe_ruby *r,
 	if (w->kind == PROBE_WAIT_COND_TIMED &&
 	    (w->rax == -ERESTART_RESTARTBLOCK_ || w->rax == -ERESTARTSYS_ ||
 	     w->rax == -ERESTARTNOHAND_)) {
-		rc = inj_set_syscall_result(t, -ETIMEDOUT);
+		rc = inj_set_syscall_result(t, -ETIMEDOUT, err);
 		lp_debug("wake: timed condition-variable wait completed as "
 			 "ETIMEDOUT (%d)", rc);
 		return rc < 0 ? rc : 1;

@@ -54,12 +54,12 @@ alive() { kill -0 "$1" 2>/dev/null; }
 # target before/after ignoring glibc arenas and thread stacks reuse.
 maps_count() { wc -l <"/proc/$1/maps"; }
 
-# Pages of ours left in the target: 4 KiB shared anonymous (rw-s) mappings
+# Pages of ours left in the target: 4 KiB shared anonymous (rwxs) mappings
 # whose first bytes carry leakprobe's job-page magic.  Prints their count.
 our_pages() {
 	local pid=$1 n=0 start end perms rest
 	while read -r range perms _ _ inode rest; do
-		[ "$perms" = rw-s ] || continue
+		[ "$perms" = rw-s ] || [ "$perms" = rwxs ] || continue
 		start=${range%-*}; end=${range#*-}
 		[ $((16#$end - 16#$start)) -eq 4096 ] || continue
 		if dd if="/proc/$pid/mem" iflag=skip_bytes,count_bytes \

@@ -35,6 +35,17 @@ lp_test_add(long a, long b)
 	return a + b;
 }
 
+/* Called remotely: slower than the call's timeout (a syscall inside). */
+long __attribute__((noinline, used))
+lp_test_slow(long a)
+{
+	struct timespec d = { 0, 300 * 1000000L };
+
+	nanosleep(&d, NULL);
+	called = a;
+	return a;
+}
+
 /* Called remotely: clobbers xmm7 (caller-saved, so an interrupted thread
  * never expected it to change). */
 void __attribute__((noinline, used))
@@ -84,6 +95,36 @@ child_main(struct child *c, int mode)
 				   "S"(buf), "d"((long)sizeof(buf) - 1),
 				   [v] "r"(before)
 				 : "rcx", "r11", "memory", "xmm7");
+	} else if (mode == 2) {
+		/*
+		 * read() with a 256-bit marker live in ymm7 (upper half
+		 * too), an alternate signal stack and SIGUSR2 blocked: all
+		 * must be as they were, whenever the tracer died.
+		 */
+		static char alt[65536];
+		uint64_t ymm[4] = { before, ~before, before ^ 0xff, 42 };
+		uint64_t back[4] = { 0 };
+		stack_t ss = { alt, 0, sizeof(alt) }, ss2;
+		sigset_t m, m2;
+
+		assert_int_equal(sigaltstack(&ss, NULL), 0);
+		sigemptyset(&m);
+		sigaddset(&m, SIGUSR2);
+		sigprocmask(SIG_SETMASK, &m, NULL);
+		__asm__ volatile("vmovdqu %[v], %%ymm7\n\t"
+				 "syscall\n\t"
+				 "vmovdqu %%ymm7, %[o]"
+				 : "=a"(n), [o] "=m"(back)
+				 : "a"((long)SYS_read), "D"((long)c->to[0]),
+				   "S"(buf), "d"((long)sizeof(buf) - 1),
+				   [v] "m"(ymm)
+				 : "rcx", "r11", "memory", "xmm7");
+		sigaltstack(NULL, &ss2);
+		sigprocmask(SIG_SETMASK, NULL, &m2);
+		after = !memcmp(ymm, back, sizeof(ymm)) &&
+			ss2.ss_sp == alt && ss2.ss_size == sizeof(alt) &&
+			ss2.ss_flags == 0 && sigismember(&m2, SIGUSR2) &&
+			!sigismember(&m2, SIGUSR1) ? before : 0;
 	} else {
 		struct timespec d = { 1, 0 };	/* nanosleep: ERESTART_RESTARTBLOCK */
 
@@ -156,7 +197,7 @@ test_ptrace_read_survives_injection(void **state)
 	struct inj_target *t;
 	struct child c;
 	uint64_t args[6] = { 0 }, ret = 0, page = 0, blob = 0xfeedfacecafebeefull;
-	uint64_t back = 0;
+	uint64_t back = 0, code = 0;
 	int64_t r = 0;
 	char line[256];
 	long n, got_called;
@@ -178,6 +219,14 @@ test_ptrace_read_survives_injection(void **state)
 	assert_int_equal(inj_syscall(t, SYS_getpid, args, &r, &err), 0);
 	assert_int_equal(r, c.pid);
 
+	/* a call needs an executable page for its trampoline */
+	assert_true(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
+			     &ret, 1000, &err) < 0);
+	lp_err_clear(&err);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+
 	args[0] = 2;
 	args[1] = 40;
 	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
@@ -192,6 +241,7 @@ test_ptrace_read_survives_injection(void **state)
 	assert_int_equal(inj_read(t, page, &back, sizeof(back), &err), 0);
 	assert_int_equal(back, blob);
 	assert_int_equal(inj_munmap(t, page, 4096, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
 
 	assert_int_equal(inj_detach(t, &err), 0);
 	assert_true(inj_last_dirty_ns(t) <= inj_last_held_ns(t));
@@ -237,6 +287,82 @@ test_ptrace_sleep_not_cut_short(void **state)
 	assert_true(secs >= 1.0);	/* and slept its full second */
 }
 
+/* The wake of a timed wait: the interrupted syscall completes with the
+ * result we set instead of restarting, also after a call in that stop. */
+static void
+test_ptrace_set_syscall_result(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 5, 6 }, ret = 0, code = 0;
+	char line[256];
+	double secs = 9;
+	long n;
+
+	(void)state;
+	start_child(&c, 1);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_stopped_syscall(t), SYS_clock_nanosleep);
+	assert_int_equal(inj_set_syscall_result(t, -ETIMEDOUT, &err), 0);
+	/* still the syscall it was stopped in, for the caller's logic */
+	assert_int_equal(inj_stopped_syscall(t), SYS_clock_nanosleep);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args, 2,
+				  &ret, 1000, &err), 0);
+	assert_int_equal(ret, 11);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %*d %*d %*d %lf", &n, &secs), 2);
+	assert_int_equal(n, -ETIMEDOUT);	/* completed, as we said */
+	assert_true(secs < 1.0);		/* not slept to the end */
+}
+
+/* A call that outlives its timeout is never pulled out of the middle:
+ * after the detach it finishes and the thread restores itself. */
+static void
+test_ptrace_timed_out_call_finishes(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 77 }, ret = 0, code = 0;
+	char line[256];
+	long n, got_called;
+	int same;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
+				  1, &ret, 50, &err), -LP_ETIMEDOUT);
+	/* no further step while that one runs */
+	lp_err_clear(&err);
+	assert_true(inj_munmap(t, code, 4096, &err) < 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld", &n, &same,
+				&got_called), 3);
+	assert_int_equal(n, 5);			/* read() restarted */
+	assert_int_equal(same, 1);
+	assert_int_equal(got_called, 77);	/* the call ran to its end */
+}
+
 static void
 test_ptrace_refuses_bad_targets(void **state)
 {
@@ -273,14 +399,111 @@ test_ptrace_detach_after_exit(void **state)
 	inj_close(t);
 }
 
+/* Wait until no tracer holds pid (the kernel detaches a dead one). */
+static void
+wait_untraced(pid_t pid)
+{
+	char path[64], line[256];
+	int tracer = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	for (int i = 0; i < 5000 && tracer != 0; i++) {
+		FILE *fp = fopen(path, "r");
+
+		while (fp && fgets(line, sizeof(line), fp))
+			if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+				break;
+		if (fp)
+			fclose(fp);
+		if (tracer != 0)
+			usleep(1000);
+	}
+	assert_int_equal(tracer, 0);
+}
+
+/*
+ * A tracer that SIGKILLs itself at the Nth instant of an injection
+ * (attach, mmap of an executable page, a call, a syscall, munmap,
+ * detach), for N = 1, 2, ... until one finishes: after each, the child's
+ * interrupted read() gets its data, and its ymm7, sigaltstack and signal
+ * mask are as they were.
+ */
+static void
+test_ptrace_killed_at_every_instant(void **state)
+{
+	int instants = 0;
+
+	(void)state;
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	for (int n = 1; n < 200; n++) {
+		struct child c;
+		pid_t tracer;
+		char line[256];
+		long got, same;
+		int status;
+
+		start_child(&c, 2);
+		wait_blocked(c.pid);
+		tracer = fork();
+		assert_true(tracer >= 0);
+		if (tracer == 0) {
+			struct lp_err err = { 0 };
+			struct inj_target *t;
+			uint64_t args[6] = { 2, 40 }, ret, page;
+			int64_t r;
+			char num[16];
+
+			snprintf(num, sizeof(num), "%d", n);
+			setenv("LEAKPROBE_TEST_KILL_AT", num, 1);
+			t = inj_open(c.pid, &err);
+			if (!t || inj_prepare(t, &err) < 0 ||
+			    inj_attach(t, &err) < 0 ||
+			    inj_mmap(t, 4096, PROT_READ | PROT_WRITE |
+				     PROT_EXEC, &page, &err) < 0 ||
+			    inj_use_page(t, page, 4096 - 64) < 0 ||
+			    inj_call(t, (uint64_t)(uintptr_t)lp_test_add,
+				     args, 2, &ret, 1000, &err) < 0 ||
+			    ret != 42 ||
+			    inj_syscall(t, SYS_getpid, args, &r, &err) < 0 ||
+			    inj_munmap(t, page, 4096, &err) < 0 ||
+			    inj_detach(t, &err) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(tracer, &status, 0), tracer);
+		wait_untraced(c.pid);
+		assert_int_equal(write(c.to[1], "hello", 5), 5);
+		finish_child(&c, line, sizeof(line));
+		assert_int_equal(sscanf(line, "%ld %*s %ld %ld", &got, &same,
+					&got), 3);
+		if (strncmp(line, "5 hello 1 ", 10))
+			fail_msg("killed at instant %d: child said '%s'", n,
+				 line);
+		if (WIFEXITED(status)) {
+			assert_int_equal(WEXITSTATUS(status), 0);
+			instants = n - 1;
+			break;
+		}
+		assert_true(WIFSIGNALED(status) &&
+			    WTERMSIG(status) == SIGKILL);
+	}
+	/* the hook covered the whole injection */
+	assert_true(instants > 20);
+	print_message("killed at each of %d instants\n", instants);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ptrace_read_survives_injection),
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
+		cmocka_unit_test(test_ptrace_set_syscall_result),
+		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
+		cmocka_unit_test(test_ptrace_killed_at_every_instant),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
