@@ -275,6 +275,8 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/standalone.c $(LIBLP)
 	@echo "  CCLD    $@"
 	$(Q)$(CC) $(LP_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(FUZZ_MAIN) \
 		$(LIBLP) $(LP_LDLIBS) $(LDLIBS)
+# fuzz_rollup.c is the smaps harness with its own seeds
+$(BUILD)/fuzz/fuzz_rollup: tests/fuzz/fuzz_smaps.c
 
 .PHONY: fuzz fuzz-bins fuzz-regress
 fuzz-bins: $(FUZZ_BINS)

@@ -1,7 +1,8 @@
 /*
- * /proc/PID/smaps as the sampler reads it: ana_smaps_parse_buf() into
- * two snapshots used in turn (each keeps its buffer from one parse to the
- * next), then the diff against the previous snapshot.  Every pointer the
+ * /proc/PID/smaps (and smaps_rollup: fuzz_rollup.c includes this file)
+ * as the sampler reads it: ana_smaps_parse_buf() into two snapshots used
+ * in turn (each keeps its buffer from one parse to the next), then the
+ * diff against the previous snapshot.  Every pointer the
  * parser hands out must lie inside the text it was given, and a fresh
  * snapshot must parse the text to the same totals as a reused one.
  */
