@@ -382,26 +382,6 @@ same_process(const struct series *sr)
 	       pp.starttime == sr->starttime;
 }
 
-/* Sleep until the absolute monotonic deadline; false when stopped. */
-static bool
-sleep_until(uint64_t deadline_ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(deadline_ns / 1000000000ull),
-		.tv_nsec = (long)(deadline_ns % 1000000000ull),
-	};
-	int rc;
-
-	while (!lp_stop_signal) {
-		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-		if (rc == 0)
-			return !lp_stop_signal;
-		if (rc != EINTR)
-			return false;
-	}
-	return false;
-}
-
 /*
  * Dumps every sr->every_ns until the count, a signal or the target's
  * exit.  A failed dump (disk full) ends the series with its status; the
@@ -479,7 +459,7 @@ run_series(struct series *sr)
 			k = (t - start) / sr->every_ns + 1;
 			next = start + k * sr->every_ns;
 		}
-		if (!sleep_until(next)) {
+		if (!lp_sleep_until(next)) {
 			why = ", stopped by a signal";
 			break;
 		}

@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "analysis/analysis.h"
@@ -873,26 +872,6 @@ sweep(struct watch *w)
 		progress_show(w);
 }
 
-/* Sleep until the absolute monotonic deadline; false when stopped. */
-static bool
-sleep_until(uint64_t deadline_ns)
-{
-	struct timespec ts = {
-		.tv_sec = (time_t)(deadline_ns / 1000000000ull),
-		.tv_nsec = (long)(deadline_ns % 1000000000ull),
-	};
-	int rc;
-
-	while (!lp_stop_signal) {
-		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-		if (rc == 0)
-			return !lp_stop_signal;
-		if (rc != EINTR)
-			return false;
-	}
-	return false;
-}
-
 /* ---- summary ------------------------------------------------------- */
 
 static int
@@ -1377,7 +1356,7 @@ cmd_watch(int argc, char **argv)
 		}
 		if (w.duration_ns && next - start > w.duration_ns)
 			break;
-		if (!sleep_until(next))
+		if (!lp_sleep_until(next))
 			break;
 	}
 

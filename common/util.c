@@ -31,6 +31,25 @@ lp_wall_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+bool
+lp_sleep_until(uint64_t deadline_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(deadline_ns / 1000000000ull),
+		.tv_nsec = (long)(deadline_ns % 1000000000ull),
+	};
+	int rc;
+
+	while (!lp_stop_signal) {
+		rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (rc == 0)
+			return !lp_stop_signal;
+		if (rc != EINTR)
+			return false;
+	}
+	return false;
+}
+
 void
 lp_iso8601(uint64_t wall_ns, char *buf, size_t len)
 {

@@ -1,6 +1,7 @@
 #ifndef LP_COMMON_UTIL_H
 #define LP_COMMON_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -10,6 +11,9 @@
 /* Monotonic and wall clocks in nanoseconds. */
 uint64_t lp_mono_ns(void);
 uint64_t lp_wall_ns(void);
+/* Sleep until the absolute monotonic deadline (lp_mono_ns); false when
+ * lp_stop_signal is set (before or during the sleep). */
+bool lp_sleep_until(uint64_t deadline_ns);
 /* Format a wall-clock time (ns since epoch) as local ISO-8601 with ms and
  * UTC offset, e.g. 2026-11-22T01:53:27.123+0000.  buf >= 32 bytes. */
 void lp_iso8601(uint64_t wall_ns, char *buf, size_t len);

@@ -1,16 +1,20 @@
 /*
- * Unit tests for common/: libraries loaded on first use (lazy.c).
+ * Unit tests for common/: libraries loaded on first use (lazy.c), the
+ * stoppable sleep (util.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/lazy.h"
+#include "common/util.h"
 
 static struct lp_lazy libc_lib = { { "libc.so.6", NULL, NULL }, { NULL }, 0,
 				   "" };
@@ -66,6 +70,49 @@ test_lazy_stub_forwards(void **state)
 	assert_int_equal(getppid(), (pid_t)syscall(SYS_getppid));
 }
 
+static void
+test_sleep_until_deadline(void **state)
+{
+	uint64_t deadline;
+
+	(void)state;
+	lp_stop_signal = 0;
+	deadline = lp_mono_ns() + 2000000;
+	assert_true(lp_sleep_until(deadline));
+	assert_true(lp_mono_ns() >= deadline);
+	/* a deadline already past returns at once */
+	assert_true(lp_sleep_until(0));
+}
+
+static void
+on_alarm(int sig)
+{
+	lp_stop_signal = sig;
+}
+
+static void
+test_sleep_until_stopped(void **state)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 10000 } };
+	struct sigaction sa, old;
+
+	(void)state;
+	/* set before: no sleep at all (an hour would hang the test) */
+	lp_stop_signal = SIGINT;
+	assert_false(lp_sleep_until(lp_mono_ns() + 3600000000000ull));
+	/* set by a signal during the sleep (no SA_RESTART, as the cli's) */
+	lp_stop_signal = 0;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+	assert_false(lp_sleep_until(lp_mono_ns() + 3600000000000ull));
+	assert_int_equal(lp_stop_signal, SIGALRM);
+	sigaction(SIGALRM, &old, NULL);
+	lp_stop_signal = 0;
+}
+
 int
 main(void)
 {
@@ -74,6 +121,8 @@ main(void)
 		cmocka_unit_test(test_lazy_missing_later_library),
 		cmocka_unit_test(test_lazy_symbol),
 		cmocka_unit_test(test_lazy_stub_forwards),
+		cmocka_unit_test(test_sleep_until_deadline),
+		cmocka_unit_test(test_sleep_until_stopped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
