@@ -27,7 +27,6 @@
 #include "cli/progress.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "common/xalloc.h"
 #include "probes/probes.h"
 
 
@@ -218,13 +217,9 @@ parse_opts(int argc, char **argv, struct attach_opts *o)
 			  "PATH");
 		return EXIT_USAGE;
 	}
-	if (eval) {
-		o->code_len = strlen(eval);
-		o->code = xstrndup(eval, o->code_len);
-	} else if ((rc = cli_read_code("attach", file, &o->code,
-				       &o->code_len)) != EXIT_OK) {
+	rc = cli_take_code("attach", eval, file, &o->code, &o->code_len);
+	if (rc != EXIT_OK)
 		return rc;
-	}
 	rc = cli_check_code("attach", "the snippet", o->code, o->code_len);
 	if (rc != EXIT_OK)
 		return rc;

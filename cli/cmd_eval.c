@@ -80,7 +80,7 @@ parse_opts(int argc, char **argv, struct eval_opts *o)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *file = NULL, *eval = NULL;
-	int c, rc, nsrc;
+	int c, nsrc;
 
 	o->max_bytes = EVAL_MAX_BYTES_DEFAULT;
 	o->timeout = 30;
@@ -164,15 +164,9 @@ parse_opts(int argc, char **argv, struct eval_opts *o)
 			  "argument, '-' for standard input, or --file PATH");
 		return EXIT_USAGE;
 	}
-	if (eval) {
-		o->code_len = strlen(eval);
-		o->code = xstrndup(eval, o->code_len);
-		return EXIT_OK;
-	}
 	/* Any bytes: Ruby reads a NUL inside a string literal as a byte
 	 * (outside one, it ends the program, as in a file) */
-	rc = cli_read_code("eval", file, &o->code, &o->code_len);
-	return rc;
+	return cli_take_code("eval", eval, file, &o->code, &o->code_len);
 }
 
 struct out_ctx {

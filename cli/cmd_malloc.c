@@ -26,7 +26,6 @@
 #include "cli/profile_out.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "common/xalloc.h"
 #include "probes/probes.h"
 
 
@@ -257,13 +256,9 @@ parse_opts(int argc, char **argv, struct malloc_cli *o)
 			  "(or --file PATH)");
 		return EXIT_USAGE;
 	}
-	if (eval) {
-		o->code_len = strlen(eval);
-		o->code = xstrndup(eval, o->code_len);
-	} else if (file && (rc = cli_read_code("malloc", file, &o->code,
-					       &o->code_len)) != EXIT_OK) {
+	rc = cli_take_code("malloc", eval, file, &o->code, &o->code_len);
+	if (rc != EXIT_OK)
 		return rc;
-	}
 	if (o->code && (rc = cli_check_code("malloc", "the snippet", o->code,
 					    o->code_len)) != EXIT_OK)
 		return rc;

@@ -54,6 +54,18 @@ cli_read_code(const char *cmd, const char *path, char **buf, size_t *len)
 	return rc;
 }
 
+int
+cli_take_code(const char *cmd, const char *eval, const char *file,
+	      char **buf, size_t *len)
+{
+	if (eval) {
+		*len = strlen(eval);
+		*buf = xstrndup(eval, *len);
+		return EXIT_OK;
+	}
+	return file ? cli_read_code(cmd, file, buf, len) : EXIT_OK;
+}
+
 void
 cli_mopts_init(struct cli_mopts *m, uint64_t times, uint64_t warmup)
 {

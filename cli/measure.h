@@ -67,6 +67,13 @@ void cli_mopts_finish(struct cli_mopts *m);
  */
 int cli_read_code(const char *cmd, const char *path, char **buf,
 		  size_t *len);
+/*
+ * The snippet of --eval CODE (a copy) or, without it, of --file PATH
+ * (cli_read_code); neither leaves *buf NULL.  Prints the error; returns
+ * an exit status.
+ */
+int cli_take_code(const char *cmd, const char *eval, const char *file,
+		  char **buf, size_t *len);
 /* The one PID operand after the options (argv[optind_]).  Prints the
  * error; returns an exit status. */
 int cli_one_pid(const char *cmd, int argc, char **argv, int optind_,
