@@ -42,8 +42,8 @@ check() {
 			fail "$a not ready: $(tail -n 5 "$T/target.out")"
 		rm -f "$HOSTAPP/tmp/ready"
 		TPID=$(descend "$l"); _targets="$_targets $TPID"
-		lp_reach "$want" "$TPID" attach "$TPID" --eval work --times 5000 \
-			--batch 500 --warmup 6 --fail-on-growth 32
+		lp_reach "$want" "$TPID" attach "$TPID" --eval work --times 20000 \
+			--batch 1000 --warmup 6 --fail-on-growth 32
 		target_unharmed "$TPID" "$a"
 		kill -9 "$TPID" "$l" 2>/dev/null; wait "$l" 2>/dev/null
 	fi
