@@ -264,14 +264,21 @@ clean_regs(struct inj_target *t, struct lp_err *err)
 {
 	if (t->gone)
 		return 0;
+	/*
+	 * FP first: killed between the two, the thread still holds the
+	 * step's general registers and restores everything (FP too) from
+	 * the frame.  The other order would let it run its own code with
+	 * the callee's vector registers.
+	 */
+	if (t->fp_dirty && restore_fp(t) < 0)
+		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
+				  "restore FP registers of %d", (int)t->pid);
+	instant();
+	t->fp_dirty = false;
 	if (t->regs_dirty &&
 	    ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "restore registers of %d", (int)t->pid);
-	instant();
-	if (t->fp_dirty && restore_fp(t) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "restore FP registers of %d", (int)t->pid);
 	instant();
 	t->fp_dirty = false;
 	if (t->regs_dirty) {
@@ -738,9 +745,10 @@ run_step(struct inj_target *t, enum step_kind kind,
 		if (lp_mono_ns() > deadline) {
 			/* the thread finishes the step by itself after we
 			 * detach, and restores itself from the frame: never
-			 * pull it out of the middle of a call */
-			if (reinterrupt(t) == 0)
-				t->let_finish = true;
+			 * pull it out of the middle of a call.  It is in a
+			 * ptrace stop here (an interrupt would make no new
+			 * stop): let it go from this one. */
+			t->let_finish = true;
 			return lp_err_set(err, LP_ETIMEDOUT, "injected code in "
 					  "%d did not finish within %d ms",
 					  (int)t->pid, timeout_ms);
@@ -1035,7 +1043,27 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		t->regs_dirty = t->fp_dirty = false;
 	} else if (t->regs_saved && (t->regs_dirty || t->fp_dirty ||
 				     t->result_set)) {
-		/* The thread must be in a ptrace stop to take registers. */
+		/*
+		 * FP first (see clean_regs): killed between the two, the
+		 * thread restores itself from the frame.  The thread must be
+		 * in a ptrace stop to take registers.
+		 */
+		if (t->fp_dirty && !t->gone && restore_fp(t) < 0) {
+			if (errno == ESRCH && reinterrupt(t) == 0 &&
+			    !t->gone) {
+				if (restore_fp(t) < 0 && !t->gone)
+					rc = lp_err_sys(err, LP_EINJECT,
+							"detach: restore FP "
+							"registers of %d",
+							(int)t->pid);
+			} else if (!t->gone) {
+				rc = lp_err_sys(err, LP_EINJECT, "detach: "
+						"restore FP registers of %d",
+						(int)t->pid);
+			}
+		}
+		t->fp_dirty = false;
+		instant();
 		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0) {
 			if (errno == ESRCH && reinterrupt(t) == 0 && !t->gone) {
 				if (ptrace(PTRACE_SETREGS, t->pid, 0,
@@ -1050,11 +1078,6 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 						(int)t->pid);
 			}
 		}
-		instant();
-		if (t->fp_dirty && !t->gone && restore_fp(t) < 0 && rc == 0)
-			rc = lp_err_sys(err, LP_EINJECT, "detach: restore FP "
-					"registers of %d", (int)t->pid);
-		t->fp_dirty = false;
 		if (t->regs_dirty)
 			t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
 		t->regs_dirty = false;
