@@ -18,7 +18,8 @@ install_app "$RUBIES_HERE"/apps/*.rb
 shape() {
 	local name=$1 file=$2 where=$3 pid tasks0
 	_targets="" _launchers=""
-	trap 'for p in $_targets $_launchers; do kill -9 "$p" 2>/dev/null; done' EXIT
+	trap 'for p in $_targets; do pkill -9 -P "$p" 2>/dev/null; done
+	      for p in $_targets $_launchers; do kill -9 "$p" 2>/dev/null; done' EXIT
 	start_target "$file"
 	pid=$TPID
 	if [ "$where" = worker ]; then

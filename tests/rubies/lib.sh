@@ -34,6 +34,8 @@ _targets=""
 _cleanup() {
 	[ "$BASHPID" = "$$" ] || exit 1
 	local p
+	# a target's own children (a pre-fork master's workers) first
+	for p in $_targets; do pkill -9 -P "$p" 2>/dev/null; done
 	for p in $_targets $_launchers; do kill -9 "$p" 2>/dev/null; done
 	for p in $_launchers; do wait "$p" 2>/dev/null; done
 	rm -rf "$T"

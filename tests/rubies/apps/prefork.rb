@@ -5,12 +5,15 @@ require_relative "common"
 require "socket"
 server = TCPServer.new("127.0.0.1", 0)
 self_r, self_w = IO.pipe
+master = Process.pid
 2.times do
   fork do
     self_r.close
     self_w.close
     loop do
-      IO.select([server])
+      # a worker whose master is gone exits, as Unicorn's do
+      exit!(0) if Process.ppid != master
+      IO.select([server], nil, nil, 1)
       begin
         server.accept_nonblock.close
       rescue IO::WaitReadable
