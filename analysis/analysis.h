@@ -489,6 +489,26 @@ const struct ana_hd_stats *ana_hd_digest_stats(const struct ana_hd_digest *d);
 int ana_hd_digest_use_old(struct ana_hd_digest *d,
 			  const struct ana_hd_digest *old);
 
+/*
+ * Grown objects: the objects alive in every dump at one address, with the
+ * same type, class and generation, whose memsize is larger in the last
+ * dump than in OLD.  Before OLD is fed, ana_hd_digest_keep_sizes(old)
+ * keeps every object's address and memsize (9 bytes an object); before
+ * each later dump is fed, ana_hd_digest_follow(d, old, mid, last, top):
+ * the middle one of three dumps with last false and mid NULL, the last
+ * one with last true and mid the middle one's digest (NULL with two
+ * dumps).  old (and mid) must outlive d.  The last digest keeps the top
+ * objects by growth (0: all), and counts every grown object.  Without
+ * allocation info an object is known by address, type and class only: a
+ * slot reused by a new object of the same type and class looks the same.
+ * Return 0 or -LP_EINVAL (wrong order) / -LP_ENOMEM.
+ */
+int ana_hd_digest_keep_sizes(struct ana_hd_digest *old);
+int ana_hd_digest_follow(struct ana_hd_digest *d,
+			 const struct ana_hd_digest *old,
+			 const struct ana_hd_digest *mid, bool last,
+			 size_t top);
+
 /* SITE: file:line (methods, types and classes listed); METHOD: file,
  * line, method, type and class */
 enum ana_hd_by { ANA_HD_BY_SITE, ANA_HD_BY_CLASS, ANA_HD_BY_TYPE,
@@ -521,6 +541,18 @@ struct ana_hd_row {
 	uint64_t n_count[3], n_bytes[3];	/* CLASSES: per dump */
 };
 
+/* A grown object (see ana_hd_digest_follow); strings as in rows. */
+struct ana_hd_grown {
+	uint64_t address;
+	char *type;		/* "ARRAY", ... */
+	char *cls;		/* class name, "(anonymous)", "(unknown)" or
+				 * "" (none) */
+	char *file, *method;	/* NULL without allocation info */
+	int64_t line, gen;	/* -1 without allocation info */
+	uint64_t memsize[3];	/* in each dump, oldest first */
+	uint64_t growth;	/* memsize in the last dump - in OLD */
+};
+
 struct ana_hd_diff {
 	enum ana_hd_method method;
 	enum ana_hd_by by;
@@ -543,6 +575,12 @@ struct ana_hd_diff {
 				 * generation that cannot be told from
 				 * OLD's (no addresses of OLD): not
 				 * counted */
+	bool grown_on;		/* the last digest followed OLD */
+	struct ana_hd_grown *grown;	/* largest growth first, then by
+					 * address; the top asked for */
+	size_t ngrown;
+	uint64_t grown_count, grown_bytes;	/* every grown object and
+						 * the sum of growths */
 };
 
 /*

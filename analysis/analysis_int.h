@@ -212,6 +212,72 @@ struct scan_job {
 	bool drop;		/* the input is our own read-only mapping */
 };
 
+/* ---- heapgrown.c: grown objects ----------------------------------------- */
+
+enum { HG_OFF, HG_KEEP, HG_MID, HG_LAST };
+
+/*
+ * OLD's objects, one segment per scanning thread: address -> (memsize,
+ * tag).  Entries come in runs of ascending addresses within an aligned
+ * 16 KiB block (Ruby writes a dump heap page by heap page, each in
+ * address order), so an entry keeps the low 32 bits: 9 bytes an object.
+ * At the end of the scan the runs are sorted by address; when they
+ * overlap, the entries are sorted.
+ */
+struct hg_run {
+	uint64_t min, max;	/* addresses */
+	size_t start, n;	/* entries */
+};
+
+struct hg_seg {
+	uint32_t *lo;		/* low 32 bits of the address */
+	uint32_t *ms;		/* memsize; UINT32_MAX: see big */
+	uint8_t *tag;		/* type, class and generation, hashed */
+	size_t n, cap;
+	struct hg_run *run;
+	size_t nrun, crun;
+	struct hd_tab big;	/* [address] -> memsize >= UINT32_MAX */
+};
+
+/* A grown object; strings are sids of the acc, then of the digest. */
+struct hg_obj {
+	uint64_t addr, ms[3], growth;
+	uint64_t type, cls, file, method;	/* cls: a class address
+						 * in the acc */
+	int64_t line, gen;	/* -1 when unknown */
+	bool traced;		/* has file/line/method */
+};
+
+/* One thread's part. */
+struct hg_acc {
+	int role;
+	struct hg_seg seg;		/* KEEP */
+	const struct ana_hd_digest *old;	/* MID, LAST */
+	const struct ana_hd_digest *mid;	/* LAST of three */
+	uint8_t *const *alive;		/* MID: per OLD segment, shared */
+	struct hd_tab changed;		/* MID: [seg << 40 | index] ->
+					 * memsize in NEW */
+	size_t cur[HD_MAX_THREADS][2];	/* lookup hints per segment: run,
+					 * entry */
+	size_t want;			/* LAST: top rows kept (0: all) */
+	struct hg_obj *top;		/* LAST: heap, smallest growth first */
+	size_t ntop, ctop;
+	uint64_t count, bytes;		/* LAST: every grown object */
+};
+
+int ana__hg_acc_init(struct hg_acc *g, const struct ana_hd_digest *d);
+void ana__hg_acc_release(struct hg_acc *g);
+int ana__hg_line(struct hg_acc *g, struct hd_strs *str,
+		 const struct hd_rec *r, uint64_t type_hash, uint32_t tsid,
+		 uint64_t ms);
+int ana__hg_merge_acc(struct ana_hd_digest *d, struct hg_acc *g,
+		      const struct hd_strs *str, uint32_t *tr,
+		      const struct hd_tab *cmap, unsigned idx);
+int ana__hg_merge_end(struct ana_hd_digest *d);
+void ana__hg_release(struct ana_hd_digest *d);
+int ana__hg_diff(const struct ana_hd_digest *d, size_t n,
+		 struct ana_hd_diff *out);
+
 struct ana_hd_digest {
 	int64_t after;
 	bool ended;
@@ -232,6 +298,17 @@ struct ana_hd_digest {
 	 * is this digest's `after` */
 	const uint64_t *old;
 	size_t nold;
+	/* grown objects (heapgrown.c) */
+	int hg_role;
+	struct hg_seg hg_seg[HD_MAX_THREADS];	/* KEEP: OLD's objects */
+	unsigned hg_nseg;
+	const struct ana_hd_digest *hg_old, *hg_mid;	/* MID, LAST */
+	uint8_t *hg_alive[HD_MAX_THREADS];	/* MID: per OLD segment */
+	struct hd_tab hg_changed;	/* MID: [seg << 40 | index] -> memsize */
+	size_t hg_want;			/* LAST */
+	struct hg_obj *hg_obj;		/* LAST: largest growth first */
+	size_t hg_nobj, hg_cobj;
+	uint64_t hg_count, hg_bytes;
 };
 
 /* A dump file, mapped when it can be. */

@@ -340,6 +340,13 @@ ana_hd_diff_release(struct ana_hd_diff *diff)
 		free(diff->rows[i].cls);
 	}
 	free(diff->rows);
+	for (size_t i = 0; i < diff->ngrown; i++) {
+		free(diff->grown[i].type);
+		free(diff->grown[i].cls);
+		free(diff->grown[i].file);
+		free(diff->grown[i].method);
+	}
+	free(diff->grown);
 	memset(diff, 0, sizeof(*diff));
 }
 
@@ -640,6 +647,8 @@ ana_hd_diff_compute(struct ana_hd_digest *const *d, size_t n,
 		rc = diff_classes(&c, out, &G);
 	if (!rc)
 		rc = make_rows(&c, out, &G);
+	if (!rc)
+		rc = ana__hg_diff(d[n - 1], n, out);
 	ana__hd_tab_release(&G);
 out_str:
 	for (size_t i = 0; i < n; i++)

@@ -817,6 +817,8 @@ struct hd_acc {
 				 * lines do not outlive the call) */
 	size_t last_type_len;
 	char last_type[32];
+	uint64_t last_type_hash;	/* of last_type (grown objects) */
+	struct hg_acc hg;	/* grown objects (heapgrown.c) */
 	/* OLD: addresses of the objects of the newest generation seen */
 	bool collect;
 	int64_t top_gen;
@@ -838,6 +840,7 @@ acc_free(struct hd_acc *a)
 	ana__hd_tab_release(&a->tcs);
 	ana__hd_tab_release(&a->site);
 	ana__hd_tab_release(&a->coarse);
+	ana__hg_acc_release(&a->hg);
 	free(a->top);
 	free(a);
 }
@@ -862,7 +865,8 @@ acc_new(const struct ana_hd_digest *d)
 	    ana__hd_tab_init(&a->cls, 1, 1) < 0 ||
 	    ana__hd_tab_init(&a->tcs, 4, TV_NV) < 0 ||
 	    ana__hd_tab_init(&a->site, 8, 2) < 0 ||
-	    ana__hd_tab_init(&a->coarse, 6, 1) < 0) {
+	    ana__hd_tab_init(&a->coarse, 6, 1) < 0 ||
+	    ana__hg_acc_init(&a->hg, d) < 0) {
 		acc_free(a);
 		return NULL;
 	}
@@ -983,11 +987,22 @@ addr_in(const uint64_t *v, size_t n, uint64_t addr)
 	return false;
 }
 
+/* A type name's tag for grown objects: its length and first 8 bytes
+ * (Ruby's type names are shorter). */
+static inline uint64_t
+type_hash(const char *s, size_t n)
+{
+	uint64_t w = 0;
+
+	memcpy(&w, s, n < 8 ? n : 8);
+	return hd_mix(n, w);
+}
+
 static void
 acc_line(struct hd_acc *a, const char *p, const char *e)
 {
 	struct hd_rec r;
-	uint64_t k[4], *v, ms;
+	uint64_t k[4], *v, ms, th = 0;
 	uint32_t tsid;
 	bool fresh = false;
 	int bad;
@@ -1036,18 +1051,27 @@ acc_line(struct hd_acc *a, const char *p, const char *e)
 	if (a->last_type_sid != HD_NONE && r.type_len == a->last_type_len &&
 	    !memcmp(r.type, a->last_type, r.type_len)) {
 		tsid = a->last_type_sid;
+		th = a->last_type_hash;
 	} else {
 		tsid = ana__hd_strs_intern(&a->str, r.type, r.type_len);
 		if (tsid == HD_NONE) {
 			a->oom = true;
 			return;
 		}
+		if (a->hg.role != HG_OFF)
+			th = type_hash(r.type, r.type_len);
 		a->last_type_sid = HD_NONE;
 		if (r.type_len <= sizeof(a->last_type)) {
 			memcpy(a->last_type, r.type, r.type_len);
 			a->last_type_len = r.type_len;
 			a->last_type_sid = tsid;
+			a->last_type_hash = th;
 		}
+	}
+	if (a->hg.role != HG_OFF && (r.have & HD_ADDR) &&
+	    ana__hg_line(&a->hg, &a->str, &r, th, tsid, ms) < 0) {
+		a->oom = true;
+		return;
 	}
 	k[0] = tsid;
 	k[1] = (r.have & HD_CLASS) ? r.cls : 0;
@@ -1231,6 +1255,7 @@ ana_hd_digest_free(struct ana_hd_digest *d)
 	acc_free(d->feed);
 	free(d->carry);
 	free(d->top);
+	ana__hg_release(d);
 	free(d);
 }
 
@@ -1406,6 +1431,10 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			v[0] += av[0];
 			v[1] += av[1];
 		}
+		if (!rc && ana__hg_merge_acc(d, &a->hg, &a->str, tr, &cmap,
+					     i) < 0)
+			rc = lp_err_set(err, LP_ENOMEM,
+					"heap dump: out of memory");
 		if (a->st.first_bad && !d->st.first_bad) {
 			d->st.first_bad = base + a->st.first_bad;
 			d->st.first_bad_why = bad_text[a->first_bad_why];
@@ -1423,6 +1452,8 @@ digest_merge(struct ana_hd_digest *d, struct hd_acc **acc, unsigned n,
 			d->st.max_gen = a->st.max_gen;
 	}
 	if (!rc && merge_top(d, acc, n) < 0)
+		rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
+	if (!rc && ana__hg_merge_end(d) < 0)
 		rc = lp_err_set(err, LP_ENOMEM, "heap dump: out of memory");
 	free(tr);
 	ana__hd_tab_release(&cmap);

@@ -36,6 +36,7 @@ struct hdopts {
 	size_t top;
 	enum ana_hd_by by;
 	bool json;
+	bool no_grown;		/* --no-grown */
 	const char *why;
 	char *why_file;
 	int64_t why_line;
@@ -56,7 +57,7 @@ usage(FILE *fp)
 "usage: leakprobe heapdiff OLD NEW [LATER] [--top N]\n"
 "                 [--by site|method|class|type]\n"
 "                 [--why FILE:LINE] [--json] [--fail-on-count N]\n"
-"                 [--fail-on-bytes N] [--threads N]\n"
+"                 [--fail-on-bytes N] [--threads N] [--no-grown]\n"
 "       leakprobe heapdiff --series DIR [--top N] [--json] [--threads N]\n"
 "                 (a whole series of dumps: see 'heapdiff --series --help')\n"
 "\n"
@@ -71,9 +72,13 @@ usage(FILE *fp)
 "not addresses (reused, and moved by GC.compact).  Sites need dumps taken while\n"
 "ObjectSpace.trace_object_allocations was on; without it, the growth per\n"
 "type and class is shown instead.\n"
+"Grown objects: the objects alive in every dump at one address (same type,\n"
+"class and generation) whose memsize is larger in the last dump than in\n"
+"OLD, largest growth first, with their memsize in each dump.\n"
 "\n"
 "options:\n"
-"      --top N          rows to show (default %d; 0: all)\n"
+"      --top N          rows to show, and grown objects (default %d; 0:\n"
+"                       all)\n"
 "      --by WHAT        site (file:line, default), method (file:line,\n"
 "                       method, type and class), class or type\n"
 "      --why FILE:LINE  print one shortest reference chain from a GC root\n"
@@ -92,6 +97,8 @@ usage(FILE *fp)
 "      --fail-on-count N  exit 1 when a row retains N objects or more\n"
 "      --fail-on-bytes N  exit 1 when a row retains N bytes or more\n"
 "      --threads N      threads per dump (default: one per CPU, at most %d)\n"
+"      --no-grown       leave out the grown objects (they need 9 bytes of\n"
+"                       memory per object of OLD)\n"
 "  -h, --help           this help\n"
 "\n"
 "Malformed lines are counted, reported on stderr and skipped.\n"
@@ -300,6 +307,54 @@ print_classes(const struct ana_hd_diff *d, const struct hdopts *o,
 		printf("(top %zu of %zu; --top 0 for all)\n", shown, groups);
 }
 
+/* The grown objects section. */
+static void
+print_grown(const struct ana_hd_diff *d)
+{
+	char b[32];
+
+	if (!d->grown_on)
+		return;
+	printf("\ngrown objects: alive in every dump at one address (same "
+	       "type, class and generation), memsize larger in %s than in "
+	       "OLD: %" PRIu64 " object%s, %s\n", role[d->ndumps - 1],
+	       d->grown_count, d->grown_count == 1 ? "" : "s",
+	       hbytes(d->grown_bytes, true, b, sizeof(b)));
+	if (!d->ngrown)
+		return;
+	printf("\n%10s", "growth");
+	for (size_t j = 0; j < d->ndumps; j++)
+		printf(" %10s", role[j]);
+	printf("  %-18s  %s\n", "address", "type class  site");
+	for (size_t i = 0; i < d->ngrown; i++) {
+		const struct ana_hd_grown *g = &d->grown[i];
+
+		printf("%10s", hbytes(g->growth, true, b, sizeof(b)));
+		for (size_t j = 0; j < d->ndumps; j++)
+			printf(" %10s", hbytes(g->memsize[j], false, b,
+					       sizeof(b)));
+		printf("  0x%-16" PRIx64 "  ", g->address);
+		put_clean(stdout, g->type);
+		if (g->cls && *g->cls) {
+			putchar(' ');
+			put_clean(stdout, g->cls);
+		}
+		if (g->file) {
+			printf("  ");
+			put_clean(stdout, g->file);
+			printf(":%" PRId64, g->line);
+			if (g->method && *g->method) {
+				printf(" in ");
+				put_clean(stdout, g->method);
+			}
+		}
+		putchar('\n');
+	}
+	if (d->ngrown < d->grown_count)
+		printf("(top %zu of %" PRIu64 "; --top 0 for all)\n",
+		       d->ngrown, d->grown_count);
+}
+
 static void
 print_link(const struct ana_hd_link *l)
 {
@@ -388,6 +443,46 @@ static json_t *
 jgen(int64_t g)
 {
 	return g < 0 || g == INT64_MAX ? json_null() : jint(g);
+}
+
+/* The grown objects; null when left out (--no-grown). */
+static json_t *
+json_grown(const struct ana_hd_diff *d)
+{
+	json_t *g, *objs;
+
+	if (!d->grown_on)
+		return json_null();
+	g = json_object();
+	objs = json_array();
+	json_object_set_new(g, "identity", json_string(
+		"alive in every dump at one address, with the same type, "
+		"class and generation; memsize larger in the last dump than "
+		"in OLD"));
+	json_object_set_new(g, "count", jint((int64_t)d->grown_count));
+	json_object_set_new(g, "bytes", jint((int64_t)d->grown_bytes));
+	for (size_t i = 0; i < d->ngrown; i++) {
+		const struct ana_hd_grown *r = &d->grown[i];
+		json_t *j = json_object(), *ms = json_array();
+		char a[32];
+
+		snprintf(a, sizeof(a), "0x%" PRIx64, r->address);
+		json_object_set_new(j, "address", jstr(a));
+		json_object_set_new(j, "type", jstr(r->type));
+		json_object_set_new(j, "class", jstr(r->cls));
+		json_object_set_new(j, "file", jstr(r->file));
+		json_object_set_new(j, "line", r->file ? jint(r->line)
+						       : json_null());
+		json_object_set_new(j, "method", jstr(r->method));
+		json_object_set_new(j, "generation", jgen(r->gen));
+		for (size_t w = 0; w < d->ndumps; w++)
+			json_array_append_new(ms, jint((int64_t)r->memsize[w]));
+		json_object_set_new(j, "memsize", ms);
+		json_object_set_new(j, "growth", jint((int64_t)r->growth));
+		json_array_append_new(objs, j);
+	}
+	json_object_set_new(g, "objects", objs);
+	return g;
 }
 
 static json_t *
@@ -492,6 +587,7 @@ json_doc(const struct ana_hd_diff *d, const struct hdopts *o,
 		json_array_append_new(rows, j);
 	}
 	json_object_set_new(doc, "rows", rows);
+	json_object_set_new(doc, "grown", json_grown(d));
 	if (o->why && c) {
 		json_t *w = json_object(), *chain = json_array();
 
@@ -561,7 +657,7 @@ static int
 parse_opts(int argc, char **argv, struct hdopts *o)
 {
 	enum { O_TOP = 256, O_BY, O_WHY, O_JSON, O_FCOUNT, O_FBYTES,
-	       O_THREADS, O_FORMAT };
+	       O_THREADS, O_FORMAT, O_NO_GROWN };
 	static const struct option opts[] = {
 		{ "top", required_argument, NULL, O_TOP },
 		{ "by", required_argument, NULL, O_BY },
@@ -571,6 +667,7 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 		{ "fail-on-bytes", required_argument, NULL, O_FBYTES },
 		{ "threads", required_argument, NULL, O_THREADS },
 		{ "format", required_argument, NULL, O_FORMAT },
+		{ "no-grown", no_argument, NULL, O_NO_GROWN },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -611,6 +708,9 @@ parse_opts(int argc, char **argv, struct hdopts *o)
 			break;
 		case O_JSON:
 			o->json = true;
+			break;
+		case O_NO_GROWN:
+			o->no_grown = true;
 			break;
 		case O_FCOUNT:
 		case O_FBYTES:
@@ -774,7 +874,10 @@ cmd_heapdiff(int argc, char **argv)
 
 		dg[i] = ana_hd_digest_new(i == 0 ? ANA_HD_NO_SITES :
 			ana_hd_digest_stats(dg[0])->max_gen);
-		if (!dg[i] || (i && ana_hd_digest_use_old(dg[i], dg[0]) < 0)) {
+		if (!dg[i] || (i && ana_hd_digest_use_old(dg[i], dg[0]) < 0) ||
+		    (!o.no_grown && (i ? ana_hd_digest_follow(dg[i], dg[0],
+				i == 2 ? dg[1] : NULL, i == o.n - 1, o.top) :
+				ana_hd_digest_keep_sizes(dg[0])) < 0)) {
 			cli_error(CMD, "out of memory");
 			rc = EXIT_INJECT;
 			goto out;
@@ -865,6 +968,7 @@ cmd_heapdiff(int argc, char **argv)
 		else
 			print_classes(&diff, &o,
 				      (const struct ana_hd_digest *const *)dg);
+		print_grown(&diff);
 		if (o.why)
 			print_why(&o, &chain);
 	}
