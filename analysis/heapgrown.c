@@ -404,6 +404,8 @@ ana__hg_line(struct hg_acc *g, struct hd_strs *str, const struct hd_rec *r,
 	const struct hg_seg *s;
 	struct hg_obj o;
 
+	if (!(r->have & HD_MEMSIZE))
+		return 0;	/* not in OLD, or not followed */
 	if (g->role == HG_KEEP)
 		return seg_add(&g->seg, r->addr, ms, tag);
 	if (!old_find(g, r->addr, tag, &seg, &at))

@@ -111,15 +111,58 @@ fmt_diff(FILE *fp, const struct ana_hd_diff *d)
 				r->n_bytes[0], r->n_bytes[1], r->n_bytes[2]);
 		fputc('\n', fp);
 	}
+	if (d->by != ANA_HD_BY_SITE || !d->grown_on)
+		return;
+	fprintf(fp, "grown count=%" PRIu64 " bytes=%" PRIu64 "\n",
+		d->grown_count, d->grown_bytes);
+	for (size_t i = 0; i < d->ngrown; i++) {
+		const struct ana_hd_grown *g = &d->grown[i];
+
+		fprintf(fp, "  grown address=0x%" PRIx64 " type=", g->address);
+		put_esc(fp, g->type);
+		fprintf(fp, " class=");
+		put_esc(fp, g->cls);
+		fprintf(fp, " file=");
+		put_esc(fp, g->file);
+		fprintf(fp, " line=%" PRId64 " method=", g->line);
+		put_esc(fp, g->method);
+		fprintf(fp, " gen=%" PRId64 " memsize=%" PRIu64, g->gen,
+			g->memsize[0]);
+		for (size_t j = 1; j < d->ndumps; j++)
+			fprintf(fp, ",%" PRIu64, g->memsize[j]);
+		fprintf(fp, " growth=%" PRIu64 "\n", g->growth);
+	}
 }
 
 enum how { HOW_FILE, HOW_BUF1, HOW_STREAM };
+
+/* Grown objects kept by fmt_case (0: all). */
+static size_t case_top;
+
+/*
+ * Before dump i of n is fed: follow OLD for grown objects (all: the
+ * digests before it; NULL: no grown objects).
+ */
+static void
+grown_prep(struct ana_hd_digest *d, struct ana_hd_digest *const *all,
+	   size_t i, size_t n)
+{
+	if (!all || n < 2)
+		return;
+	if (!i)
+		assert_int_equal(ana_hd_digest_keep_sizes(d), 0);
+	else
+		assert_int_equal(ana_hd_digest_follow(d, all[0],
+				 i == 2 ? all[1] : NULL, i == n - 1,
+				 case_top), 0);
+}
 
 /* Digest one dump from memory, the way `how` says. */
 static struct ana_hd_digest *
 digest_mem(const char *buf, size_t len, int64_t after,
 	   const struct ana_hd_digest *old, enum how how, unsigned threads,
-	   size_t piece)
+	   size_t piece, struct ana_hd_digest *const *all, size_t i,
+	   size_t n)
 {
 	struct ana_hd_digest *d = ana_hd_digest_new(after);
 	struct lp_err err = { 0 };
@@ -127,6 +170,7 @@ digest_mem(const char *buf, size_t len, int64_t after,
 	assert_non_null(d);
 	if (old)
 		assert_int_equal(ana_hd_digest_use_old(d, old), 0);
+	grown_prep(d, all, i, n);
 	if (how == HOW_STREAM) {
 		for (size_t off = 0; off < len;) {
 			size_t n = len - off < piece ? len - off : piece;
@@ -173,12 +217,13 @@ fmt_case(char **bufs, size_t *lens, const char **paths, size_t n,
 				assert_int_equal(ana_hd_digest_use_old(d[i],
 								       d[0]),
 						 0);
+			grown_prep(d[i], d, i, n);
 			assert_int_equal(ana_hd_digest_file(d[i], paths[i],
 							    threads, &err), 0);
 		} else {
 			d[i] = digest_mem(bufs[i], lens[i], after,
 					  i ? d[0] : NULL, how, threads,
-					  piece);
+					  piece, d, i, n);
 		}
 		fmt_stats(fp, role[i], ana_hd_digest_stats(d[i]));
 	}
@@ -261,13 +306,14 @@ test_heapdump_fixtures_match_expected(void **state)
 /* ---- synthetic dumps ---------------------------------------------------- */
 
 /*
- * A dump of about `target` bytes, Ruby's key order: sites s0..s49.rb,
+ * A dump of about `target` bytes (head: see below), Ruby's key order: sites s0..s49.rb,
  * strings with escapes, 2/3 arrays referencing objects 2i+1 and 2i+2 (a
  * tree from the root, cut at strings), classes at the end (after the objects
  * that name them), a ROOT line first.
  */
 static char *
-synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len)
+synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len,
+      bool head, unsigned grow)
 {
 	char *text = NULL;
 	size_t tlen = 0, i;
@@ -282,6 +328,15 @@ synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len)
 		int gen = gen_lo + (int)((r >> 16) % (unsigned)(gen_hi -
 							       gen_lo + 1));
 		uint64_t addr = 0x10000 + i * 40;
+		unsigned extra = 0;
+
+		/* head: the first 3000 objects are the same in every dump,
+		 * every third one grown by `grow` * 8 bytes */
+		if (head && i < 3000) {
+			r = (unsigned)i * 2654435761u;
+			gen = 1;
+			extra = i % 3 ? 0 : grow * 8;
+		}
 
 		if ((r >> 20) % 3 == 0) {
 			fprintf(fp, "{\"address\":\"0x%" PRIx64 "\", \"type\":"
@@ -289,19 +344,20 @@ synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len)
 				":%u, \"value\":\"v\\\"al\\\\ue %u \\\"file\\\""
 				":\\\"x.rb\\\"\", \"encoding\":\"UTF-8\", "
 				"\"file\":\"s%u.rb\", \"line\":%u, \"method\":"
-				"\"m\", \"generation\":%d, \"memsize\":40, "
+				"\"m\", \"generation\":%d, \"memsize\":%u, "
 				"\"flags\":{\"wb_protected\":true}}\n", addr,
-				site % 7, r, site, site + 1, gen);
+				site % 7, r, site, site + 1, gen,
+				40 + (r >> 26) % 4 * 8 + extra);
 		} else {
 			fprintf(fp, "{\"address\":\"0x%" PRIx64 "\", \"type\":"
 				"\"ARRAY\", \"class\":\"0x9028\", \"length\":2,"
 				" \"references\":[\"0x%" PRIx64 "\", \"0x%"
 				PRIx64 "\"], \"file\":\"s%u.rb\", \"line\":%u,"
-				" \"generation\":%d, \"memsize\":56, \"flags\":"
+				" \"generation\":%d, \"memsize\":%u, \"flags\":"
 				"{\"wb_protected\":true, \"old\":true}}\n",
 				addr, 0x10000 + (2 * i + 1) * 40,
 				0x10000 + (2 * i + 2) * 40, site, site + 1,
-				gen);
+				gen, 56 + extra);
 		}
 	}
 	fprintf(fp, "{\"address\":\"0x9000\", \"type\":\"CLASS\", \"name\":"
@@ -312,6 +368,18 @@ synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len)
 	return text;
 }
 
+static size_t
+count_of(const char *s, const char *needle)
+{
+	size_t n = 0;
+
+	while ((s = strstr(s, needle))) {
+		n++;
+		s++;
+	}
+	return n;
+}
+
 /* Threads and streaming see exactly what one thread sees. */
 static void
 test_heapdump_threads_and_stream_agree(void **state)
@@ -319,16 +387,33 @@ test_heapdump_threads_and_stream_agree(void **state)
 	char *bufs[3];
 	size_t lens[3];
 	char *one, *four, *stream;
+	size_t ngrown;
 
 	(void)state;
-	bufs[0] = synth(3u << 20, 1, 10, 1, &lens[0]);
-	bufs[1] = synth(5u << 20, 1, 20, 2, &lens[1]);
-	bufs[2] = synth(5u << 20, 5, 30, 3, &lens[2]);
-	one = fmt_case(bufs, lens, NULL, 3, HOW_BUF1, 1, 0);
-	four = fmt_case(bufs, lens, NULL, 3, HOW_BUF1, 4, 0);
-	stream = fmt_case(bufs, lens, NULL, 3, HOW_STREAM, 1, 65537);
-	assert_string_equal(one, four);
-	assert_string_equal(one, stream);
+	bufs[0] = synth(3u << 20, 1, 10, 1, &lens[0], true, 0);
+	bufs[1] = synth(5u << 20, 1, 20, 2, &lens[1], true, 1);
+	bufs[2] = synth(5u << 20, 5, 30, 3, &lens[2], true, 2);
+	for (int top = 3; top >= 0; top -= 3) {	/* 3 grown, then all */
+		case_top = (size_t)top;
+		one = fmt_case(bufs, lens, NULL, 3, HOW_BUF1, 1, 0);
+		four = fmt_case(bufs, lens, NULL, 3, HOW_BUF1, 4, 0);
+		stream = fmt_case(bufs, lens, NULL, 3, HOW_STREAM, 1, 65537);
+		assert_string_equal(one, four);
+		assert_string_equal(one, stream);
+		/* grown objects were found, and cut at the top asked for */
+		assert_non_null(strstr(one, "grown count="));
+		assert_int_equal(sscanf(strstr(one, "grown count="),
+					"grown count=%zu", &ngrown), 1);
+		assert_true(ngrown >= 1000);	/* and chance matches */
+		assert_int_equal(count_of(one, "  grown address="),
+				 top ? 3 : ngrown);
+		if (top) {
+			free(one);
+			free(four);
+			free(stream);
+		}
+	}
+	case_top = 0;
 	/* it found something: rows for the sites */
 	assert_non_null(strstr(one, "row file=s1.rb line=2 method=m "
 				    "type=STRING class=String"));
@@ -362,8 +447,10 @@ test_heapdump_huge_string(void **state)
 	p += sprintf(p, "\\\\\", \"file\":\"real.rb\", \"line\":3, "
 		     "\"generation\":9, \"memsize\":%zu}\n", n);
 	len = (size_t)(p - buf);
-	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1, 0);
-	d[1] = digest_mem(buf, len, 1, NULL, HOW_STREAM, 1, 4096);
+	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1,
+			  0, NULL, 0, 0);
+	d[1] = digest_mem(buf, len, 1, NULL, HOW_STREAM, 1, 4096, NULL, 0,
+			  0);
 	assert_int_equal(ana_hd_digest_stats(d[1])->bad, 0);
 	assert_int_equal(ana_hd_digest_stats(d[1])->objects, 1);
 	assert_int_equal(ana_hd_diff_compute(d, 2, ANA_HD_BY_SITE, &diff,
@@ -417,9 +504,11 @@ test_heapdump_diff_checks_generation(void **state)
 			  "\"generation\":4, \"memsize\":40}\n";
 
 	(void)state;
-	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1, 0);
+	d[0] = digest_mem(old, strlen(old), ANA_HD_NO_SITES, NULL, HOW_BUF1, 1,
+			  0, NULL, 0, 0);
 	/* NEW digested for generations above 9: it misses 5..9 */
-	d[1] = digest_mem(old, strlen(old), 9, NULL, HOW_BUF1, 1, 0);
+	d[1] = digest_mem(old, strlen(old), 9, NULL, HOW_BUF1, 1, 0, NULL, 0,
+			  0);
 	assert_int_equal(ana_hd_diff_compute(d, 2, ANA_HD_BY_SITE, &diff,
 					     &err), -LP_EINVAL);
 	assert_non_null(strstr(err.msg, "generations above 9, not 4"));
@@ -532,7 +621,7 @@ static void
 test_heapdump_why_threads(void **state)
 {
 	size_t len;
-	char *buf = synth(4u << 20, 1, 10, 7, &len);
+	char *buf = synth(4u << 20, 1, 10, 7, &len, false, 0);
 	struct ana_hd_chain c1, c4;
 	struct lp_err err = { 0 };
 
