@@ -259,6 +259,7 @@ struct hg_acc {
 					 * memsize in NEW */
 	size_t cur[HD_MAX_THREADS][2];	/* lookup hints per segment: run,
 					 * entry */
+	unsigned last_seg;		/* the segment of the last hit */
 	size_t want;			/* LAST: top rows kept (0: all) */
 	struct hg_obj *top;		/* LAST: heap, smallest growth first */
 	size_t ntop, ctop;

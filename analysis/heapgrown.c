@@ -270,12 +270,14 @@ old_find(struct hg_acc *g, uint64_t addr, uint8_t tag, unsigned *seg,
 	 size_t *at)
 {
 	const struct ana_hd_digest *o = g->old;
+	unsigned n = o->hg_nseg;
 
-	for (unsigned i = 0; i < o->hg_nseg; i++) {
+	/* the segment of the last hit first */
+	for (unsigned k = 0, i = g->last_seg; k < n; k++, i = (i + 1) % n) {
 		if (seg_find(&o->hg_seg[i], addr, g->cur[i], at)) {
 			if (o->hg_seg[i].tag[*at] != tag)
 				return false;
-			*seg = i;
+			*seg = g->last_seg = i;
 			return true;
 		}
 	}
@@ -424,6 +426,8 @@ ana__hg_line(struct hg_acc *g, struct hd_strs *str, const struct hd_rec *r,
 		return 0;
 	}
 	/* HG_LAST */
+	if (ms <= m0)
+		return 0;
 	m1 = ms;
 	if (g->mid) {
 		if (!(g->mid->hg_alive[seg][at >> 3] & (1u << (at & 7))))
@@ -431,8 +435,6 @@ ana__hg_line(struct hg_acc *g, struct hd_strs *str, const struct hd_rec *r,
 		v = ana__hd_tab_find(&g->mid->hg_changed, &key);
 		m1 = v ? v[0] : m0;
 	}
-	if (ms <= m0)
-		return 0;
 	g->count++;
 	g->bytes += ms - m0;
 	memset(&o, 0, sizeof(o));

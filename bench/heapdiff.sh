@@ -7,14 +7,20 @@
 # baseline is a straightforward Ruby JSON-lines diff (JSON.parse per line,
 # addresses in hashes: what heapy does).  Prints MB/s, peak RSS and the
 # ratios, against the goals: >= 1.5 GB/s, >= 45x the baseline, <= 0.05 GB
-# of RAM per GB of input.
+# of RAM per GB of input.  leakprobe runs with its grown objects section
+# (the default) and without it (--no-grown), and, given another leakprobe
+# binary in HEAPDIFF_BASE_LP (e.g. one built from main), that one too, runs
+# interleaved so that a busy machine weighs on each alike; CPU time is
+# shown apart from wall time (a loaded machine stretches the wall).
 #   HEAPDIFF_SIZES="50 250"  MB per dump    HEAPDIFF_RUNS=3  best of N
+#   HEAPDIFF_BASE_LP=/path/to/leakprobe      compare with it
 set -u
 LP=${LEAKPROBE:?}
 RUBY=${RUBY:-ruby}
 RUNNER=${BENCH_BIN:?}/heapdiff
 SIZES=${HEAPDIFF_SIZES:-50 250}
 RUNS=${HEAPDIFF_RUNS:-3}
+BASE_LP=${HEAPDIFF_BASE_LP:-}
 if [ ! -x "$RUNNER" ]; then
 	echo "heapdiff: $RUNNER not built (run 'make bench')" >&2
 	exit 1
@@ -92,8 +98,16 @@ echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)" \
 read -r _ _ _ idle _ < <("$RUNNER" 1 "$LP" --version)
 echo "an idle leakprobe (--version) has a peak RSS of $((idle / 1024)) MB" \
      "(shared libraries); it is part of the figures below"
-printf "%-6s %8s | %-10s %9s %9s %8s %9s | %-13s %8s %8s %9s | %7s\n" \
-	"dumps" "input" "tool" "wall" "MB/s" "cpu s" "peak RSS" \
+if [ -n "$BASE_LP" ] && [ ! -x "$BASE_LP" ]; then
+	echo "heapdiff: HEAPDIFF_BASE_LP=$BASE_LP is not executable" >&2
+	exit 1
+fi
+# the leakprobe variants: name, then the command up to the dumps
+variants=("leakprobe|$LP heapdiff" "--no-grown|$LP heapdiff --no-grown")
+[ -n "$BASE_LP" ] && variants+=("base|$BASE_LP heapdiff")
+[ -n "$BASE_LP" ] && echo "base: $BASE_LP"
+printf "%-6s %8s | %-10s %9s %9s %8s %9s %9s | %-13s %8s %8s %9s | %7s\n" \
+	"dumps" "input" "tool" "wall" "MB/s" "cpu s" "cpu MB/s" "peak RSS" \
 	"baseline" "wall" "MB/s" "peak RSS" "speedup"
 verdict=""
 for mb in $SIZES; do
@@ -105,26 +119,56 @@ for mb in $SIZES; do
 	fi
 	files=("$d/old.json" "$d/new.json" "$d/later.json")
 	bytes=$(cat "${files[@]}" | wc -c)	# also warms the page cache
-	read -r w u s rss rc < <("$RUNNER" "$RUNS" "$LP" heapdiff "${files[@]}")
-	[ "$rc" = 0 ] || { echo "heapdiff: leakprobe heapdiff failed ($rc)" >&2; exit 1; }
+	# best wall (and its CPU time) and the largest peak RSS per variant,
+	# the variants taking turns
+	declare -A W=() U=() S=() R=()
+	for ((run = 0; run < RUNS; run++)); do
+		for v in "${variants[@]}"; do
+			name=${v%%|*}
+			read -ra cmd <<<"${v#*|}"
+			read -r w u s rss rc < <("$RUNNER" 1 "${cmd[@]}" "${files[@]}")
+			[ "$rc" = 0 ] || { echo "heapdiff: $name heapdiff failed ($rc)" >&2; exit 1; }
+			if [ -z "${W[$name]:-}" ] || awk -v a="$w" -v b="${W[$name]}" 'BEGIN { exit !(a < b) }'; then
+				W[$name]=$w U[$name]=$u S[$name]=$s
+			fi
+			[ "${R[$name]:-0}" -ge "$rss" ] || R[$name]=$rss
+		done
+	done
 	read -r bw _ _ brss brc < <("$RUNNER" 1 "${base[@]}" "${files[@]}")
 	[ "$brc" = 0 ] || echo "note: $base_name exited $brc"
-	line=$(awk -v b="$bytes" -v w="$w" -v u="$u" -v s="$s" -v r="$rss" \
-		   -v bw="$bw" -v br="$brss" -v n="$mb" -v bn="$base_name" '
-	BEGIN {
-		mb = b / 1e6
-		printf "3x%-4s %6.0f MB | %-10s %8.3fs %9.0f %8.2f %7.1f MB | %-13s %7.1fs %8.1f %6.0f MB | %6.0fx\n",
-			n "MB", mb, "leakprobe", w, mb / w, u + s, r / 1024,
-			bn, bw, mb / bw, br / 1024, bw / w
-		printf "VERDICT %.2f %.0f %.4f %.2f\n", mb / w / 1000, bw / w,
-			(r / 1048576) / (b / 1073741824), mb / (u + s) / 1000
-	}')
-	grep -v '^VERDICT' <<<"$line"
-	verdict="$verdict$(grep '^VERDICT' <<<"$line")"$'\n'
+	for v in "${variants[@]}"; do
+		name=${v%%|*}
+		line=$(awk -v b="$bytes" -v w="${W[$name]}" -v u="${U[$name]}" \
+			   -v s="${S[$name]}" -v r="${R[$name]}" -v bw="$bw" \
+			   -v br="$brss" -v n="$mb" -v bn="$base_name" -v t="$name" '
+		BEGIN {
+			mb = b / 1e6
+			printf "3x%-4s %6.0f MB | %-10s %8.3fs %9.0f %8.2f %9.0f %7.1f MB | %-13s %7.1fs %8.1f %6.0f MB | %6.0fx\n",
+				n "MB", mb, t, w, mb / w, u + s, mb / (u + s),
+				r / 1024, bn, bw, mb / bw, br / 1024, bw / w
+			printf "VERDICT %s %.2f %.0f %.4f %.2f %.3f %.3f %d\n", t,
+				mb / w / 1000, bw / w,
+				(r / 1048576) / (b / 1073741824),
+				mb / (u + s) / 1000, w, u + s, r
+		}')
+		grep -v '^VERDICT' <<<"$line"
+		verdict="$verdict$(grep '^VERDICT' <<<"$line")"$'\n'
+	done
+	last=$(grep -v '^$' <<<"$verdict" | tail -n "${#variants[@]}")
+	unset W U S R
 	rm -rf "$d"
 done
+echo "machine after the runs: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 # goals, judged on the largest size
-read -r _ gbs ratio ram cpu_gbs < <(tail -n 2 <<<"$verdict" | head -n 1)
+read -r _ _ gbs ratio ram cpu_gbs w cpu rss < <(grep ' leakprobe ' <<<"$last")
 echo "goals at the largest size: ${gbs} GB/s wall (goal >= 1.5; CPU time alone" \
      "gives ${cpu_gbs} GB/s per busy core), ${ratio}x $base_name (goal >= 45)," \
      "${ram} GB of RAM per GB of input (goal <= 0.05)"
+# the grown objects section, and the other binary, against leakprobe
+while read -r _ name _ _ ram2 _ w2 cpu2 rss2; do
+	[ "$name" = leakprobe ] && continue
+	awk -v n="$name" -v w="$w" -v c="$cpu" -v r="$rss" -v w2="$w2" \
+	    -v c2="$cpu2" -v r2="$rss2" -v ram2="$ram2" 'BEGIN {
+		printf "leakprobe against %s: wall x%.2f, CPU time x%.2f, peak RSS %+.1f MB (%s: %s GB of RAM per GB)\n",
+			n, w / w2, c / c2, (r - r2) / 1024, n, ram2 }'
+done <<<"$last"
