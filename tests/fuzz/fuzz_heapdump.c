@@ -101,8 +101,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < n; i++) {
 		dg[i] = ana_hd_digest_new(i == 0 ? ANA_HD_NO_SITES :
 			ana_hd_digest_stats(dg[0])->max_gen);
-		if (!dg[i] ||
-		    ana_hd_digest_buf(dg[i], part[i], plen[i], 1, &err) < 0)
+		if (!dg[i])
+			goto out;
+		/* grown objects (the top cut from the input's first byte) */
+		if (n >= 2 && (i ? ana_hd_digest_follow(dg[i], dg[0],
+				i == 2 ? dg[1] : NULL, i == n - 1,
+				data[0] % 4) :
+				ana_hd_digest_keep_sizes(dg[0])) < 0)
+			goto out;
+		if (ana_hd_digest_buf(dg[i], part[i], plen[i], 1, &err) < 0)
 			goto out;
 	}
 	/* streamed in pieces: the same figures */
