@@ -261,7 +261,8 @@ struct hg_acc {
 					 * entry */
 	unsigned last_seg;		/* the segment of the last hit */
 	size_t want;			/* LAST: top rows kept (0: all) */
-	struct hg_obj *top;		/* LAST: heap, smallest growth first */
+	struct hg_obj *top;		/* LAST: heap, smallest growth
+					 * first */
 	size_t ntop, ctop;
 	uint64_t count, bytes;		/* LAST: every grown object */
 };
@@ -305,7 +306,8 @@ struct ana_hd_digest {
 	unsigned hg_nseg;
 	const struct ana_hd_digest *hg_old, *hg_mid;	/* MID, LAST */
 	uint8_t *hg_alive[HD_MAX_THREADS];	/* MID: per OLD segment */
-	struct hd_tab hg_changed;	/* MID: [seg << 40 | index] -> memsize */
+	struct hd_tab hg_changed;	/* MID: [seg << 40 | index] ->
+					 * memsize */
 	size_t hg_want;			/* LAST */
 	struct hg_obj *hg_obj;		/* LAST: largest growth first */
 	size_t hg_nobj, hg_cobj;

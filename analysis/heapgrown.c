@@ -199,7 +199,8 @@ seg_find(const struct hg_seg *s, uint64_t addr, size_t *cur, size_t *at)
 	if (r >= s->nrun || addr < s->run[r].min || addr > s->run[r].max) {
 		a = 0;
 		b = s->nrun;
-		while (a < b) {		/* the first run with min > addr */
+		/* the first run with min > addr */
+		while (a < b) {
 			size_t m = a + (b - a) / 2;
 
 			if (s->run[m].min <= addr)

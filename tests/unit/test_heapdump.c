@@ -306,10 +306,10 @@ test_heapdump_fixtures_match_expected(void **state)
 /* ---- synthetic dumps ---------------------------------------------------- */
 
 /*
- * A dump of about `target` bytes (head: see below), Ruby's key order: sites s0..s49.rb,
- * strings with escapes, 2/3 arrays referencing objects 2i+1 and 2i+2 (a
- * tree from the root, cut at strings), classes at the end (after the objects
- * that name them), a ROOT line first.
+ * A dump of about `target` bytes (head: see below), Ruby's key order:
+ * sites s0..s49.rb, strings with escapes, 2/3 arrays referencing objects
+ * 2i+1 and 2i+2 (a tree from the root, cut at strings), classes at the
+ * end (after the objects that name them), a ROOT line first.
  */
 static char *
 synth(size_t target, int gen_lo, int gen_hi, unsigned seed, size_t *len,
