@@ -82,7 +82,9 @@ struct hd_rec {
 static inline const char *
 skip_ws(const char *p, const char *e)
 {
-	while (p < e && (*p == ' ' || *p == '\t' || *p == '\r'))
+	/* one test for the usual byte, which is no blank at all */
+	while (p < e && (unsigned char)*p <= ' ' &&
+	       (*p == ' ' || *p == '\t' || *p == '\r'))
 		p++;
 	return p;
 }

@@ -818,6 +818,7 @@ struct hd_acc {
 	size_t last_type_len;
 	char last_type[32];
 	uint64_t last_type_hash;	/* of last_type (grown objects) */
+	uint32_t last_file, last_method;	/* sids: one-entry caches */
 	struct hg_acc hg;	/* grown objects (heapgrown.c) */
 	/* OLD: addresses of the objects of the newest generation seen */
 	bool collect;
@@ -861,6 +862,7 @@ acc_new(const struct ana_hd_digest *d)
 	a->shapes = after != ANA_HD_NO_SITES;
 	a->st.max_gen = -1;
 	a->last_type_sid = HD_NONE;
+	a->last_file = a->last_method = HD_NONE;
 	if (ana__hd_strs_init(&a->str) < 0 ||
 	    ana__hd_tab_init(&a->cls, 1, 1) < 0 ||
 	    ana__hd_tab_init(&a->tcs, 4, TV_NV) < 0 ||
@@ -904,6 +906,25 @@ acc_class(struct hd_acc *a, const struct hd_rec *r)
 	v[0] = sid | kind << 32;
 }
 
+/*
+ * Intern p[0..n), trying *last first: objects next to each other in a
+ * dump were often allocated in the same file (and method).
+ */
+static inline uint32_t
+intern_cached(struct hd_strs *t, uint32_t *last, const char *p, size_t n)
+{
+	size_t len;
+	const char *s;
+
+	if (*last != HD_NONE) {
+		s = ana__hd_strs_at(t, *last, &len);
+		if (len == n && !memcmp(s, p, n))
+			return *last;
+	}
+	*last = ana__hd_strs_intern(t, p, n);
+	return *last;
+}
+
 static void
 acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	 uint64_t ms)
@@ -912,9 +933,11 @@ acc_site(struct hd_acc *a, const struct hd_rec *r, uint64_t *k4,
 	uint32_t f = 0, m = 0;
 
 	if (r->have & HD_FILE)
-		f = ana__hd_strs_intern(&a->str, r->file, r->file_len);
+		f = intern_cached(&a->str, &a->last_file, r->file,
+				  r->file_len);
 	if (r->have & HD_METHOD)
-		m = ana__hd_strs_intern(&a->str, r->method, r->method_len);
+		m = intern_cached(&a->str, &a->last_method, r->method,
+				  r->method_len);
 	if (f == HD_NONE || m == HD_NONE) {
 		a->oom = true;
 		return;
