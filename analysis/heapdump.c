@@ -346,12 +346,68 @@ static const char *const bad_text[] = {
 };
 
 
-/* p at '[' or '{': return just after the matching bracket, or NULL. */
+#ifdef __SSE2__
+/* Bit i of the result: the parity of bits 0..i of m (for a mask of
+ * quotes: byte i is inside a string). */
+static inline unsigned
+prefix_xor16(unsigned m)
+{
+	m ^= m << 1;
+	m ^= m << 2;
+	m ^= m << 4;
+	m ^= m << 8;
+	return m & 0xffff;
+}
+#endif
+
+/*
+ * p at '[' or '{': return just after the matching bracket, or NULL.
+ * 16 bytes at a time while there is no backslash: which bytes are inside
+ * strings follows from the quotes before them (prefix parity), so the
+ * brackets outside strings are found without stopping at every string
+ * (a "references" array is mostly quotes).  From a block with a
+ * backslash on, and in the tail, byte by byte.
+ */
 static const char *
 skip_nested(const char *p, const char *e)
 {
 	size_t depth = 0;
+#ifdef __SSE2__
+	const __m128i q = _mm_set1_epi8('"'), b = _mm_set1_epi8('\\'),
+		      o = _mm_set1_epi8('{'), c = _mm_set1_epi8('}'),
+		      lc = _mm_set1_epi8(0x20);
+	unsigned in_str = 0;	/* 0xffff inside a string */
 
+	for (; e - p >= 16; p += 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i f = _mm_or_si128(v, lc);
+		unsigned mq = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, q));
+		unsigned mo, mc, m;
+
+		if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, b)))
+			break;
+		/* '[' | 0x20 == '{' and ']' | 0x20 == '}' */
+		mo = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, o));
+		mc = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(f, c));
+		m = (mo | mc) & ~(prefix_xor16(mq) ^ in_str);
+		for (; m; m &= m - 1) {
+			unsigned i = (unsigned)__builtin_ctz(m);
+
+			if (mo >> i & 1)
+				depth++;
+			else if (--depth == 0)
+				return p + i + 1;
+		}
+		if (__builtin_popcount(mq) & 1)
+			in_str ^= 0xffff;
+	}
+	if (in_str) {		/* finish the string, byte by byte */
+		p = str_close(p, e);
+		if (!p)
+			return NULL;
+		p++;
+	}
+#endif
 	while (p < e) {
 		p = scan_nest(p, e);
 		if (p >= e)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "analysis/analysis.h"
+#include "analysis/analysis_int.h"
 #include "common/err.h"
 #include "common/util.h"
 
@@ -466,6 +467,73 @@ test_heapdump_huge_string(void **state)
 	free(buf);
 }
 
+/*
+ * The end of a nested value, byte by byte (what the scanner's 16-byte
+ * skip must agree with): just after the matching bracket, or NULL.
+ */
+static const char *
+ref_skip(const char *p, const char *e)
+{
+	size_t depth = 0;
+
+	for (; p < e; p++) {
+		if (*p == '"') {
+			for (p++; p < e && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			if (p >= e)
+				return NULL;
+		} else if (*p == '[' || *p == '{') {
+			depth++;
+		} else if (*p == ']' || *p == '}') {
+			if (--depth == 0)
+				return p + 1;
+		}
+	}
+	return NULL;
+}
+
+/* Random nested values (quotes, escapes, brackets inside strings, long
+ * references arrays) end where the byte-by-byte reading says. */
+static void
+test_heapdump_skip_nested_agrees(void **state)
+{
+	static const char alpha[] = "[]{}\"\\ ,0x1a";
+	const char *pre = "{\"type\":\"ARRAY\", \"references\":";
+	char line[600];
+	unsigned seed = 12345;
+	size_t npre = strlen(pre), found = 0;
+
+	(void)state;
+	for (int t = 0; t < 200000; t++) {
+		char *v = line + npre, *end;
+		size_t n = 1 + (seed = seed * 1103515245u + 12345u) % 400;
+		const char *want;
+		struct hd_rec r;
+
+		memcpy(line, pre, npre);
+		v[0] = '[';
+		for (size_t i = 1; i < n; i++) {
+			seed = seed * 1103515245u + 12345u;
+			/* mostly a references array, sometimes noise */
+			v[i] = (seed >> 20) % 8 ? "\"0x7f1a\", "[i % 12] :
+			       alpha[(seed >> 8) % (sizeof(alpha) - 1)];
+		}
+		end = v + n;
+		*end++ = '}';
+		want = ref_skip(v, end);
+		(void)ana__hd_parse(line, end, &r, true);
+		/* "references" is kept when its array ends, where it ends */
+		assert_int_equal(!!(r.have & HD_REFS), want != NULL);
+		if (want) {
+			assert_ptr_equal(r.refs, v);
+			assert_ptr_equal(r.refs + r.refs_len, want);
+			found++;
+		}
+	}
+	assert_true(found > 1000);
+}
+
 /* ---- errors ---------------------------------------------------------- */
 
 static void
@@ -649,6 +717,7 @@ main(void)
 		cmocka_unit_test(test_heapdump_fixtures_match_expected),
 		cmocka_unit_test(test_heapdump_threads_and_stream_agree),
 		cmocka_unit_test(test_heapdump_huge_string),
+		cmocka_unit_test(test_heapdump_skip_nested_agrees),
 		cmocka_unit_test(test_heapdump_file_errors),
 		cmocka_unit_test(test_heapdump_diff_checks_generation),
 		cmocka_unit_test(test_heapdump_by_parse),
