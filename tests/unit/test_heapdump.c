@@ -516,7 +516,7 @@ test_heapdump_skip_nested_agrees(void **state)
 		for (size_t i = 1; i < n; i++) {
 			seed = seed * 1103515245u + 12345u;
 			/* mostly a references array, sometimes noise */
-			v[i] = (seed >> 20) % 8 ? "\"0x7f1a\", "[i % 12] :
+			v[i] = (seed >> 20) % 8 ? "\"0x7f1a\", "[i % 10] :
 			       alpha[(seed >> 8) % (sizeof(alpha) - 1)];
 		}
 		end = v + n;
