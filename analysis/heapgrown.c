@@ -21,8 +21,10 @@
  *
  * Identity: the same address, and the same tag.  With allocation info
  * the generation tells a new object in a reused slot from the old one
- * (it was born later); without it only type and class can, and a slot
- * reused by an object of the same type and class looks the same.
+ * (born after OLD: a generation above OLD's highest, or OLD's highest at
+ * an address that was free in OLD, since no slot is freed within a
+ * generation); without it only type and class can, and a slot reused by
+ * an object of the same type and class looks the same.
  */
 #include "analysis/analysis.h"
 
@@ -411,6 +413,9 @@ ana__hg_line(struct hg_acc *g, struct hd_strs *str, const struct hd_rec *r,
 		return 0;	/* not in OLD, or not followed */
 	if (g->role == HG_KEEP)
 		return seg_add(&g->seg, r->addr, ms, tag);
+	/* born after OLD: a new object in a reused slot, whatever the tag */
+	if ((r->have & HD_GEN) && r->gen > g->old->st.max_gen)
+		return 0;
 	if (!old_find(g, r->addr, tag, &seg, &at))
 		return 0;
 	s = &g->old->hg_seg[seg];
