@@ -15,9 +15,11 @@ abort "usage: grower.rb DIR [COUNT [notrace]]" unless dir && [nil, "notrace"].in
 # bookkeeping, made before tracing starts and sized up front: it must not
 # be taken for the objects under test
 $rec = {}
-$files = %w[old new later].to_h { |n| [n, File.open(File.join(dir, "#{n}.json"), "w")] }
+$files = Hash[%w[old new later].map { |n| [n, File.open(File.join(dir, "#{n}.json"), "w")] }]
 $files.each_value { |io| io.sync = true; io.write("") }
-def address(o) = JSON.parse(ObjectSpace.dump(o))["address"]
+def address(o)
+  JSON.parse(ObjectSpace.dump(o))["address"]
+end
 
 def record(objs)
   objs.each do |name, o|
