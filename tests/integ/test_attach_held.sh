@@ -35,6 +35,12 @@ held() {
 			fail "$s: $type $before -> $after B, want +$((want * 10000))"
 		grep -q "mostly $type ([0-9.]* [KM]iB -> [0-9.]* [KM]iB)" <<<"$OUT" ||
 			fail "$s: summary names no $type with its bytes: $OUT"
+		# the one object that grows, by its class, bytes before and after
+		got=$(json_get "$OUT" 'g = j["verdict"]["ruby_grower"]; "#{g["class"]} #{g["after"] - g["before"]}"')
+		[ "${got% *}" = "$type" ] || fail "$s: the grower is '$got', want $type"
+		[ "${got#* }" -ge "$((want * 5000))" ] || fail "$s: the $type grew ${got#* } B, want +$((want * 10000))"
+		grep -q "; one $type grew [0-9.]* [KM]iB -> [0-9.]* [KM]iB" <<<"$OUT" ||
+			fail "$s: summary names no single $type: $OUT"
 		rb=$(json_get "$OUT" 'j["verdict"]["ruby_bytes_per_call"]["slope"]')
 		awk -v s="$rb" -v w="$want" 'BEGIN { exit !(s >= w / 2 && s <= 3 * w) }' ||
 			fail "$s: Ruby-held $rb B per call, want about $want"
@@ -43,6 +49,13 @@ held() {
 }
 
 held '($lp_a ||= []) << 1' Array 8
+# With --retained (allocations traced from the start of the run), the
+# site of an object born in the run is named: here, the snippet.
+start_target leaks.rb
+expect_exit 0 "$LP" attach "$TARGET_PID" --json --retained --eval '($lp_r ||= []) << 1' --times 10000
+site=$(json_get "$OUT" 'j["verdict"]["ruby_grower"]["site"]')
+[ "$site" = "(leakprobe snippet 0):1" ] || fail "--retained: grower site '$site': $OUT"
+kill -9 "$TARGET_PID"
 held '($lp_h ||= {})[rand] = 1' Hash 24
 held '($lp_s ||= +"") << "x" * 32' String 32
 
