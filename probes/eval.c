@@ -1296,6 +1296,17 @@ jint(json_t *o, const char *k)
 	return -1;
 }
 
+/* Copy a name from the target for a one-line summary: control
+ * characters become '?'. */
+static void
+copy_name(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	for (; *dst; dst++)
+		if ((unsigned char)*dst < 0x20 || *dst == 0x7f)
+			*dst = '?';
+}
+
 /* "rb_grew": [id, before, after, class, site or null] */
 static void
 parse_grew(json_t *a, struct probe_gc *out)
@@ -1313,11 +1324,11 @@ parse_grew(json_t *a, struct probe_gc *out)
 	out->grew_before = (int64_t)json_integer_value(b);
 	out->grew_after = (int64_t)json_integer_value(e);
 	if (json_is_string(c))
-		snprintf(out->grew_class, sizeof(out->grew_class), "%s",
-			 json_string_value(c));
+		copy_name(out->grew_class, sizeof(out->grew_class),
+			  json_string_value(c));
 	if (json_is_string(site))
-		snprintf(out->grew_site, sizeof(out->grew_site), "%s",
-			 json_string_value(site));
+		copy_name(out->grew_site, sizeof(out->grew_site),
+			  json_string_value(site));
 }
 
 static void

@@ -55,6 +55,12 @@ start_target leaks.rb
 expect_exit 0 "$LP" attach "$TARGET_PID" --json --retained --eval '($lp_r ||= []) << 1' --times 10000
 site=$(json_get "$OUT" 'j["verdict"]["ruby_grower"]["site"]')
 [ "$site" = "(leakprobe snippet 0):1" ] || fail "--retained: grower site '$site': $OUT"
+# a site is the target's text: a control character in it is shown as '?',
+# and the verdict stays one line
+expect_exit 0 "$LP" attach "$TARGET_PID" --retained --times 10000 \
+	--eval '($lp_q ||= eval("[]", nil, "x\ny.rb", 1)) << 1'
+grep -q '^ruby-held growth: .*; one Array grew .* (allocated at x?y.rb:1)' <<<"$OUT" ||
+	fail "--retained: site with a newline: $OUT"
 kill -9 "$TARGET_PID"
 held '($lp_h ||= {})[rand] = 1' Hash 24
 held '($lp_s ||= +"") << "x" * 32' String 32
