@@ -365,6 +365,8 @@ struct ana_verdict {
 	double ruby_levels;		/* bytes/call: Ruby-held level after
 					 * the last measured batch less before
 					 * the first, over the measured calls */
+	struct ana_estimate ruby_rest;	/* ruby without the measured batch
+					 * that grew most */
 	bool rb_measured;		/* ruby from the objects' sizes (else
 					 * from live slots, 40 B each) */
 	int rb_type;			/* type holding most of ruby's

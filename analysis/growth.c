@@ -62,7 +62,9 @@
  * of calls, nothing clipped) is what the run really grew; when it
  * differs from the robust one significantly and in both halves of the
  * run, memory moves in recurring large steps and the verdict rests on
- * the plain mean.  A leak must also keep leaking in the second half.
+ * the plain mean.  A leak must also keep leaking in the second half,
+ * and Ruby-held growth must go on without the measured batch that grew
+ * most, by half its lower bound at least (see ruby_rest()).
  *
  * Verdict margins, stated in every summary:
  *  - native leak: memory lower bound > 0 and at least MIN_LEAK_PAGES
@@ -676,6 +678,43 @@ ruby_interval(struct ana_estimate *e, const struct group *C, size_t na,
 	e->hi = e->slope + t * se;
 }
 
+/*
+ * The Ruby-held slope without the measured batch that grew most: the
+ * other batches' deltas net of the controls' mean drift, over their
+ * calls (*calls).  A one-off step (a thread of the target that starts
+ * and gets its stack, a buffer resized once) sits in one batch; a leak
+ * grows in the others too.  Sizes are exact and the controls of a quiet
+ * target are flat: without this check, the step alone would be a leak
+ * with an interval of zero width.
+ */
+static double
+ruby_rest(const struct group *A, const struct group *C, double *calls)
+{
+	double sum = 0, drift = 0, top = -INFINITY;
+	size_t i, ti = 0;
+
+	*calls = 0;
+	for (i = 0; i < A->n; i++) {
+		double d = A->v[M_RUBY][i] * A->calls[i];
+
+		if (d > top) {
+			top = d;
+			ti = i;
+		}
+	}
+	for (i = 0; i < A->n; i++) {
+		if (i == ti)
+			continue;
+		sum += A->v[M_RUBY][i] * A->calls[i];
+		*calls += A->calls[i];
+	}
+	for (i = 0; i < C->n; i++)
+		drift += C->v[M_RUBY][i];
+	if (C->n)
+		sum -= drift / (double)C->n * (double)(A->n - 1);
+	return *calls > 0 ? sum / *calls : 0;
+}
+
 /* Plain-mean slope of A[a0, a1) net of the drift of C[c0, c1). */
 static double
 mean_slope(const struct group *A, size_t a0, size_t a1,
@@ -806,6 +845,29 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 	/* the levels must grow too, by half the lower bound at least */
 	ruby_leak = v->ruby.lo > 0 && v->ruby.lo >= F &&
 		    v->ruby_levels >= 0.5 * v->ruby.lo;
+	/*
+	 * One measured batch grew far more than the others (the rest grew
+	 * by less than half the lower bound): without it, is there a leak
+	 * still?  Then that is the leak; else the step was a one-off.
+	 */
+	if (ruby_leak && v->ruby_rest.slope < 0.5 * v->ruby.lo) {
+		if (v->ruby_rest.lo > 0 && v->ruby_rest.lo >= F) {
+			v->ruby = v->ruby_rest;
+			/* the type that grew most is the step's */
+			v->rb_type = -1;
+		} else {
+			v->kind = ANA_INCONCLUSIVE;
+			v->more_calls_needed = more_calls(2 * N, N, per_batch,
+							  &capped);
+			say_mem(sum, len, "inconclusive: Ruby-held ",
+				&v->ruby);
+			say_mem(sum, len, " but without the one batch that "
+				"grew most ", &v->ruby_rest);
+			sappend(sum, len, " over %s calls (a one-off step?)",
+				calls);
+			goto more;
+		}
+	}
 	if (ruby_leak && v->ruby_late.slope <= 0) {
 		/* grew, then stopped: a cache filling, not a leak */
 		v->kind = ANA_INCONCLUSIVE;
@@ -1283,6 +1345,12 @@ ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
 	}
 	if (C.n >= 2)
 		ruby_interval(&out->ruby, &C, A.n, N);
+	/* its half width grows as 1 / calls: a little wider than needed */
+	out->ruby_rest.slope = ruby_rest(&A, &C, &q);
+	out->ruby_rest.n = A.n - 1;
+	q = q > 0 ? (out->ruby.slope - out->ruby.lo) * N / q : INFINITY;
+	out->ruby_rest.lo = out->ruby_rest.slope - q;
+	out->ruby_rest.hi = out->ruby_rest.slope + q;
 	half_slopes(&A, &C, half);
 	decide(out, C.n, per, half, &diff);
 out:
