@@ -313,6 +313,12 @@ struct ana_batch {
 				 * measured */
 	int64_t rb_types[ANA_RB_NTYPES];	/* of it, per type (see
 						 * ana_rb_type_name) */
+	/* the big String/Array/Hash that grew most in this batch: object
+	 * id (0: none), bytes in use before and after, class, allocation
+	 * site ("" when unknown) */
+	int64_t grew_id, grew_before, grew_after;
+	char grew_class[64];
+	char grew_site[160];
 	double seconds;		/* duration of the batch */
 };
 
@@ -359,6 +365,8 @@ struct ana_verdict {
 	double ruby_levels;		/* bytes/call: Ruby-held level after
 					 * the last measured batch less before
 					 * the first, over the measured calls */
+	struct ana_estimate ruby_rest;	/* ruby without the measured batch
+					 * that grew most */
 	bool rb_measured;		/* ruby from the objects' sizes (else
 					 * from live slots, 40 B each) */
 	int rb_type;			/* type holding most of ruby's
@@ -366,6 +374,16 @@ struct ana_verdict {
 	double rb_type_bpc;		/* its growth, bytes/call */
 	int64_t rb_type_before, rb_type_after;	/* its bytes around the
 						 * measured batches */
+	int rb_rest_type;		/* the same without the measured batch
+					 * whose Ruby-held bytes grew most */
+	double rb_rest_bpc;
+	int64_t rb_rest_before, rb_rest_after;
+	/* the one object that grew most over the measured batches (the
+	 * measured batches' biggest growers, net of none): grower_id 0 when
+	 * none did */
+	int64_t grower_id, grower_before, grower_after;
+	char grower_class[64];
+	char grower_site[160];
 	double leak_floor;		/* bytes/call: a leak of any kind
 					 * needs its lower bound >= it */
 	size_t controls;		/* control batches used (0: none) */
@@ -376,7 +394,7 @@ struct ana_verdict {
 	double slot_margin;		/* slots/call: a lower bound above it
 					 * is a ruby-object leak */
 	uint64_t more_calls_needed;	/* for inconclusive; 0 otherwise */
-	char summary[256];		/* one-line human verdict */
+	char summary[384];		/* one-line human verdict */
 };
 
 /* Verdict thresholds (see growth.c for the reasoning). */
