@@ -313,6 +313,12 @@ struct ana_batch {
 				 * measured */
 	int64_t rb_types[ANA_RB_NTYPES];	/* of it, per type (see
 						 * ana_rb_type_name) */
+	/* the big String/Array/Hash that grew most in this batch: object
+	 * id (0: none), bytes in use before and after, class, allocation
+	 * site ("" when unknown) */
+	int64_t grew_id, grew_before, grew_after;
+	char grew_class[64];
+	char grew_site[160];
 	double seconds;		/* duration of the batch */
 };
 
@@ -366,6 +372,12 @@ struct ana_verdict {
 	double rb_type_bpc;		/* its growth, bytes/call */
 	int64_t rb_type_before, rb_type_after;	/* its bytes around the
 						 * measured batches */
+	/* the one object that grew most over the measured batches (the
+	 * measured batches' biggest growers, net of none): grower_id 0 when
+	 * none did */
+	int64_t grower_id, grower_before, grower_after;
+	char grower_class[64];
+	char grower_site[160];
 	double leak_floor;		/* bytes/call: a leak of any kind
 					 * needs its lower bound >= it */
 	size_t controls;		/* control batches used (0: none) */
@@ -376,7 +388,7 @@ struct ana_verdict {
 	double slot_margin;		/* slots/call: a lower bound above it
 					 * is a ruby-object leak */
 	uint64_t more_calls_needed;	/* for inconclusive; 0 otherwise */
-	char summary[256];		/* one-line human verdict */
+	char summary[384];		/* one-line human verdict */
 };
 
 /* Verdict thresholds (see growth.c for the reasoning). */

@@ -735,6 +735,27 @@ say_type(char *buf, size_t len, const struct ana_verdict *v)
 }
 
 /*
+ * "; one Array grew 243.5 KiB -> 321.6 KiB (allocated at app.rb:12)",
+ * when one object holds at least half of the Ruby-held growth.
+ */
+static void
+say_grower(char *buf, size_t len, const struct ana_verdict *v)
+{
+	char a[32], b[32];
+	double g = (double)(v->grower_after - v->grower_before);
+
+	if (!v->grower_id || g < 0.5 * v->ruby.slope *
+	    (double)v->measured_calls)
+		return;
+	lp_human_bytes((double)v->grower_before, 0, a, sizeof(a));
+	lp_human_bytes((double)v->grower_after, 0, b, sizeof(b));
+	sappend(buf, len, "; one %s grew %s -> %s", v->grower_class[0] ?
+		v->grower_class : "object", a, b);
+	if (v->grower_site[0])
+		sappend(buf, len, " (allocated at %s)", v->grower_site);
+}
+
+/*
  * Fill kind, leak, more_calls_needed and summary from the estimates in
  * v.  nctl: control batches used; per_batch: calls per measured batch;
  * half[0], half[1]: plain-mean native slopes of the first and the second
@@ -810,6 +831,8 @@ decide(struct ana_verdict *v, size_t nctl, double per_batch,
 				"(live objects flat)");
 		}
 		say_type(sum, len, v);
+		if (v->kind == ANA_RUBY_GROWTH)
+			say_grower(sum, len, v);
 		if (!v->rb_measured)
 			sappend(sum, len, " (%.0f B per new object: sizes "
 				"not measured)", SLOT_BYTES);
@@ -992,6 +1015,58 @@ rb_what_grows(struct ana_verdict *v, const struct ana_batch *b, size_t n,
 }
 
 /*
+ * The object that grew most over the measured batches: each batch names
+ * the big buffer that grew most in it (ana_batch.grew_*); per object,
+ * its growth is summed over the measured batches that name it, and the
+ * largest sum wins, with its bytes at the first of them and after the
+ * last.  Control batches are left out: what grows there is the target's
+ * own.
+ */
+static void
+rb_grower(struct ana_verdict *v, const struct ana_batch *b, size_t n)
+{
+	double best = 0;
+
+	v->grower_id = 0;
+	for (size_t i = 1; i < n; i++) {
+		double sum = 0;
+		size_t first = 0, last = 0;
+		bool seen = false;
+
+		if (b[i].warmup || b[i].control || !b[i].calls ||
+		    !b[i].grew_id)
+			continue;
+		for (size_t j = 1; j < i; j++)	/* counted already */
+			if (!b[j].warmup && !b[j].control && b[j].calls &&
+			    b[j].grew_id == b[i].grew_id)
+				seen = true;
+		if (seen)
+			continue;
+		for (size_t j = i; j < n; j++) {
+			if (b[j].warmup || b[j].control || !b[j].calls ||
+			    b[j].grew_id != b[i].grew_id)
+				continue;
+			if (!first)
+				first = j;
+			last = j;
+			sum += (double)(b[j].grew_after - b[j].grew_before);
+		}
+		if (sum > best) {
+			best = sum;
+			v->grower_id = b[i].grew_id;
+			v->grower_before = b[first].grew_before;
+			v->grower_after = b[last].grew_after;
+			memcpy(v->grower_class, b[first].grew_class,
+			       sizeof(v->grower_class));
+			v->grower_class[sizeof(v->grower_class) - 1] = '\0';
+			memcpy(v->grower_site, b[first].grew_site,
+			       sizeof(v->grower_site));
+			v->grower_site[sizeof(v->grower_site) - 1] = '\0';
+		}
+	}
+}
+
+/*
  * Ruby-held bytes per call from the levels alone: after the last
  * measured batch less before the first, over the measured calls.  A
  * level that alternates between measured and control batches (an
@@ -1128,6 +1203,7 @@ ana_verdict_compute_floor(const struct ana_batch *b, size_t n,
 	if (C.n)
 		out->total_growth -= ctl_mem / (double)C.n * (double)A.n;
 	rb_what_grows(out, b, n, rbt, A.n, C.n);
+	rb_grower(out, b, n);
 	out->ruby_levels = ruby_by_levels(b, n, out->rb_measured, N);
 
 	/* Batch size for "more calls": the measured one, else any. */

@@ -1,8 +1,8 @@
 # bench/verdicts: how often `attach` cries wolf, and how often it finds a
-# real leak, on a quiet target (main thread asleep) and a noisy one (threads
-# allocating and freeing Ruby objects and malloc'd memory all the
-# time: two workers, ~20,000 short-lived objects a second), 10,000 calls per
-# run.
+# real leak, on a quiet target (main thread asleep: tests/integ/targets/
+# leaks.rb) and a noisy one (threads allocating and freeing Ruby objects
+# and malloc'd memory all the time: noisy_worker.rb, two workers, ~20,000
+# short-lived objects a second), 10,000 calls per run.
 #  - Snippets that do not leak (strings, hashes, JSON round trips, `require`
 #    of a loaded feature, a cache that fills during warm-up and stops), in
 #    turn, VERDICT_RUNS runs per target (default 200): how many would exit
@@ -26,34 +26,21 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/lp-verdicts.XXXXXX") || exit 1
 pids=""
 trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
-cat >"$tmp/target.rb" <<'EOF'
-require "json"
-require "fiddle"
-if ARGV[1] == "noisy"
-  # two background workers: ~20,000 short-lived objects and 400 malloc'd
-  # buffers a second
-  2.times do |k|
-    Thread.new do
-      loop do
-        a = Array.new(50) { |i| "w#{k}-#{i}" * 3 }
-        h = {}
-        a.each_with_index { |s, i| h[i] = s }
-        Fiddle.free(Fiddle.malloc(2048 + 512 * k))
-        sleep 0.005
-      end
-    end
-  end
-end
-File.write(ARGV[0], Process.pid.to_s)
-sleep
-EOF
+# The targets of the integration tests, with json loaded for the
+# snippets: leaks.rb (quiet) and noisy_worker.rb (noisy).
+TARGETS=$(cd "$(dirname "$0")/../tests/integ/targets" && pwd)
 
-start() {	# start quiet|noisy: sets TPID
-	rm -f "$tmp/pid"
-	"$RUBY" "$tmp/target.rb" "$tmp/pid" "$1" &
+start() {	# start quiet|noisy: sets TPID once the target says "ready"
+	local script=leaks.rb line=""
+	[ "$1" = noisy ] && script=noisy_worker.rb
+	rm -f "$tmp/ready"
+	mkfifo "$tmp/ready" || exit 1
+	LP_READY_FD=3 "$RUBY" -rjson "$TARGETS/$script" 3>"$tmp/ready" \
+		>/dev/null 2>"$tmp/target.err" &
 	TPID=$!
 	pids="$pids $TPID"
-	for _ in $(seq 100); do [ -s "$tmp/pid" ] && break; sleep 0.05; done
+	read -r line <"$tmp/ready"
+	[ "$line" = ready ] || { echo "target $script did not start: $(cat "$tmp/target.err")" >&2; exit 1; }
 }
 
 # One run: prints "KIND NATIVE_LO RUBY_LO" (or "error RC").

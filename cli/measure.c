@@ -410,6 +410,13 @@ cli_verdict_json(const struct ana_verdict *v)
 			ana_rb_type_name(v->rb_type), "bytes_per_call",
 			v->rb_type_bpc, "before", (json_int_t)v->rb_type_before,
 			"after", (json_int_t)v->rb_type_after));
+	if (v->grower_id)
+		json_object_set_new(j, "ruby_grower", json_pack(
+			"{s:s,s:I,s:I,s:I,s:s?}", "class", v->grower_class,
+			"object_id", (json_int_t)v->grower_id,
+			"before", (json_int_t)v->grower_before,
+			"after", (json_int_t)v->grower_after,
+			"site", v->grower_site[0] ? v->grower_site : NULL));
 	base = cli_verdict_json_base(v);
 	json_object_update(j, base);
 	json_decref(base);

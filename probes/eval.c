@@ -1296,6 +1296,41 @@ jint(json_t *o, const char *k)
 	return -1;
 }
 
+/* Copy a name from the target for a one-line summary: control
+ * characters become '?'. */
+static void
+copy_name(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src);
+	for (; *dst; dst++)
+		if ((unsigned char)*dst < 0x20 || *dst == 0x7f)
+			*dst = '?';
+}
+
+/* "rb_grew": [id, before, after, class, site or null] */
+static void
+parse_grew(json_t *a, struct probe_gc *out)
+{
+	json_t *id = json_array_get(a, 0), *b = json_array_get(a, 1);
+	json_t *e = json_array_get(a, 2), *c = json_array_get(a, 3);
+	json_t *site = json_array_get(a, 4);
+
+	out->grew_id = 0;
+	out->grew_class[0] = out->grew_site[0] = '\0';
+	if (!json_is_integer(id) || !json_is_integer(b) ||
+	    !json_is_integer(e))
+		return;
+	out->grew_id = (int64_t)json_integer_value(id);
+	out->grew_before = (int64_t)json_integer_value(b);
+	out->grew_after = (int64_t)json_integer_value(e);
+	if (json_is_string(c))
+		copy_name(out->grew_class, sizeof(out->grew_class),
+			  json_string_value(c));
+	if (json_is_string(site))
+		copy_name(out->grew_site, sizeof(out->grew_site),
+			  json_string_value(site));
+}
+
 static void
 parse_gc(json_t *g, struct probe_gc *out)
 {
@@ -1314,6 +1349,7 @@ parse_gc(json_t *g, struct probe_gc *out)
 		out->rb_types[i] = json_is_integer(v) ?
 				   (int64_t)json_integer_value(v) : -1;
 	}
+	parse_grew(json_object_get(g, "rb_grew"), out);
 }
 
 static void

@@ -45,6 +45,11 @@ fill_gc(struct ana_batch *b, const struct probe_gc *g)
 	b->rb_bytes = g->rb_bytes;
 	for (int i = 0; i < ANA_RB_NTYPES && i < PROBE_RB_NTYPES; i++)
 		b->rb_types[i] = g->rb_types[i];
+	b->grew_id = g->grew_id;
+	b->grew_before = g->grew_before;
+	b->grew_after = g->grew_after;
+	memcpy(b->grew_class, g->grew_class, sizeof(b->grew_class));
+	memcpy(b->grew_site, g->grew_site, sizeof(b->grew_site));
 }
 
 static uint64_t

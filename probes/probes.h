@@ -236,6 +236,12 @@ struct probe_gc {
 				 * after a GC; -1: not measured */
 	int64_t rb_types[PROBE_RB_NTYPES];	/* its STRING, ARRAY, HASH,
 						 * OBJECT, DATA, STRUCT */
+	/* the big String/Array/Hash buffer that grew most since the last
+	 * walk: object id (0: none), bytes in use before and after, class
+	 * name, allocation site ("" unless allocations are traced) */
+	int64_t grew_id, grew_before, grew_after;
+	char grew_class[64];
+	char grew_site[160];
 };
 
 struct probe_result {

@@ -900,6 +900,66 @@ test_verdict_ruby_growth(void **state)
 }
 
 /*
+ * The one object that grows is named: each batch names the buffer that
+ * grew most in it; measured batches count, controls (the target's own
+ * growth, here a bigger one) do not, and a one-off grower loses to the
+ * object that grows in every measured batch.
+ */
+static void
+test_verdict_ruby_grower(void **state)
+{
+	struct scenario sc = base(202);
+	struct ana_verdict v;
+	struct ana_batch *b;
+	size_t n, i, first = 0, last = 0;
+	int64_t used = 100000;
+
+	(void)state;
+	sc.rb_grow = 8.4;
+	n = generate(&sc, &b);
+	for (i = 1; i < n; i++) {
+		if (b[i].warmup)
+			continue;
+		if (b[i].control) {
+			b[i].grew_id = 9;
+			b[i].grew_before = 1 << 20;
+			b[i].grew_after = (1 << 20) + 50000;
+			strcpy(b[i].grew_class, "Noise");
+			continue;
+		}
+		if (!first) {	/* a one-off */
+			first = i;
+			b[i].grew_id = 11;
+			b[i].grew_before = 5000;
+			b[i].grew_after = 9000;
+			strcpy(b[i].grew_class, "Once");
+			used += 8400;
+			continue;
+		}
+		last = i;
+		b[i].grew_id = 7;
+		b[i].grew_before = used;
+		used += 8400;
+		b[i].grew_after = used;
+		strcpy(b[i].grew_class, "MyList");
+		strcpy(b[i].grew_site, "app.rb:12");
+	}
+	assert_true(first && last);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_kind(&v, ANA_RUBY_GROWTH);
+	assert_int_equal(v.grower_id, 7);
+	assert_int_equal(v.grower_before, 108400);
+	assert_int_equal(v.grower_after, used);
+	assert_string_equal(v.grower_class, "MyList");
+	assert_string_equal(v.grower_site, "app.rb:12");
+	assert_non_null(strstr(v.summary, "; one MyList grew 105.9 KiB -> "));
+	assert_non_null(strstr(v.summary, "(allocated at app.rb:12)"));
+	assert_no_trailing_period(&v);
+	free(b);
+}
+
+/*
  * One object per hundred calls (0.6 B per call) clears the live-slot
  * margin but not the bytes floor: no leak of any kind, with the default
  * floor or --fail-on-growth 32.  A Ruby-held 20 B per call is a leak by
@@ -975,6 +1035,7 @@ main(void)
 		cmocka_unit_test(test_verdict_native_leak_in_noisy_target),
 		cmocka_unit_test(test_verdict_ruby_leak),
 		cmocka_unit_test(test_verdict_ruby_growth),
+		cmocka_unit_test(test_verdict_ruby_grower),
 		cmocka_unit_test(test_verdict_bytes_floor),
 		cmocka_unit_test(test_verdict_native_needs_memory),
 		cmocka_unit_test(test_verdict_ruby_leak_memory_flat),
