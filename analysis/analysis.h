@@ -365,6 +365,8 @@ struct ana_verdict {
 	double ruby_levels;		/* bytes/call: Ruby-held level after
 					 * the last measured batch less before
 					 * the first, over the measured calls */
+	struct ana_estimate ruby_rest;	/* ruby without the measured batch
+					 * that grew most */
 	bool rb_measured;		/* ruby from the objects' sizes (else
 					 * from live slots, 40 B each) */
 	int rb_type;			/* type holding most of ruby's
@@ -372,6 +374,10 @@ struct ana_verdict {
 	double rb_type_bpc;		/* its growth, bytes/call */
 	int64_t rb_type_before, rb_type_after;	/* its bytes around the
 						 * measured batches */
+	int rb_rest_type;		/* the same without the measured batch
+					 * whose Ruby-held bytes grew most */
+	double rb_rest_bpc;
+	int64_t rb_rest_before, rb_rest_after;
 	/* the one object that grew most over the measured batches (the
 	 * measured batches' biggest growers, net of none): grower_id 0 when
 	 * none did */

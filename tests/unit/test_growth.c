@@ -1009,7 +1009,8 @@ test_verdict_bytes_floor(void **state)
 /*
  * Ruby-held bytes fall after measured batches (other threads held fewer
  * objects then) while memory stays flat: native = memory - Ruby-held
- * comes out at +30 B per call, but memory did not grow: no native leak.
+ * would come out at +30 B per call, but Ruby-held did not grow, so
+ * native is memory itself: flat, no native leak.
  */
 static void
 test_verdict_native_needs_memory(void **state)
@@ -1021,8 +1022,170 @@ test_verdict_native_needs_memory(void **state)
 	sc.rb_grow = -30;
 	sc.rb_not_in_rss = true;
 	assert_int_equal(run(&sc, &v), 0);
-	assert_true(v.native.lo > 4);		/* the arithmetic says so */
+	assert_true(v.ruby.hi < 0);
+	assert_true(fabs(v.native.slope - v.mem.slope) < 0.5);
+	assert_true(v.native.lo < 4);
 	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+}
+
+/*
+ * A series captured from `attach --json` on an idle target (snippet
+ * `($lp_cache ||= {})[rand(64)] ||= "v" * 200`, warm, 10,000 calls):
+ * everything flat but one measured batch, in which Ruby-held bytes step
+ * up by 1 MiB (a T_DATA object, 8 new slots) and memory does not move.
+ * The controls are flat, so the step alone made a Ruby-held interval of
+ * zero width at 105 B per call: "ruby-held growth", exit 1 under
+ * --fail-on-growth 32.  One batch is no leak.
+ */
+enum { W, M, C };
+static const struct {
+	int kind;
+	uint64_t calls, heap, arena, anon;
+	int64_t slots, rb;
+} one_step[] = {
+	{ W, 0, 3084288, 4227072, 6463488, 22656, -1 },
+	{ W, 1000, 3084288, 4227072, 6463488, 21302, 4102566 },
+	{ W, 1000, 3084288, 4227072, 6463488, 21313, 4103094 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21313, 4103094 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21314, 4103134 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ M, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+	{ C, 1000, 3084288, 4227072, 6463488, 21322, 5152030 },
+};
+
+static size_t
+load_one_step(struct ana_batch *b, double rb_per_call)
+{
+	size_t n = sizeof(one_step) / sizeof(one_step[0]), i;
+	double grown = 0;
+
+	memset(b, 0, n * sizeof(*b));
+	for (i = 0; i < n; i++) {
+		b[i].warmup = one_step[i].kind == W;
+		b[i].control = one_step[i].kind == C;
+		b[i].calls = one_step[i].calls;
+		/* a Ruby-held leak on top, rss growing with it */
+		if (one_step[i].kind == M)
+			grown += rb_per_call * (double)one_step[i].calls;
+		b[i].heap_rss = one_step[i].heap +
+				page_up(grown) * (rb_per_call > 0);
+		b[i].arena_rss = one_step[i].arena;
+		b[i].anon_rss = one_step[i].anon;
+		b[i].rss = b[i].heap_rss + b[i].arena_rss + b[i].anon_rss;
+		b[i].live_slots = one_step[i].slots;
+		b[i].rb_bytes = one_step[i].rb < 0 ? -1 :
+				one_step[i].rb + llround(grown);
+	}
+	return n;
+}
+
+static void
+test_verdict_ruby_one_step(void **state)
+{
+	struct ana_batch b[sizeof(one_step) / sizeof(one_step[0])];
+	struct ana_verdict v;
+	size_t n = load_one_step(b, 0);
+
+	(void)state;
+	assert_int_equal(ana_verdict_compute_floor(b, n, 32, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_true(v.ruby.lo > 100);		/* the step, as it was */
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+	assert_true(v.ruby_rest.hi < 1);
+	assert_non_null(strstr(v.summary, "one-off"));
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	assert_false(ANA_VERDICT_IS_LEAK(v.kind));
+
+	/* a real 32 B per call on top: still found, at 32, not 137 */
+	n = load_one_step(b, 32);
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_kind(&v, ANA_RUBY_GROWTH);
+	assert_true(fabs(v.leak.slope - 32) < 1);
+	assert_true(v.leak.lo <= 32 && v.leak.hi >= 32);
+}
+
+/*
+ * A series captured from `attach --json` on a noisy target (two threads
+ * allocating and freeing Ruby objects all the time) with a native leak
+ * of 32 B per call (Fiddle.malloc(24), 10,000 calls): memory grows 32 KiB
+ * in every measured batch and never in a control.  Ruby-held moves by
+ * +-9,400 B (the workers' 144 objects in flight at the read), more often
+ * up after measured batches than after controls, in slots of pages that
+ * exist: memory does not move with it.  Native = memory - Ruby-held
+ * carried that noise: "inconclusive, native +19 B per call (4.0 to 34)".
+ * Ruby-held did not grow (its levels are flat), so native is memory.
+ */
+static const struct {
+	int kind;
+	uint64_t calls, heap, arena, anon;
+	int64_t slots, rb;
+} noisy_native[] = {
+	{ W, 0, 3084288, 7036928, 5734400, 20823, -1 },
+	{ W, 1000, 3084288, 7069696, 5734400, 19041, 7123555 },
+	{ W, 1000, 3084288, 7098368, 5734400, 18908, 7114683 },
+	{ M, 1000, 3084288, 7131136, 5734400, 18908, 7124083 },
+	{ C, 1000, 3084288, 7131136, 5734400, 19053, 7124123 },
+	{ M, 1000, 3084288, 7163904, 5734400, 18909, 7114723 },
+	{ C, 1000, 3084288, 7163904, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7196672, 5734400, 19053, 7124123 },
+	{ C, 1000, 3084288, 7196672, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7229440, 5734400, 18909, 7114723 },
+	{ C, 1000, 3084288, 7229440, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7258112, 5734400, 18909, 7114723 },
+	{ C, 1000, 3084288, 7258112, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7290880, 5734400, 18909, 7114723 },
+	{ C, 1000, 3084288, 7290880, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7323648, 5734400, 19197, 7133523 },
+	{ C, 1000, 3084288, 7323648, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7356416, 5734400, 19197, 7133523 },
+	{ C, 1000, 3084288, 7356416, 5734400, 19053, 7124123 },
+	{ M, 1000, 3084288, 7389184, 5734400, 19053, 7124123 },
+	{ C, 1000, 3084288, 7389184, 5734400, 18909, 7114723 },
+	{ M, 1000, 3084288, 7417856, 5734400, 19197, 7133523 },
+	{ C, 1000, 3084288, 7417856, 5734400, 18909, 7114723 },
+};
+
+static void
+test_verdict_native_noisy_ruby(void **state)
+{
+	size_t n = sizeof(noisy_native) / sizeof(noisy_native[0]), i;
+	struct ana_batch b[sizeof(noisy_native) / sizeof(noisy_native[0])];
+	struct ana_verdict v;
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	for (i = 0; i < n; i++) {
+		b[i].warmup = noisy_native[i].kind == W;
+		b[i].control = noisy_native[i].kind == C;
+		b[i].calls = noisy_native[i].calls;
+		b[i].heap_rss = noisy_native[i].heap;
+		b[i].arena_rss = noisy_native[i].arena;
+		b[i].anon_rss = noisy_native[i].anon;
+		b[i].rss = b[i].heap_rss + b[i].arena_rss + b[i].anon_rss;
+		b[i].live_slots = noisy_native[i].slots;
+		b[i].rb_bytes = noisy_native[i].rb;
+	}
+	assert_int_equal(ana_verdict_compute(b, n, &v), 0);
+	print_message("    %s\n", v.summary);
+	assert_kind(&v, ANA_NATIVE_LEAK);
+	assert_slope(&v.native, 32);
+	assert_true(v.native.lo > 16);
 }
 
 int
@@ -1038,6 +1201,8 @@ main(void)
 		cmocka_unit_test(test_verdict_ruby_grower),
 		cmocka_unit_test(test_verdict_bytes_floor),
 		cmocka_unit_test(test_verdict_native_needs_memory),
+		cmocka_unit_test(test_verdict_ruby_one_step),
+		cmocka_unit_test(test_verdict_native_noisy_ruby),
 		cmocka_unit_test(test_verdict_ruby_leak_memory_flat),
 		cmocka_unit_test(test_verdict_no_leak_quiet),
 		cmocka_unit_test(test_verdict_no_leak_noisy_target),
