@@ -89,10 +89,10 @@ struct probe_session {
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
+	uint64_t back_ns;	/* first stop .. thread seen back, 0: unseen */
+	unsigned nstops;	/* stops of the start (wake ones included) */
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	long syscall_nr;	/* which one, or -1 */
-	uint64_t wake_stop_ns, wake_held_ns;	/* stops before the
-				 * registration's: inspecting and waking */
 	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
 				 * the job (or the last no-op job) was marked */
 	bool woke_marked;	/* the registration woke the main thread in
@@ -661,17 +661,16 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 	if (only_marking && probe__main_is_current(s->t, &s->ruby) == 1) {
 		lp_debug("pre-wake: the main thread is current already");
 		inj_detach(s->t, NULL);
-		s->wake_stop_ns += inj_last_stop_ns(s->t);
-		s->wake_held_ns += inj_last_held_ns(s->t);
 		return 2;
 	}
+	/* asking for the main thread may have been a call (detached) */
+	if (!inj_attached(s->t) && stop_safely(s, NULL) < 0)
+		return 0;
 	woke = wake_in_stop(s, &w);
 	if (woke && main_sched(pid, &buf, &cap, &st, vcs) < 0)
 		*vcs = -1;
 	free(buf);
 	inj_detach(s->t, NULL);
-	s->wake_stop_ns += inj_last_stop_ns(s->t);
-	s->wake_held_ns += inj_last_held_ns(s->t);
 	return woke;
 }
 
@@ -717,8 +716,6 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		    inj_stopped_syscall(s->t) == SYS_restart_syscall)
 			probe__wait_inspect(s->t, &s->ruby, &w2);
 		inj_detach(s->t, NULL);
-		s->wake_stop_ns += inj_last_stop_ns(s->t);
-		s->wake_held_ns += inj_last_held_ns(s->t);
 		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
 		    (i && w2.uaddr != w.uaddr) || probe__other_thread_runs(pid))
 			goto out;
@@ -876,7 +873,8 @@ kick(struct probe_session *s)
 		     NULL) < 0)
 		s->marked = now;
 	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
-	if (rc == 0) {
+	/* the call ran detached: a new stop to wake a sleep in place */
+	if (rc == 0 && s->cond_wait && stop_safely(s, NULL) == 0) {
 		struct probe_wait w;
 
 		wake_in_stop(s, &w);
@@ -897,7 +895,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
 	char boot[1024];
-	uint64_t ret = 0, args[3], t0, at = 0;
+	uint64_t ret = 0, args[3], t0, at = 0, stops0, held0, dirty0;
+	unsigned nstops0;
 	bool maybe = false;
 	int rc;
 
@@ -909,6 +908,11 @@ register_job(struct probe_session *s, struct lp_err *err)
 	rc = inj_prepare(t, err);
 	if (rc < 0)
 		return rc;
+	/* every stop from here on counts, wake inspections included */
+	stops0 = inj_stop_total_ns(t);
+	held0 = inj_held_total_ns(t);
+	dirty0 = inj_last_dirty_ns(t);
+	nstops0 = inj_stops(t);
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0 && !s->page_fresh;
 	if (!s->ruby.wake_chld && (probe__main_syscall(probe_session_pid(s)) ==
@@ -958,8 +962,9 @@ register_job(struct probe_session *s, struct lp_err *err)
 		if (rc < 0)
 			goto out;
 	}
+	/* Each step ran detached: every further one needs a new stop. */
 	inj_use_page(t, s->page, TRAMP_OFF);
-	if (s->page_spare &&
+	if (s->page_spare && stop_safely(s, NULL) == 0 &&
 	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
 		s->page_spare = 0;
 		record_page(s, s->page);
@@ -975,6 +980,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * the page: it must never be unmapped then, only defused. */
 	maybe = true;
 	if (s->ruby.preregister) {
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.preregister, args, 3, &ret, 1000, err);
 		if (rc < 0)
 			goto out;
@@ -985,10 +992,14 @@ register_job(struct probe_session *s, struct lp_err *err)
 			goto out;
 		}
 		args[0] = (uint32_t)ret;
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.trigger, args, 1, &ret, 1000, err);
 		if (rc < 0)
 			goto out;
 	} else {
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.register_one, args, 3, &ret, 1000,
 			      err);
 		if (rc < 0)
@@ -1014,7 +1025,9 @@ register_job(struct probe_session *s, struct lp_err *err)
 	/* Registered: a sleep no signal ends is woken now, in this stop.
 	 * Each wake returns a Mutex#sleep early on Ruby 2.4-2.5: when the
 	 * job is marked on the main thread, no other is needed soon. */
-	{
+	if (!s->ruby.wake_chld && (s->syscall_nr == SYS_futex ||
+				   s->syscall_nr == SYS_restart_syscall) &&
+	    stop_safely(s, NULL) == 0) {
 		struct probe_wait w;
 
 		s->woke_marked = wake_in_stop(s, &w) && s->ruby.cur_global &&
@@ -1025,7 +1038,8 @@ out:
 	if (rc < 0 && s->page) {
 		/* Nothing registered (or registration unknown): a fresh page
 		 * can go; a reused one may still be referenced. */
-		if (!s->page_reused && !maybe && inj_attached(t) &&
+		if (!s->page_reused && !maybe &&
+		    (inj_attached(t) || stop_safely(s, NULL) == 0) &&
 		    inj_munmap(t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		else
@@ -1033,10 +1047,19 @@ out:
 	}
 	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
 	     rc;
-	/* every stop of the start so far, wake inspections included */
-	s->stop_ns = inj_last_stop_ns(t) + s->wake_stop_ns;
-	s->held_ns = inj_last_held_ns(t) + s->wake_held_ns;
-	s->dirty_ns = inj_last_dirty_ns(t);
+	/* every stop of the start, summed (the thread runs between them) */
+	s->stop_ns = inj_stop_total_ns(t) - stops0;
+	s->held_ns = inj_held_total_ns(t) - held0;
+	s->dirty_ns = inj_last_dirty_ns(t) - dirty0;
+	s->nstops = inj_stops(t) - nstops0;
+	/* until the thread is seen back in its own code: an upper bound,
+	 * polled without a stop (0 when it runs and cannot be seen) */
+	while (!inj_step_settled(t) && lp_mono_ns() - t0 < 20000000ull) {
+		struct timespec ts = { 0, 20000 };
+
+		nanosleep(&ts, NULL);
+	}
+	s->back_ns = inj_step_settled(t) ? lp_mono_ns() - t0 : 0;
 	return rc;
 }
 
@@ -1046,12 +1069,14 @@ unmap_page(struct probe_session *s)
 {
 	if (!s->page)
 		return;
+	uint64_t t0 = inj_stop_total_ns(s->t);
+
 	if (inj_attach(s->t, NULL) == 0) {
 		if (inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		inj_detach(s->t, NULL);
-		s->unmap_stop_ns = inj_last_stop_ns(s->t);
 	}
+	s->unmap_stop_ns = inj_stop_total_ns(s->t) - t0;
 	if (s->page)
 		defuse_page(s);
 }
@@ -1970,6 +1995,18 @@ uint64_t
 probe_session_unmap_stop_ns(const struct probe_session *s)
 {
 	return s->unmap_stop_ns;
+}
+
+uint64_t
+probe_session_back_ns(const struct probe_session *s)
+{
+	return s->back_ns;
+}
+
+unsigned
+probe_session_stops(const struct probe_session *s)
+{
+	return s->nstops;
 }
 
 uint64_t
