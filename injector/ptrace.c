@@ -434,8 +434,8 @@ again:
 	 */
 	if (!is_event_stop(status))
 		redeliver(t, WSTOPSIG(status));
-	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0 ||
-	    ptrace(PTRACE_GETFPREGS, t->pid, 0, &t->saved_fp) < 0) {
+	/* (the FP state is read by the first step: build_frame) */
+	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0) {
 		rc = lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				"attach: read registers of %d", (int)t->pid);
 		goto fail;
@@ -607,6 +607,13 @@ build_frame(struct inj_target *t, struct lp_err *err)
 			    iov.iov_len >= XSTATE_HDR_OFF + 64)
 				t->xstate_len = iov.iov_len;
 		}
+		/* no xsave: the legacy FXSAVE form */
+		if (!t->xstate_len &&
+		    ptrace(PTRACE_GETFPREGS, t->pid, 0, &t->saved_fp) < 0)
+			return lp_err_sys(err, lp_errno_code(errno,
+							     LP_EINJECT),
+					  "read the FP registers of %d",
+					  (int)t->pid);
 	}
 	if (t->xstate_len) {
 		uint64_t bv;
@@ -749,12 +756,18 @@ launch(struct inj_target *t, enum step_kind kind,
 	return release(t, err);
 }
 
-/* Memory at addr is mapped (readable) in the target. */
+/* Memory at addr is mapped (readable) in the target.  EFAULT is the
+ * answer "no": only another error tries /proc/PID/mem. */
 static bool
 mapped(struct inj_target *t, uint64_t addr)
 {
 	uint8_t b;
+	struct iovec l = { &b, 1 }, r = { (void *)(uintptr_t)addr, 1 };
 
+	if (process_vm_readv(t->pid, &l, 1, &r, 1, 0) == 1)
+		return true;
+	if (errno == EFAULT)
+		return false;
 	return inj_read(t, addr, &b, 1, NULL) == 0;
 }
 

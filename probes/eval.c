@@ -951,16 +951,29 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * from registration until the job has run (a few ms), and a page
 	 * left behind after a timeout holds "nil" and no trampoline.
 	 */
-	if (!s->page) {
-		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, err);
-		if (rc < 0 && at) {
-			/* the gap was taken since we read the maps */
-			lp_err_clear(err);
-			rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page,
-				      err);
+	for (int tries = 0; !s->page; tries++) {
+		if (!at) {
+			if (inj_refresh_maps(t, NULL) < 0 ||
+			    inj_free_gap(t, PAGE_SIZE_, &at) < 0) {
+				rc = lp_err_set(err, LP_EINJECT, "no free "
+						"address range for the code "
+						"page in process %d",
+						(int)inj_info(t)->pid);
+				goto out;
+			}
+			record_page(s, at);
 		}
-		if (rc < 0)
+		/* a step that failed ran detached: stop again */
+		if (!inj_attached(t) && (rc = stop_safely(s, err)) < 0)
 			goto out;
+		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, err);
+		if (rc == 0)
+			break;
+		if (tries >= 2)
+			goto out;
+		/* the range was taken since we read the maps: another */
+		lp_err_clear(err);
+		at = 0;
 	}
 	/* Each step ran detached: every further one needs a new stop. */
 	inj_use_page(t, s->page, TRAMP_OFF);
