@@ -303,7 +303,7 @@ release(struct inj_target *t, struct lp_err *err)
 
 /*
  * At a stop: is the thread still inside a step we started (and let run
- * detached)?  Then no new frame may be built on it: let it go and stop it
+ * detached), or one of a leakprobe that died?  Then no new frame may be built on it: let it go and stop it
  * again a moment later.  A syscall step through libc's gadget is at the
  * gadget or __restore_rt with its stack pointer at the frame; a step in
  * the code page is there, or has not yet stored its completion word (a
@@ -330,8 +330,27 @@ in_step(struct inj_target *t)
 			return false;	/* the page is gone: nothing runs there */
 		return done != TRAMP_DONE_MARK;
 	default:
-		return false;
+		break;
 	}
+	/*
+	 * A step of a leakprobe that died just after it let the thread go
+	 * (this leakprobe's gadget and __restore_rt are the same: found the
+	 * same way in the same libc): at the gadget with __restore_rt as
+	 * the return address, or in __restore_rt itself.  A new frame
+	 * below it would be safe, but the step must be over before this
+	 * run looks for the page it maps.
+	 */
+	if (t->restore_rt && r->rip >= t->restore_rt &&
+	    r->rip < t->restore_rt + 16)
+		return true;
+	if (t->syscall_insn && (r->rip == t->syscall_insn ||
+				r->rip == t->syscall_insn + 2)) {
+		uint64_t ra = 0;
+
+		return inj_read(t, r->rsp, &ra, sizeof(ra), NULL) == 0 &&
+		       ra == t->restore_rt;
+	}
+	return false;
 }
 
 int
@@ -441,7 +460,7 @@ again:
 		goto fail;
 	}
 	t->held_start_ns = lp_mono_ns();
-	if (t->step && in_step(t)) {
+	if (in_step(t)) {
 		/* still running a step of ours: come back a moment later */
 		release(t, NULL);
 		if (lp_mono_ns() > deadline)

@@ -951,6 +951,27 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * from registration until the job has run (a few ms), and a page
 	 * left behind after a timeout holds "nil" and no trampoline.
 	 */
+	/*
+	 * A run killed just after it let the thread go with its mmap left
+	 * the step to the thread: its page (the address it recorded) may
+	 * have appeared only now (the stop above waited until the thread
+	 * was out of that step).  Reuse it rather than leave it behind.
+	 */
+	if (s->page_hint && s->page != s->page_hint && !s->page_spare) {
+		uint8_t b;
+
+		if (inj_read(t, s->page_hint, &b, 1, NULL) == 0 &&
+		    inj_refresh_maps(t, NULL) == 0 &&
+		    (s->page = find_stale_page(s)) != 0) {
+			s->page_reused = !s->page_fresh;
+			/* a page without a header is ours only by the
+			 * record (an armed one has its magic) */
+			record_page(s, s->page_spare ? s->page_spare :
+				    s->page);
+			lp_debug("page 0x%" PRIx64 " of a killed run appeared",
+				 s->page_hint);
+		}
+	}
 	for (int tries = 0; !s->page; tries++) {
 		if (!at) {
 			if (inj_refresh_maps(t, NULL) < 0 ||
@@ -1067,8 +1088,9 @@ out:
 	s->nstops = inj_stops(t) - nstops0;
 	/* until the thread is seen back in its own code: an upper bound,
 	 * polled without a stop (0 when it runs and cannot be seen) */
-	while (!inj_step_settled(t) && lp_mono_ns() - t0 < 20000000ull) {
-		struct timespec ts = { 0, 20000 };
+	for (long ns = 10000; !inj_step_settled(t) &&
+	     lp_mono_ns() - t0 < 20000000ull; ns = ns < 1000000 ? ns * 2 : ns) {
+		struct timespec ts = { 0, ns };
 
 		nanosleep(&ts, NULL);
 	}
