@@ -115,7 +115,7 @@ printf '  %-40s %8.2f ms %8.2f ms\n' "end to end (wall)" \
 e50=$(pct "$tmp/eval" 50); e99=$(pct "$tmp/eval" 99)
 printf '  %-40s %8.2f ms %8.2f ms\n' "eval PID nil, end to end (wall)" \
 	"$(echo "$e50 / 1000" | bc -l)" "$(echo "$e99 / 1000" | bc -l)"
-printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (sum of its stops)" \
+printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (stops summed)" \
 	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
 	"$(pct "$tmp/held" 50)" "$(pct "$tmp/held" 99)"
@@ -131,7 +131,7 @@ if [ -s "$tmp/back" ]; then
 		"$(pct "$tmp/back" 50)" "$(pct "$tmp/back" 99)" \
 		"$(wc -l <"$tmp/back")" "$RUNS"
 fi
-printf '  %-40s %8.1f us %8.1f us\n' "second stop (unmap the code page)" \
+printf '  %-40s %8.1f us %8.1f us\n' "unmap stop (the code page)" \
 	"$(pct "$tmp/unmap" 50)" "$(pct "$tmp/unmap" 99)"
 echo "  other threads stopped: never (only tid == pid is seized)"
 for d in lldb gdb; do
