@@ -59,6 +59,17 @@
 
 #define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
 #define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
+/*
+ * Stack the callee may use below the frame (see check_stack_room).  Seen
+ * (the stack painted below the frame, then read back; Ruby 2.4.3, 2.6.8,
+ * 3.1, 3.4): rb_postponed_job_register_one 16-32 bytes, rb_thread_main,
+ * preregister and trigger none beyond their return address.  The rest
+ * covers a TLS lookup that mallocs, and rb_threadptr_interrupt's mutex
+ * and condition-variable signal.
+ */
+#define STACK_HEADROOM	(16 * 1024)
+/* The kernel's default stack_guard_gap: 256 pages */
+#define STACK_GUARD_GAP	(256 * 4096ull)
 
 /* The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h,
  * uapi asm/sigcontext.h); rt_sigreturn reads it at rsp - 8. */
@@ -545,6 +556,110 @@ xstate_used_size(uint64_t xstate_bv, size_t have)
 	return end <= have ? end : (uint32_t)have;
 }
 
+/* The CPU and the kernel use XSAVE (CPUID.1:ECX.OSXSAVE): the thread's FP
+ * state is then more than the 512-byte FXSAVE area. */
+static bool
+cpu_uses_xsave(void)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return false;
+	return (c & (1u << 27)) != 0;
+}
+
+/*
+ * Read the thread's whole FP state (NT_X86_XSTATE, at the size the kernel
+ * gives) for the restore frame.  Where the CPU uses XSAVE and that read
+ * fails, refuse: a frame with only the 512-byte FXSAVE form makes
+ * rt_sigreturn put every other component (the upper halves of the AVX
+ * registers, AVX-512, AMX) back to its initial state.
+ * LEAKPROBE_TEST_NO_XSTATE=1 makes the read fail (tests).
+ */
+static int
+read_xstate(struct inj_target *t, struct lp_err *err)
+{
+	const char *fake = getenv("LEAKPROBE_TEST_NO_XSTATE");
+	struct iovec iov;
+	int e = ENOMEM;
+
+	t->xstate_len = 0;
+	if (!t->xstate)
+		t->xstate = malloc(XSTATE_MAX);
+	if (t->xstate) {
+		iov.iov_base = t->xstate;
+		iov.iov_len = XSTATE_MAX;
+		if (fake && *fake == '1')
+			e = EIO;
+		else if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
+				&iov) < 0)
+			e = errno;
+		else if (iov.iov_len < XSTATE_HDR_OFF + 64)
+			e = EINVAL;
+		else
+			t->xstate_len = iov.iov_len;
+	}
+	if (t->xstate_len || !cpu_uses_xsave())
+		return 0;
+	errno = e;
+	return lp_err_sys(err, LP_EINJECT, "read the extended FP state of "
+			  "process %d (ptrace(PTRACE_GETREGSET, "
+			  "NT_X86_XSTATE)); without it the thread's AVX "
+			  "registers could not be restored, so nothing was "
+			  "injected", (int)t->pid);
+}
+
+/*
+ * The restore frame [frame, frame + len) and, below it, STACK_HEADROOM
+ * bytes for the callee's own stack must lie inside the mapping the
+ * thread's stack pointer is in (its stack, a thread's or a fiber's):
+ * never across a guard page into something else.  The process stack
+ * ([stack]) grows down on demand, up to the kernel's guard gap above the
+ * mapping below it.  The maps may be a little old: stacks do not move.
+ */
+static int
+check_stack_room(struct inj_target *t, uint64_t frame, size_t len,
+		 struct lp_err *err)
+{
+	uint64_t rsp = t->saved.rsp, low = 0;
+	const char *what = "stack";
+
+	for (int pass = 0;; pass++) {
+		const struct inj_map *m = NULL, *below = NULL;
+
+		for (size_t i = 0; i < t->nmaps; i++) {
+			if (rsp - 1 >= t->maps[i].start &&
+			    rsp - 1 < t->maps[i].end)
+				m = &t->maps[i];
+			else if (t->maps[i].end <= rsp - 1)
+				below = &t->maps[i];
+		}
+		if (m) {
+			low = m->start;
+			if (m->path && !strcmp(m->path, "[stack]")) {
+				low = below ? below->end + STACK_GUARD_GAP : 0;
+				if (low > m->start)
+					low = m->start;
+			} else if (m->path) {
+				what = m->path;
+			}
+			if (frame >= low + STACK_HEADROOM)
+				return 0;
+		}
+		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
+			continue;
+		break;
+	}
+	return lp_err_set(err, LP_EINJECT, "the stack of the main thread of "
+			  "process %d (%s) has %llu bytes below its stack "
+			  "pointer 0x%llx; an injected call needs %zu (the "
+			  "restore frame and %u for the callee), so nothing "
+			  "was injected", (int)t->pid, what,
+			  (unsigned long long)(rsp > low ? rsp - low : 0),
+			  (unsigned long long)rsp,
+			  len + FRAME_GAP + STACK_HEADROOM, STACK_HEADROOM);
+}
+
 /*
  * Write the restore frame (see the top of this file) for the saved
  * registers, once per stop (again after inj_set_syscall_result()).  The
@@ -565,8 +680,6 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	if (t->frame_ok)
 		return 0;
 	if (!t->frame) {
-		struct iovec iov;
-
 		if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(t->sigmask),
 			   &t->sigmask) < 0) {
 			rc = inj_refresh_info(t, err);
@@ -574,17 +687,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 				return rc;
 			t->sigmask = t->info.sig_blocked;
 		}
-		if (!t->xstate)
-			t->xstate = malloc(XSTATE_MAX);
-		t->xstate_len = 0;
-		if (t->xstate) {
-			iov.iov_base = t->xstate;
-			iov.iov_len = XSTATE_MAX;
-			if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
-				   &iov) == 0 &&
-			    iov.iov_len >= XSTATE_HDR_OFF + 64)
-				t->xstate_len = iov.iov_len;
-		}
+		if ((rc = read_xstate(t, err)) < 0)
+			return rc;
 	}
 	if (t->xstate_len) {
 		uint64_t bv;
@@ -599,25 +703,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	fp = (top - fpsz) & ~(uint64_t)63;
 	frame = ((fp - sizeof(*f)) & ~(uint64_t)15) - 8;
 	len = (size_t)(fp + fpsz - frame);
-	/* Only inside the mapping the thread's stack pointer is in (its
-	 * stack, or a fiber's): never across a guard page into something
-	 * else.  The maps may be a little old: stacks do not move. */
-	for (int pass = 0;; pass++) {
-		const struct inj_map *m = NULL;
-
-		for (size_t i = 0; i < t->nmaps; i++)
-			if (r->rsp - 1 >= t->maps[i].start &&
-			    r->rsp - 1 < t->maps[i].end)
-				m = &t->maps[i];
-		if (m && frame >= m->start)
-			break;
-		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
-			continue;
-		return lp_err_set(err, LP_EINJECT, "the stack of process %d "
-				  "has no room below 0x%llx for a %zu-byte "
-				  "restore frame", (int)t->pid,
-				  (unsigned long long)r->rsp, len + FRAME_GAP);
-	}
+	if ((rc = check_stack_room(t, frame, len, err)) < 0)
+		return rc;
 	buf = calloc(1, len);
 	if (!buf)
 		return lp_err_set(err, LP_ENOMEM, "restore frame");
