@@ -31,6 +31,8 @@ struct inj_procinfo {
 	uint64_t sig_blocked;	/* SigBlk of the main thread */
 	uint64_t sig_ignored;	/* SigIgn */
 	int threads;
+	bool shstk;		/* x86_Thread_features has shstk: the main
+				 * thread runs with a user shadow stack */
 };
 
 /*

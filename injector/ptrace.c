@@ -305,6 +305,40 @@ is_event_stop(int status)
 	return (status >> 16) == PTRACE_EVENT_STOP;
 }
 
+/*
+ * A thread that did not stop for our interrupt (t->stuck: uninterruptible
+ * sleep, a frozen cgroup) is still seized, and stops whenever it gets to
+ * it: with nobody to resume it, it would stay stopped for as long as we
+ * live.  Take that stop now if it came, and let the thread go (with the
+ * signal of a signal-delivery stop: it belongs to the target).  0 when it
+ * is released (or gone), -1 while it still has not stopped.
+ */
+int
+inj__release_stuck(struct inj_target *t)
+{
+	int status;
+	pid_t r;
+
+	if (!t->stuck)
+		return 0;
+	r = waitpid(t->pid, &status, __WALL | WNOHANG);
+	if (r < 0 && errno == ECHILD) {
+		t->stuck = false;
+		t->gone = true;
+		return 0;
+	}
+	if (r != t->pid)
+		return -1;
+	t->stuck = false;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->gone = true;
+		return 0;
+	}
+	ptrace(PTRACE_DETACH, t->pid, 0,
+	       is_event_stop(status) ? 0 : WSTOPSIG(status));
+	return 0;
+}
+
 int
 inj_attach(struct inj_target *t, struct lp_err *err)
 {
@@ -312,6 +346,11 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 
 	if (t->attached)
 		return 0;
+	if (inj__release_stuck(t) < 0)
+		return lp_err_set(err, LP_EINJECT, "the main thread of %d has "
+				  "not yet stopped for an earlier interrupt "
+				  "(uninterruptible sleep, a frozen cgroup?); "
+				  "try again later", (int)t->pid);
 	if (t->gone)
 		return lp_err_set(err, LP_EEXITED, "process %d is gone",
 				  (int)t->pid);
@@ -426,12 +465,88 @@ fail:
 	return rc;
 }
 
+/*
+ * MAP_FIXED_NOREPLACE (Linux 4.17): an older kernel ignores the flag and
+ * takes the address as a hint, so the page would land elsewhere and its
+ * record would be wrong.  Asked of our own kernel once, by behaviour: a
+ * second mapping over a page we hold must fail with EEXIST.
+ */
+int
+inj__check_fixed_noreplace(struct lp_err *err)
+{
+	static int known;	/* 1 works, -1 does not */
+	void *a, *b;
+
+	if (!known) {
+		a = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+		if (a == MAP_FAILED)
+			return lp_err_sys(err, LP_ENOMEM, "mmap");
+		b = mmap(a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_FIXED_NOREPLACE, -1, 0);
+		known = b == MAP_FAILED && errno == EEXIST ? 1 : -1;
+		if (b != MAP_FAILED && b != a)
+			munmap(b, 4096);
+		munmap(a, 4096);
+	}
+	if (known > 0)
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "this kernel has no "
+			  "MAP_FIXED_NOREPLACE (Linux 4.17 or later needed): "
+			  "leakprobe could not place its code page safely, so "
+			  "nothing was injected");
+}
+
+/*
+ * PTRACE_GET_SYSCALL_INFO (Linux 5.3) tells the stops of our steps
+ * apart; an older kernel answers EIO.  Asked once, of the stopped thread.
+ */
+static int
+check_syscall_info(struct inj_target *t, struct lp_err *err)
+{
+	static int known;
+	struct __ptrace_syscall_info si;
+
+	if (!known) {
+		if (ptrace(PTRACE_GET_SYSCALL_INFO, t->pid, sizeof(si),
+			   &si) > 0)
+			known = 1;
+		else if (errno == EIO || errno == EINVAL)
+			known = -1;
+		else
+			return lp_err_sys(err, lp_errno_code(errno,
+							     LP_EINJECT),
+					  "ptrace(PTRACE_GET_SYSCALL_INFO, %d)",
+					  (int)t->pid);
+	}
+	if (known > 0)
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "this kernel has no "
+			  "PTRACE_GET_SYSCALL_INFO (Linux 5.3 or later "
+			  "needed), so nothing was injected");
+}
+
 int
 inj_prepare(struct inj_target *t, struct lp_err *err)
 {
 	uint8_t after = 0;
 	int rc;
 
+	/*
+	 * A user shadow stack (CET): our steps `ret` into __restore_rt and
+	 * end in an rt_sigreturn with no shadow-stack restore token, and
+	 * the CPU would kill the thread for either.
+	 */
+	if (t->info.shstk)
+		return lp_err_set(err, LP_EINJECT, "process %d runs with a "
+				  "user shadow stack (CET; x86_Thread_features:"
+				  " shstk in /proc/%d/status): leakprobe's "
+				  "injected steps would kill it, so nothing "
+				  "was injected; start it with the shadow stack"
+				  " off (GLIBC_TUNABLES=glibc.cpu.x86_shstk=off)",
+				  (int)t->pid, (int)t->pid);
+	if ((rc = inj__check_fixed_noreplace(err)) < 0)
+		return rc;
 	if (!t->syscall_insn && (rc = inj__find_syscall(t, err)) < 0)
 		return rc;
 	/* the syscall's `ret` is what takes the thread to __restore_rt */
@@ -687,7 +802,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 				return rc;
 			t->sigmask = t->info.sig_blocked;
 		}
-		if ((rc = read_xstate(t, err)) < 0)
+		if ((rc = check_syscall_info(t, err)) < 0 ||
+		    (rc = read_xstate(t, err)) < 0)
 			return rc;
 	}
 	if (t->xstate_len) {

@@ -23,7 +23,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "injector/injector.h"
+#include "injector/injector_int.h"
 
 static volatile long called;
 static volatile sig_atomic_t usr1;
@@ -485,6 +485,30 @@ test_ptrace_stack_headroom(void **state)
 	}
 }
 
+/* A main thread with a user shadow stack (CET) is refused before any
+ * stop: our steps would make the CPU kill it. */
+static void
+test_ptrace_refuses_shadow_stack(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	char line[256];
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	t->info.shstk = true;	/* as parsed from its status */
+	assert_int_equal(inj_prepare(t, &err), -LP_EINJECT);
+	assert_non_null(strstr(err.msg, "shadow stack"));
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(strncmp(line, "5 hello 1 ", 10), 0);
+}
+
 static void
 test_ptrace_refuses_bad_targets(void **state)
 {
@@ -625,6 +649,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_refuses_without_xstate),
 		cmocka_unit_test(test_ptrace_stack_headroom),
+		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
 		cmocka_unit_test(test_ptrace_killed_at_every_instant),
