@@ -114,6 +114,8 @@ int inj_attach(struct inj_target *t, struct lp_err *err);
 bool inj_attached(const struct inj_target *t);
 /* Instruction pointer the thread was stopped at (valid when attached). */
 uint64_t inj_stopped_ip(const struct inj_target *t);
+/* Its stack pointer (valid when attached). */
+uint64_t inj_stopped_sp(const struct inj_target *t);
 /* Syscall the thread was in when stopped, or -1. */
 long inj_stopped_syscall(const struct inj_target *t);
 /*
@@ -147,6 +149,8 @@ int inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args,
 
 /* Bytes of the code page the call trampoline uses (code and result). */
 #define INJ_TRAMP_SIZE	32
+/* Offset in the trampoline of the callee's return address. */
+#define INJ_TRAMP_RET	3
 /*
  * The executable page (mapped in the target, e.g. with inj_mmap(...,
  * PROT_READ | PROT_WRITE | PROT_EXEC)) whose bytes [off, off +
@@ -163,6 +167,14 @@ int inj_use_page(struct inj_target *t, uint64_t page, uint32_t off);
  */
 int inj_set_syscall_result(struct inj_target *t, int64_t result,
 			   struct lp_err *err);
+
+/*
+ * True when an inj_call() through the code page `page` did not end in
+ * our hands (a timeout: the thread finishes it alone): it may return into
+ * the page at any later time, so the page must stay mapped and executable
+ * (inj_munmap() refuses it with -LP_EBUSY).
+ */
+bool inj_page_pinned(const struct inj_target *t, uint64_t page);
 
 /* Remote mmap (shared anonymous: never merged with neighbours) and
  * munmap. */

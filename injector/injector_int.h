@@ -208,6 +208,8 @@ struct inj_target {
 	uint64_t code_page;	/* executable page for call trampolines */
 	uint32_t tramp_off;	/* trampoline offset in it */
 	bool tramp_ok;		/* trampoline written */
+	uint64_t pinned_page;	/* a call may still return into it: never
+				 * unmapped (inj_page_pinned) */
 	long stop_nr;		/* syscall the thread was in, or -1 */
 	bool result_set;	/* inj_set_syscall_result() was called */
 	bool let_finish;	/* a step timed out: let it end by itself */

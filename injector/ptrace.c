@@ -135,6 +135,7 @@ static const uint8_t tramp_code[24] = {
 	0xeb, 0xf7,
 };
 #define TRAMP_SIGRETURN_END	17
+_Static_assert(INJ_TRAMP_RET == 3, "the call's return address");
 #define TRAMP_RESULT		24
 
 /*
@@ -569,6 +570,12 @@ uint64_t
 inj_stopped_ip(const struct inj_target *t)
 {
 	return t->saved.rip;
+}
+
+uint64_t
+inj_stopped_sp(const struct inj_target *t)
+{
+	return t->saved.rsp;
 }
 
 long
@@ -1107,6 +1114,23 @@ inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	return clean_regs(t, err);
 }
 
+/*
+ * A call that did not end in our hands (a timeout, an error in the
+ * middle) may still return into the trampoline, later, when the thread
+ * runs it alone: its page must stay mapped for as long as we know it.
+ */
+static void
+pin_page(struct inj_target *t)
+{
+	t->pinned_page = t->code_page;
+}
+
+bool
+inj_page_pinned(const struct inj_target *t, uint64_t page)
+{
+	return t->pinned_page && t->pinned_page == page;
+}
+
 int
 inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	 uint64_t *ret, int timeout_ms, struct lp_err *err)
@@ -1159,8 +1183,10 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	t->pretcode_ok = false;
 	t->fp_dirty = true;
 	rc = run_step(t, STEP_CALL, &regs, timeout_ms, &out, err);
-	if (rc < 0)
+	if (rc < 0) {
+		pin_page(t);
 		return rc;
+	}
 	rc = inj_read(t, tramp + TRAMP_RESULT, ret, sizeof(*ret), err);
 	if (rc < 0)
 		return rc;
@@ -1209,6 +1235,12 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	int64_t r;
 	int rc;
 
+	if (t->pinned_page && t->pinned_page >= addr &&
+	    t->pinned_page < addr + len)
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): a "
+				  "call that did not finish may still return "
+				  "into the code page of process %d",
+				  addr, (int)t->pid);
 	rc = inj_syscall(t, SYS_munmap, a, &r, err);
 	if (rc < 0)
 		return rc;

@@ -395,6 +395,52 @@ test_ptrace_timed_out_call_finishes(void **state)
 }
 
 /*
+ * A call that timed out may return into the code page at any later time:
+ * a later stop (the thread still inside the callee) must not unmap the
+ * page, or the thread would return into nothing.
+ */
+static void
+test_ptrace_timed_out_call_pins_page(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 78 }, ret = 0, code = 0;
+	char line[256];
+	long n, got_called;
+	int same;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_false(inj_page_pinned(t, code));
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
+				  1, &ret, 50, &err), -LP_ETIMEDOUT);
+	assert_true(inj_page_pinned(t, code));
+	lp_err_clear(&err);
+	assert_int_equal(inj_detach(t, &err), 0);
+	/* the thread is inside lp_test_slow's 300 ms sleep: stop it there */
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), -LP_EBUSY);
+	lp_err_clear(&err);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld", &n, &same,
+				&got_called), 3);
+	assert_int_equal(n, 5);
+	assert_int_equal(same, 1);
+	assert_int_equal(got_called, 78);	/* returned through the page */
+}
+
+/*
  * Where the CPU uses XSAVE, a frame without the whole FP state would
  * reset the upper halves of the AVX registers: when that state cannot be
  * read, nothing is injected, and the thread carries on untouched.
@@ -647,6 +693,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
 		cmocka_unit_test(test_ptrace_set_syscall_result),
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
+		cmocka_unit_test(test_ptrace_timed_out_call_pins_page),
 		cmocka_unit_test(test_ptrace_refuses_without_xstate),
 		cmocka_unit_test(test_ptrace_stack_headroom),
 		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
