@@ -241,9 +241,9 @@ uint64_t inj_last_held_ns(const struct inj_target *t);
 uint64_t inj_last_dirty_ns(const struct inj_target *t);
 
 /*
- * Start addresses of mappings of exactly `size` bytes with the given
- * permissions ("rw-s"), from the last maps refresh.  Returns the
- * count (at most max).
+ * Start addresses of anonymous mappings (private, or shared: "/dev/zero
+ * (deleted)") of exactly `size` bytes with the given permissions
+ * ("rw-s"), from the last maps refresh.  Returns the count (at most max).
  */
 size_t inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 		     uint64_t *starts, size_t max);

@@ -723,12 +723,11 @@ read_xstate(struct inj_target *t, struct lp_err *err)
 	}
 	if (t->xstate_len || !cpu_uses_xsave())
 		return 0;
-	errno = e;
-	return lp_err_sys(err, LP_EINJECT, "read the extended FP state of "
-			  "process %d (ptrace(PTRACE_GETREGSET, "
-			  "NT_X86_XSTATE)); without it the thread's AVX "
-			  "registers could not be restored, so nothing was "
-			  "injected", (int)t->pid);
+	return lp_err_set(err, LP_EINJECT, "read the extended FP state of "
+			  "process %d: ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)"
+			  ": %s; without it the thread's AVX registers could "
+			  "not be restored, so nothing was injected",
+			  (int)t->pid, strerror(e));
 }
 
 /*

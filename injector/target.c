@@ -355,8 +355,11 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 	for (size_t i = 0; i < t->nmaps && n < max; i++) {
 		const struct inj_map *m = &t->maps[i];
 
+		/* shared anonymous memory shows as "/dev/zero (deleted)";
+		 * never a file's mapping */
 		if (m->end - m->start == size &&
-		    !strcmp(m->perms, perms))
+		    !strcmp(m->perms, perms) &&
+		    (!m->path || !strncmp(m->path, "/dev/zero", 9)))
 			starts[n++] = m->start;
 	}
 	return n;

@@ -735,9 +735,10 @@ ensure_page(struct probe_session *s, struct lp_err *err)
 		}
 		s->page = 0;
 		if (e.sys_errno != EEXIST) {
-			/* a step that did not end in our hands may still
-			 * map it: only the record knows it then */
-			s->keep_record = true;
+			/* a step that timed out, left to the thread, may
+			 * still map it: only the record knows it then */
+			if (e.code == LP_ETIMEDOUT)
+				s->keep_record = true;
 			return lp_err_set(err, e.code ? e.code : LP_EINJECT,
 					  "%s", e.msg);
 		}
