@@ -31,6 +31,8 @@ struct inj_procinfo {
 	uint64_t sig_blocked;	/* SigBlk of the main thread */
 	uint64_t sig_ignored;	/* SigIgn */
 	int threads;
+	bool shstk;		/* x86_Thread_features has shstk: the main
+				 * thread runs with a user shadow stack */
 };
 
 /*
@@ -112,6 +114,8 @@ int inj_attach(struct inj_target *t, struct lp_err *err);
 bool inj_attached(const struct inj_target *t);
 /* Instruction pointer the thread was stopped at (valid when attached). */
 uint64_t inj_stopped_ip(const struct inj_target *t);
+/* Its stack pointer (valid when attached). */
+uint64_t inj_stopped_sp(const struct inj_target *t);
 /* Syscall the thread was in when stopped, or -1. */
 long inj_stopped_syscall(const struct inj_target *t);
 /*
@@ -156,6 +160,10 @@ int inj_step_settled(struct inj_target *t);
 
 /* Bytes of the code page the call trampoline uses (code and result). */
 #define INJ_TRAMP_SIZE	56
+/* Offset in the trampoline of the callee's return address (the end of
+ * its `call`): a call step in progress has tramp + INJ_TRAMP_RET on the
+ * thread's stack. */
+#define INJ_TRAMP_RET	3
 /*
  * The executable page (mapped in the target, e.g. with inj_mmap(...,
  * PROT_READ | PROT_WRITE | PROT_EXEC)) whose bytes [off, off +
@@ -174,6 +182,15 @@ int inj_set_syscall_result(struct inj_target *t, int64_t result,
 			   struct lp_err *err);
 
 /*
+ * True when an inj_call() through the code page `page` did not end in
+ * our hands (a timeout, or an error after the thread was let go: it
+ * finishes the call alone): it may return into the page at any later
+ * time, so the page must stay mapped and executable (inj_munmap()
+ * refuses it with -LP_EBUSY).
+ */
+bool inj_page_pinned(const struct inj_target *t, uint64_t page);
+
+/*
  * Remote mmap (shared anonymous: never merged with neighbours; readable)
  * and munmap.  The mmap goes to a free range leakprobe chooses
  * (MAP_FIXED_NOREPLACE) and runs through libc's `syscall; ret`: its
@@ -184,6 +201,14 @@ int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
 int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	       struct lp_err *err);
+/*
+ * Remote mprotect.  A range holding the code page goes through libc's
+ * `syscall; ret` (the trampoline must not lose its execute permission
+ * under its own feet): its result is the permissions seen in the maps.
+ * Taking PROT_EXEC from a pinned page is refused (-LP_EBUSY).
+ */
+int inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
+		 struct lp_err *err);
 /* The same mmap at a chosen address (MAP_FIXED_NOREPLACE: fails when
  * the range is taken). */
 int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
@@ -247,9 +272,9 @@ uint64_t inj_held_total_ns(const struct inj_target *t);
 unsigned inj_stops(const struct inj_target *t);
 
 /*
- * Start addresses of mappings of exactly `size` bytes with the given
- * permissions ("rw-s"), from the last maps refresh.  Returns the
- * count (at most max).
+ * Start addresses of anonymous mappings (private, or shared: "/dev/zero
+ * (deleted)") of exactly `size` bytes with the given permissions
+ * ("rw-s"), from the last maps refresh.  Returns the count (at most max).
  */
 size_t inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 		     uint64_t *starts, size_t max);

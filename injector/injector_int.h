@@ -211,6 +211,8 @@ struct inj_target {
 	uint64_t code_page;	/* executable page for call trampolines */
 	uint32_t tramp_off;	/* trampoline offset in it */
 	bool tramp_ok;		/* trampoline written */
+	uint64_t pinned_page;	/* a call may still return into it: never
+				 * unmapped (inj_page_pinned) */
 	long stop_nr;		/* syscall the thread was in, or -1 */
 	bool result_set;	/* inj_set_syscall_result() was called */
 	bool let_finish;	/* a step timed out: let it end by itself */
@@ -223,13 +225,19 @@ struct inj_target {
 	unsigned nstops;
 	uint64_t dirty_start_ns, dirty_ns;	/* injected registers live */
 	bool gone;		/* target exited under us */
-	bool stuck;		/* a stop never came: still seized */
+	bool stuck;		/* a stop never came: still seized (see
+				 * inj__release_stuck) */
 	bool masked;		/* job-control signals blocked while held */
 	sigset_t oldmask;
 };
 
 int inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 		   struct lp_err *err);
+/* Let go of a thread whose interrupt stop came late: 0, or -1 while it
+ * has not come yet. */
+int inj__release_stuck(struct inj_target *t);
+/* 0 when this kernel honours MAP_FIXED_NOREPLACE, else -LP_EINJECT. */
+int inj__check_fixed_noreplace(struct lp_err *err);
 int inj__find_syscall(struct inj_target *t, struct lp_err *err);
 int inj__find_restore_rt(struct inj_target *t, struct lp_err *err);
 struct inj_module *inj__module_at(struct inj_target *t, uint64_t addr);

@@ -72,6 +72,17 @@
 
 #define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
 #define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
+/*
+ * Stack the callee may use below the frame (see check_stack_room).  Seen
+ * (the stack painted below the frame, then read back; Ruby 2.4.3, 2.6.8,
+ * 3.1, 3.4): rb_postponed_job_register_one 16-32 bytes, rb_thread_main,
+ * preregister and trigger none beyond their return address.  The rest
+ * covers a TLS lookup that mallocs, and rb_threadptr_interrupt's mutex
+ * and condition-variable signal.
+ */
+#define STACK_HEADROOM	(16 * 1024)
+/* The kernel's default stack_guard_gap: 256 pages */
+#define STACK_GUARD_GAP	(256 * 4096ull)
 
 /* The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h,
  * uapi asm/sigcontext.h); rt_sigreturn reads it at rsp - 8. */
@@ -149,6 +160,8 @@ static const uint8_t tramp_code[33] = {
 #define TRAMP_DONE		48
 #define TRAMP_DONE_MARK		1ull
 _Static_assert(TRAMP_DONE + 8 <= INJ_TRAMP_SIZE, "trampoline size");
+/* the callee returns to the instruction after the 3-byte `call *%r11` */
+_Static_assert(INJ_TRAMP_RET == 3, "the call's return address");
 
 /*
  * LEAKPROBE_TEST_KILL_AT=N: leakprobe SIGKILLs itself at the Nth instant
@@ -353,6 +366,54 @@ in_step(struct inj_target *t)
 	return false;
 }
 
+/*
+ * A thread that did not stop for our interrupt (t->stuck: uninterruptible
+ * sleep, a frozen cgroup) is still seized, and stops whenever it gets to
+ * it: with nobody to resume it, it would stay stopped for as long as we
+ * live.  Take that stop now if it came, and let the thread go (with the
+ * signal of a signal-delivery stop: it belongs to the target).  0 when it
+ * is released (or gone), -1 while it still has not stopped.
+ */
+int
+inj__release_stuck(struct inj_target *t)
+{
+	int status;
+	pid_t r;
+
+	if (!t->stuck)
+		return 0;
+	r = waitpid(t->pid, &status, __WALL | WNOHANG);
+	if (r < 0 && errno == ECHILD) {
+		t->stuck = false;
+		t->gone = true;
+		return 0;
+	}
+	if (r != t->pid)
+		return -1;
+	t->stuck = false;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->gone = true;
+		return 0;
+	}
+	ptrace(PTRACE_DETACH, t->pid, 0,
+	       is_event_stop(status) ? 0 : WSTOPSIG(status));
+	return 0;
+}
+
+/*
+ * The thread was seen out of the last step (a stop, or /proc): a call
+ * that did not end in our hands (inj_call() timed out) has returned
+ * through the trampoline and stored its completion word by then, so its
+ * page is no longer one it may return into.
+ */
+static void
+step_over(struct inj_target *t)
+{
+	if (t->step == STEP_CALL && t->pinned_page == t->step_page)
+		t->pinned_page = 0;
+	t->step = STEP_NONE;
+}
+
 int
 inj_attach(struct inj_target *t, struct lp_err *err)
 {
@@ -362,6 +423,11 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 
 	if (t->attached)
 		return 0;
+	if (inj__release_stuck(t) < 0)
+		return lp_err_set(err, LP_EINJECT, "the main thread of %d has "
+				  "not yet stopped for an earlier interrupt "
+				  "(uninterruptible sleep, a frozen cgroup?); "
+				  "try again later", (int)t->pid);
 	if (t->gone)
 		return lp_err_set(err, LP_EEXITED, "process %d is gone",
 				  (int)t->pid);
@@ -472,7 +538,7 @@ again:
 			backoff *= 2;
 		goto again;
 	}
-	t->step = STEP_NONE;
+	step_over(t);
 	t->regs_saved = true;
 	t->regs_dirty = false;
 	t->stop_nr = (long)t->saved.orig_rax;
@@ -482,12 +548,59 @@ fail:
 	return rc;
 }
 
+/*
+ * MAP_FIXED_NOREPLACE (Linux 4.17): an older kernel ignores the flag and
+ * takes the address as a hint, so the page would land elsewhere and its
+ * record would be wrong.  Asked of our own kernel once, by behaviour: a
+ * second mapping over a page we hold must fail with EEXIST.
+ */
+int
+inj__check_fixed_noreplace(struct lp_err *err)
+{
+	static int known;	/* 1 works, -1 does not */
+	void *a, *b;
+
+	if (!known) {
+		a = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+		if (a == MAP_FAILED)
+			return lp_err_sys(err, LP_ENOMEM, "mmap");
+		b = mmap(a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_FIXED_NOREPLACE, -1, 0);
+		known = b == MAP_FAILED && errno == EEXIST ? 1 : -1;
+		if (b != MAP_FAILED && b != a)
+			munmap(b, 4096);
+		munmap(a, 4096);
+	}
+	if (known > 0)
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "this kernel has no "
+			  "MAP_FIXED_NOREPLACE (Linux 4.17 or later needed): "
+			  "leakprobe could not place its code page safely, so "
+			  "nothing was injected");
+}
+
 int
 inj_prepare(struct inj_target *t, struct lp_err *err)
 {
 	uint8_t after = 0;
 	int rc;
 
+	/*
+	 * A user shadow stack (CET): our steps `ret` into __restore_rt and
+	 * end in an rt_sigreturn with no shadow-stack restore token, and
+	 * the CPU would kill the thread for either.
+	 */
+	if (t->info.shstk)
+		return lp_err_set(err, LP_EINJECT, "process %d runs with a "
+				  "user shadow stack (CET; x86_Thread_features:"
+				  " shstk in /proc/%d/status): leakprobe's "
+				  "injected steps would kill it, so nothing "
+				  "was injected; start it with the shadow stack"
+				  " off (GLIBC_TUNABLES=glibc.cpu.x86_shstk=off)",
+				  (int)t->pid, (int)t->pid);
+	if ((rc = inj__check_fixed_noreplace(err)) < 0)
+		return rc;
 	if (!t->syscall_insn && (rc = inj__find_syscall(t, err)) < 0)
 		return rc;
 	/* the syscall's `ret` is what takes the thread to __restore_rt */
@@ -510,6 +623,12 @@ uint64_t
 inj_stopped_ip(const struct inj_target *t)
 {
 	return t->saved.rip;
+}
+
+uint64_t
+inj_stopped_sp(const struct inj_target *t)
+{
+	return t->saved.rsp;
 }
 
 long
@@ -586,6 +705,109 @@ xstate_used_size(uint64_t xstate_bv, size_t have)
 	return end <= have ? end : (uint32_t)have;
 }
 
+/* The CPU and the kernel use XSAVE (CPUID.1:ECX.OSXSAVE): the thread's FP
+ * state is then more than the 512-byte FXSAVE area. */
+static bool
+cpu_uses_xsave(void)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return false;
+	return (c & (1u << 27)) != 0;
+}
+
+/*
+ * Read the thread's whole FP state (NT_X86_XSTATE, at the size the kernel
+ * gives) for the restore frame.  Where the CPU uses XSAVE and that read
+ * fails, refuse: a frame with only the 512-byte FXSAVE form makes
+ * rt_sigreturn put every other component (the upper halves of the AVX
+ * registers, AVX-512, AMX) back to its initial state.
+ * LEAKPROBE_TEST_NO_XSTATE=1 makes the read fail (tests).
+ */
+static int
+read_xstate(struct inj_target *t, struct lp_err *err)
+{
+	const char *fake = getenv("LEAKPROBE_TEST_NO_XSTATE");
+	struct iovec iov;
+	int e = ENOMEM;
+
+	t->xstate_len = 0;
+	if (!t->xstate)
+		t->xstate = malloc(XSTATE_MAX);
+	if (t->xstate) {
+		iov.iov_base = t->xstate;
+		iov.iov_len = XSTATE_MAX;
+		if (fake && *fake == '1')
+			e = EIO;
+		else if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
+				&iov) < 0)
+			e = errno;
+		else if (iov.iov_len < XSTATE_HDR_OFF + 64)
+			e = EINVAL;
+		else
+			t->xstate_len = iov.iov_len;
+	}
+	if (t->xstate_len || !cpu_uses_xsave())
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "read the extended FP state of "
+			  "process %d: ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)"
+			  ": %s; without it the thread's AVX registers could "
+			  "not be restored, so nothing was injected",
+			  (int)t->pid, strerror(e));
+}
+
+/*
+ * The restore frame [frame, frame + len) and, below it, STACK_HEADROOM
+ * bytes for the callee's own stack must lie inside the mapping the
+ * thread's stack pointer is in (its stack, a thread's or a fiber's):
+ * never across a guard page into something else.  The process stack
+ * ([stack]) grows down on demand, up to the kernel's guard gap above the
+ * mapping below it.  The maps may be a little old: stacks do not move.
+ */
+static int
+check_stack_room(struct inj_target *t, uint64_t frame, size_t len,
+		 struct lp_err *err)
+{
+	uint64_t rsp = t->saved.rsp, low = 0;
+	const char *what = "stack";
+
+	for (int pass = 0;; pass++) {
+		const struct inj_map *m = NULL, *below = NULL;
+
+		for (size_t i = 0; i < t->nmaps; i++) {
+			if (rsp - 1 >= t->maps[i].start &&
+			    rsp - 1 < t->maps[i].end)
+				m = &t->maps[i];
+			else if (t->maps[i].end <= rsp - 1)
+				below = &t->maps[i];
+		}
+		if (m) {
+			low = m->start;
+			if (m->path && !strcmp(m->path, "[stack]")) {
+				low = below ? below->end + STACK_GUARD_GAP : 0;
+				if (low > m->start)
+					low = m->start;
+			} else if (m->path) {
+				what = m->path;
+			}
+			if (frame >= low + STACK_HEADROOM)
+				return 0;
+		}
+		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
+			continue;
+		break;
+	}
+	return lp_err_set(err, LP_EINJECT, "the stack of the main thread of "
+			  "process %d (%s) has %llu bytes below its stack "
+			  "pointer 0x%llx; an injected call needs %zu (the "
+			  "restore frame and %u for the callee), so nothing "
+			  "was injected", (int)t->pid, what,
+			  (unsigned long long)(rsp > low ? rsp - low : 0),
+			  (unsigned long long)rsp,
+			  len + FRAME_GAP + STACK_HEADROOM, STACK_HEADROOM);
+}
+
 /*
  * Write the restore frame (see the top of this file) for the saved
  * registers, once per stop (again after inj_set_syscall_result()).  The
@@ -606,8 +828,6 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	if (t->frame_ok)
 		return 0;
 	if (!t->frame) {
-		struct iovec iov;
-
 		if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(t->sigmask),
 			   &t->sigmask) < 0) {
 			rc = inj_refresh_info(t, err);
@@ -615,17 +835,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 				return rc;
 			t->sigmask = t->info.sig_blocked;
 		}
-		if (!t->xstate)
-			t->xstate = malloc(XSTATE_MAX);
-		t->xstate_len = 0;
-		if (t->xstate) {
-			iov.iov_base = t->xstate;
-			iov.iov_len = XSTATE_MAX;
-			if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
-				   &iov) == 0 &&
-			    iov.iov_len >= XSTATE_HDR_OFF + 64)
-				t->xstate_len = iov.iov_len;
-		}
+		if ((rc = read_xstate(t, err)) < 0)
+			return rc;
 		/* no xsave: the legacy FXSAVE form */
 		if (!t->xstate_len &&
 		    ptrace(PTRACE_GETFPREGS, t->pid, 0, &t->saved_fp) < 0)
@@ -647,25 +858,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	fp = (top - fpsz) & ~(uint64_t)63;
 	frame = ((fp - sizeof(*f)) & ~(uint64_t)15) - 8;
 	len = (size_t)(fp + fpsz - frame);
-	/* Only inside the mapping the thread's stack pointer is in (its
-	 * stack, or a fiber's): never across a guard page into something
-	 * else.  The maps may be a little old: stacks do not move. */
-	for (int pass = 0;; pass++) {
-		const struct inj_map *m = NULL;
-
-		for (size_t i = 0; i < t->nmaps; i++)
-			if (r->rsp - 1 >= t->maps[i].start &&
-			    r->rsp - 1 < t->maps[i].end)
-				m = &t->maps[i];
-		if (m && frame >= m->start)
-			break;
-		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
-			continue;
-		return lp_err_set(err, LP_EINJECT, "the stack of process %d "
-				  "has no room below 0x%llx for a %zu-byte "
-				  "restore frame", (int)t->pid,
-				  (unsigned long long)r->rsp, len + FRAME_GAP);
-	}
+	if ((rc = check_stack_room(t, frame, len, err)) < 0)
+		return rc;
 	buf = calloc(1, len);
 	if (!buf)
 		return lp_err_set(err, LP_ENOMEM, "restore frame");
@@ -847,8 +1041,45 @@ inj_step_settled(struct inj_target *t)
 	t->saved = keep;
 	if (in)
 		return 0;
-	t->step = STEP_NONE;
+	step_over(t);
 	return 1;
+}
+
+/* The permissions (PROT_*) of the mapping at addr, from a fresh read of
+ * the maps; -1 when nothing is mapped there or the maps cannot be read. */
+static int
+map_prot(struct inj_target *t, uint64_t addr)
+{
+	if (inj_refresh_maps(t, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (addr >= m->start && addr < m->end)
+			return (m->perms[0] == 'r' ? PROT_READ : 0) |
+			       (m->perms[1] == 'w' ? PROT_WRITE : 0) |
+			       (m->perms[2] == 'x' ? PROT_EXEC : 0);
+	}
+	return -1;
+}
+
+/*
+ * A syscall through libc's gadget leaves no result (rt_sigreturn puts
+ * rax back): its outcome is seen in the target.  prot < 0: addr is
+ * mapped (want) or not (!want); else addr is mapped with exactly prot.
+ */
+static bool
+outcome(struct inj_target *t, uint64_t addr, bool want, int prot)
+{
+	if (prot < 0)
+		return mapped(t, addr) == want;
+	return map_prot(t, addr) == prot;
+}
+
+static uint64_t
+now_ns_since(uint64_t start)
+{
+	return lp_mono_ns() - start;
 }
 
 /*
@@ -859,8 +1090,8 @@ inj_step_settled(struct inj_target *t)
  * the target gone.
  */
 static int
-wait_step(struct inj_target *t, uint64_t addr, bool want, int timeout_ms,
-	  struct lp_err *err)
+wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
+	  int timeout_ms, struct lp_err *err)
 {
 	uint64_t start = lp_mono_ns(), now;
 	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
@@ -869,11 +1100,14 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int timeout_ms,
 
 	for (;;) {
 		if (t->step == STEP_GADGET) {
-			if (mapped(t, addr) == want)
+			/* (the maps are read only once the fast polls are
+			 * over: permissions show nowhere else) */
+			if ((prot < 0 || now_ns_since(start) >= 300000) &&
+			    outcome(t, addr, want, prot))
 				break;
 			/* seen back in its own code without it: failed */
 			if (inj_step_settled(t) == 1)
-				return mapped(t, addr) == want ? 1 : 0;
+				return outcome(t, addr, want, prot) ? 1 : 0;
 		} else if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
 				    sizeof(done), NULL) == 0 &&
 			   done == TRAMP_DONE_MARK) {
@@ -899,7 +1133,7 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int timeout_ms,
 
 				if (rc < 0)
 					return rc;
-				rc = mapped(t, addr) == want;
+				rc = outcome(t, addr, want, prot);
 				inj_detach(t, NULL);
 				return rc;
 			}
@@ -970,11 +1204,15 @@ step_ready(struct inj_target *t, const char *what, struct lp_err *err)
  */
 static int
 syscall_step(struct inj_target *t, long nr, const uint64_t args[6],
-	     uint64_t probe, bool want, int64_t *ret, struct lp_err *err)
+	     uint64_t probe, bool want, int prot, int64_t *ret,
+	     struct lp_err *err)
 {
 	struct user_regs_struct regs;
+	/* never a syscall that takes the code page away, or its execute
+	 * permission, from under the trampoline's next instruction */
 	bool page = t->code_page &&
-		    !(nr == SYS_munmap && t->code_page >= args[0] &&
+		    !((nr == SYS_munmap || nr == SYS_mprotect) &&
+		      t->code_page >= args[0] &&
 		      t->code_page < args[0] + args[1]);
 	int rc;
 
@@ -1017,7 +1255,7 @@ syscall_step(struct inj_target *t, long nr, const uint64_t args[6],
 	if (rc < 0)
 		return rc;
 	instant();
-	rc = wait_step(t, probe, want, page ? 2000 : 200, err);
+	rc = wait_step(t, probe, want, prot, page ? 2000 : 200, err);
 	if (rc < 0)
 		return rc;
 	if (page)
@@ -1031,7 +1269,24 @@ int
 inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 	    int64_t *ret, struct lp_err *err)
 {
-	return syscall_step(t, nr, args, 0, false, ret, err);
+	return syscall_step(t, nr, args, 0, false, -1, ret, err);
+}
+
+/*
+ * A call that did not end in our hands (a timeout, an error in the
+ * middle) may still return into the trampoline, later, when the thread
+ * runs it alone: its page must stay mapped for as long as we know it.
+ */
+static void
+pin_page(struct inj_target *t)
+{
+	t->pinned_page = t->code_page;
+}
+
+bool
+inj_page_pinned(const struct inj_target *t, uint64_t page)
+{
+	return t->pinned_page && t->pinned_page == page;
 }
 
 int
@@ -1074,12 +1329,19 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	regs.eflags &= ~(uint64_t)0x500;	/* DF (the ABI), TF */
 	t->pretcode_ok = false;
 	rc = launch(t, STEP_CALL, &regs, err);
-	if (rc < 0)
+	if (rc < 0) {
+		/* the registers were set: the thread may be in the call */
+		if (t->step == STEP_CALL)
+			pin_page(t);
 		return rc;
+	}
 	instant();
-	rc = wait_step(t, 0, false, timeout_ms, err);
-	if (rc < 0)
+	rc = wait_step(t, 0, false, -1, timeout_ms, err);
+	if (rc < 0) {
+		/* still running (a timeout), or we could not tell */
+		pin_page(t);
 		return rc;
+	}
 	return inj_read(t, tramp + TRAMP_RESULT, ret, sizeof(*ret), err);
 }
 
@@ -1120,7 +1382,7 @@ inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 	}
 	if (mapped(t, at))
 		r = -EEXIST;
-	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, &r, err)) < 0)
+	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r, err)) < 0)
 		return rc;
 	if (r < 0) {
 		errno = (int)-r;
@@ -1139,7 +1401,13 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	int64_t r;
 	int rc;
 
-	rc = syscall_step(t, SYS_munmap, a, addr, false, &r, err);
+	if (t->pinned_page && t->pinned_page >= addr &&
+	    t->pinned_page < addr + len)
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): a "
+				  "call that did not finish may still return "
+				  "into the code page of process %d",
+				  addr, (int)t->pid);
+	rc = syscall_step(t, SYS_munmap, a, addr, false, -1, &r, err);
 	if (rc < 0)
 		return rc;
 	if (r < 0) {
@@ -1150,6 +1418,31 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	if (t->code_page >= addr && t->code_page < addr + len) {
 		t->code_page = 0;
 		t->tramp_ok = false;
+	}
+	return 0;
+}
+
+int
+inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
+	     struct lp_err *err)
+{
+	uint64_t a[6] = { addr, len, (uint64_t)prot, 0, 0, 0 };
+	int64_t r = 0;
+	int rc;
+
+	if (!(prot & PROT_EXEC) && t->pinned_page &&
+	    t->pinned_page >= addr && t->pinned_page < addr + len)
+		return lp_err_set(err, LP_EBUSY, "mprotect(0x%" PRIx64 "): a "
+				  "call that did not finish may still return "
+				  "into the code page of process %d",
+				  addr, (int)t->pid);
+	rc = syscall_step(t, SYS_mprotect, a, addr, true, prot, &r, err);
+	if (rc < 0)
+		return rc;
+	if (r < 0) {
+		errno = (int)-r;
+		return lp_err_sys(err, LP_EINJECT, "remote mprotect(0x%" PRIx64
+				  ") in pid %d", addr, (int)t->pid);
 	}
 	return 0;
 }

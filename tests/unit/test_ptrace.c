@@ -20,9 +20,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
-#include "injector/injector.h"
+#include "injector/injector_int.h"
 
 static volatile long called;
 static volatile sig_atomic_t usr1;
@@ -61,6 +62,16 @@ on_usr1(int sig)
 	usr1++;
 }
 
+static int small_fd;
+static char *small_buf;
+static volatile long small_n;
+
+static void
+small_read(void)
+{
+	small_n = read(small_fd, small_buf, 63);
+}
+
 struct child {
 	pid_t pid;
 	int to[2], from[2];
@@ -77,7 +88,7 @@ child_main(struct child *c, int mode)
 	char buf[64] = "";
 	uint64_t before = 0x1122334455667788ull, after = 0;
 	long n;
-	int eintr = 0;
+	volatile int eintr = 0;	/* (getcontext returns twice) */
 	struct timespec t0, t1;
 
 	signal(SIGUSR1, on_usr1);
@@ -126,6 +137,26 @@ child_main(struct child *c, int mode)
 			ss2.ss_sp == alt && ss2.ss_size == sizeof(alt) &&
 			ss2.ss_flags == 0 && sigismember(&m2, SIGUSR2) &&
 			!sigismember(&m2, SIGUSR1) ? before : 0;
+	} else if (mode == 3 || mode == 4) {
+		/* read() on a stack of its own, as a fiber's: 8 KiB (too
+		 * small for a call) or 128 KiB, above a guard page */
+		size_t sz = mode == 3 ? 8192 : 131072;
+		char *stk = mmap(NULL, sz + 4096, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		static ucontext_t main_uc, read_uc;
+
+		assert_true(stk != MAP_FAILED);
+		mprotect(stk, 4096, PROT_NONE);
+		small_fd = c->to[0];
+		small_buf = buf;
+		getcontext(&read_uc);
+		read_uc.uc_stack.ss_sp = stk + 4096;
+		read_uc.uc_stack.ss_size = sz;
+		read_uc.uc_link = &main_uc;
+		makecontext(&read_uc, small_read, 0);
+		swapcontext(&main_uc, &read_uc);
+		n = small_n;
+		after = before;
 	} else {
 		/* nanosleep: ERESTART_RESTARTBLOCK.  A step returns through
 		 * rt_sigreturn, as a signal handler does: it comes back as
@@ -406,6 +437,183 @@ test_ptrace_timed_out_call_finishes(void **state)
 	assert_int_equal(got_called, 77);	/* the call ran to its end */
 }
 
+/*
+ * A call that timed out may return into the code page at any later time:
+ * the page is pinned (no munmap, not even asked of the thread) until a
+ * stop sees the thread out of the call, which no stop does while it is
+ * inside the callee; then the page can go.
+ */
+static void
+test_ptrace_timed_out_call_pins_page(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 78 }, ret = 0, code = 0;
+	char line[256];
+	long n, got_called;
+	int same;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_false(inj_page_pinned(t, code));
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
+				  1, &ret, 50, &err), -LP_ETIMEDOUT);
+	assert_true(inj_page_pinned(t, code));
+	lp_err_clear(&err);
+	/* the thread is inside lp_test_slow's 300 ms sleep */
+	assert_int_equal(inj_munmap(t, code, 4096, &err), -LP_EBUSY);
+	assert_non_null(strstr(err.msg, "may still return"));
+	lp_err_clear(&err);
+	assert_true(inj_page_pinned(t, code));
+	/* the stop comes once the call has returned through the page */
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_read(t, (uint64_t)(uintptr_t)&called, &n,
+				  sizeof(n), &err), 0);
+	assert_int_equal(n, 78);
+	assert_false(inj_page_pinned(t, code));
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld", &n, &same,
+				&got_called), 3);
+	assert_int_equal(n, 5);
+	assert_int_equal(same, 1);
+	assert_int_equal(got_called, 78);	/* returned through the page */
+}
+
+/*
+ * Where the CPU uses XSAVE, a frame without the whole FP state would
+ * reset the upper halves of the AVX registers: when that state cannot be
+ * read, nothing is injected, and the thread carries on untouched.
+ */
+static void
+test_ptrace_refuses_without_xstate(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t page = 0;
+	char line[256];
+	long n;
+	int same, rc;
+
+	(void)state;
+	if (!__builtin_cpu_supports("avx"))
+		skip();
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	/* the first step (the mmap of the code page) builds the frame */
+	setenv("LEAKPROBE_TEST_NO_XSTATE", "1", 1);
+	rc = inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, &page,
+		      &err);
+	unsetenv("LEAKPROBE_TEST_NO_XSTATE");
+	assert_int_equal(rc, -LP_EINJECT);
+	assert_non_null(strstr(err.msg, "extended FP state"));
+	assert_non_null(strstr(err.msg, "nothing was injected"));
+	assert_int_equal(page, 0);
+	assert_true(inj_attached(t));	/* still in the stop: nothing ran */
+	lp_err_clear(&err);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d", &n, &same), 2);
+	assert_int_equal(n, 5);
+	assert_int_equal(same, 1);
+}
+
+/*
+ * A call's callee runs on the thread's stack below the restore frame:
+ * on a stack too small for that (a fiber's, 8 KiB above a guard page)
+ * nothing is injected; on a 128 KiB one the call runs.
+ */
+static void
+test_ptrace_stack_headroom(void **state)
+{
+	(void)state;
+	for (int mode = 3; mode <= 4; mode++) {
+		struct lp_err err = { 0 };
+		struct inj_target *t;
+		struct child c;
+		uint64_t args[6] = { 2, 40 }, ret = 0, code = 0;
+		char line[256];
+		long n, got;
+		int rc;
+
+		start_child(&c, mode);
+		wait_blocked(c.pid);
+		t = inj_open(c.pid, &err);
+		assert_non_null(t);
+		assert_int_equal(inj_prepare(t, &err), 0);
+		assert_int_equal(inj_attach(t, &err), 0);
+		rc = inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+			      &code, &err);
+		if (mode == 3) {
+			assert_int_equal(rc, -LP_EINJECT);
+			assert_non_null(strstr(err.msg, "for the callee"));
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+			/* each step ran detached: a stop for the next */
+			assert_int_equal(inj_attach(t, &err), 0);
+			assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)
+						  lp_test_add, args, 2, &ret,
+						  1000, &err), 0);
+			assert_int_equal(ret, 42);
+			assert_int_equal(inj_attach(t, &err), 0);
+			assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+			assert_int_equal(inj_attach(t, &err), 0);
+		}
+		lp_err_clear(&err);
+		assert_int_equal(inj_detach(t, &err), 0);
+		inj_close(t);
+		assert_int_equal(write(c.to[1], "hello", 5), 5);
+		finish_child(&c, line, sizeof(line));
+		assert_int_equal(sscanf(line, "%ld %*s %*d %ld", &n, &got), 2);
+		assert_int_equal(n, 5);		/* read() restarted */
+		assert_int_equal(got, mode == 3 ? 0 : 42);
+	}
+}
+
+/* A main thread with a user shadow stack (CET) is refused before any
+ * stop: our steps would make the CPU kill it. */
+static void
+test_ptrace_refuses_shadow_stack(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	char line[256];
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	t->info.shstk = true;	/* as parsed from its status */
+	assert_int_equal(inj_prepare(t, &err), -LP_EINJECT);
+	assert_non_null(strstr(err.msg, "shadow stack"));
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(strncmp(line, "5 hello 1 ", 10), 0);
+}
+
 static void
 test_ptrace_refuses_bad_targets(void **state)
 {
@@ -547,6 +755,10 @@ main(void)
 		cmocka_unit_test(test_ptrace_sleep_not_cut_short),
 		cmocka_unit_test(test_ptrace_set_syscall_result),
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
+		cmocka_unit_test(test_ptrace_timed_out_call_pins_page),
+		cmocka_unit_test(test_ptrace_refuses_without_xstate),
+		cmocka_unit_test(test_ptrace_stack_headroom),
+		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
 		cmocka_unit_test(test_ptrace_refuses_bad_targets),
 		cmocka_unit_test(test_ptrace_detach_after_exit),
 		cmocka_unit_test(test_ptrace_killed_at_every_instant),
