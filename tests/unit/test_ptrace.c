@@ -473,6 +473,9 @@ test_ptrace_timed_out_call_pins_page(void **state)
 	assert_int_equal(inj_munmap(t, code, 4096, &err), -LP_EBUSY);
 	assert_non_null(strstr(err.msg, "may still return"));
 	lp_err_clear(&err);
+	assert_int_equal(inj_mprotect(t, code, 4096, PROT_READ, &err),
+			 -LP_EBUSY);
+	lp_err_clear(&err);
 	assert_true(inj_page_pinned(t, code));
 	/* the stop comes once the call has returned through the page */
 	assert_int_equal(inj_attach(t, &err), 0);
@@ -491,6 +494,79 @@ test_ptrace_timed_out_call_pins_page(void **state)
 	assert_int_equal(n, 5);
 	assert_int_equal(same, 1);
 	assert_int_equal(got_called, 78);	/* returned through the page */
+}
+
+/* The permissions of the mapping at addr in pid's maps ("r-xs"). */
+static void
+perms_of(pid_t pid, uint64_t addr, char out[5])
+{
+	char path[64], line[512];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	strcpy(out, "none");
+	fp = fopen(path, "r");
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned long lo, hi;
+		char p[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, p) == 3 &&
+		    addr >= lo && addr < hi) {
+			memcpy(out, p, 5);
+			break;
+		}
+	}
+	fclose(fp);
+}
+
+/*
+ * The code page's own permissions change through libc's gadget (the
+ * trampoline would lose its execute permission under the thread): read-
+ * only, then executable again, and calls run through it after that.
+ */
+static void
+test_ptrace_mprotect_code_page(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 30, 12 }, ret = 0, code = 0;
+	char line[256], perms[5];
+	long n, got;
+	int same;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mprotect(t, code, 4096, PROT_READ, &err), 0);
+	perms_of(c.pid, code, perms);
+	assert_string_equal(perms, "r--s");
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mprotect(t, code, 4096, PROT_READ | PROT_WRITE |
+				      PROT_EXEC, &err), 0);
+	perms_of(c.pid, code, perms);
+	assert_string_equal(perms, "rwxs");
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_add, args,
+				  2, &ret, 1000, &err), 0);
+	assert_int_equal(ret, 42);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld %*s %d %ld", &n, &same, &got), 3);
+	assert_int_equal(n, 5);			/* read() restarted */
+	assert_int_equal(same, 1);
+	assert_int_equal(got, 42);
 }
 
 /*
@@ -756,6 +832,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_set_syscall_result),
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_timed_out_call_pins_page),
+		cmocka_unit_test(test_ptrace_mprotect_code_page),
 		cmocka_unit_test(test_ptrace_refuses_without_xstate),
 		cmocka_unit_test(test_ptrace_stack_headroom),
 		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
