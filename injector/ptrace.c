@@ -497,10 +497,17 @@ again:
 		 * The thread does not stop (uninterruptible sleep, a frozen
 		 * cgroup).  The interrupt is still pending: detaching now
 		 * fails while it is running, and it would stop later with
-		 * nobody to resume it.  Wait for that stop, then detach.
+		 * nobody to resume it.  Wait for that stop, then detach (a
+		 * signal-delivery stop's signal raised again: it is the
+		 * target's).  If it does not come, inj__release_stuck()
+		 * takes it later.
 		 */
-		if (inj__wait_stop(t, &status, 10000, NULL) < 0 || t->gone)
-			t->stuck = true;
+		if (inj__wait_stop(t, &status, 10000, NULL) < 0) {
+			if (!t->gone)
+				t->stuck = true;
+		} else if (WIFSTOPPED(status) && !is_event_stop(status)) {
+			redeliver(t, WSTOPSIG(status));
+		}
 		goto fail;
 	}
 	if (rc < 0)
