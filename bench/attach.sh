@@ -160,6 +160,9 @@ for sfx in "" .load; do
 		"$(pct "$tmp/stop$sfx" 50)" "$(pct "$tmp/stop$sfx" 90)" \
 		"$(pct "$tmp/stop$sfx" 99)" "$(pct "$tmp/stop$sfx" 100)" \
 		"$(echo "$(pct "$tmp/wall$sfx" 50) / 1000" | bc -l)"
+	printf '  %-26s %9s %9s %9s %9s\n' "$name: held after the stop" \
+		"$(pct "$tmp/held$sfx" 50)" "$(pct "$tmp/held$sfx" 90)" \
+		"$(pct "$tmp/held$sfx" 99)" "$(pct "$tmp/held$sfx" 100)"
 	printf '  %-26s %9s %9s %9s %9s\n' "$name: unmap stop" \
 		"$(pct "$tmp/unmap$sfx" 50)" "$(pct "$tmp/unmap$sfx" 90)" \
 		"$(pct "$tmp/unmap$sfx" 99)" "$(pct "$tmp/unmap$sfx" 100)"
