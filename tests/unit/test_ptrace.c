@@ -602,7 +602,7 @@ test_ptrace_refuses_without_xstate(void **state)
 	assert_non_null(strstr(err.msg, "extended FP state"));
 	assert_non_null(strstr(err.msg, "nothing was injected"));
 	assert_int_equal(page, 0);
-	assert_true(inj_attached(t));	/* still in the stop: nothing ran */
+	assert_true(inj_attached(t));	/* still stopped: nothing ran */
 	lp_err_clear(&err);
 	assert_int_equal(inj_detach(t, &err), 0);
 	inj_close(t);
