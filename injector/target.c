@@ -22,6 +22,23 @@ parse_hex_mask(const char *s)
 	return strtoull(s, NULL, 16);
 }
 
+/* True when the space-separated list p holds the word w. */
+static bool
+has_word(const char *p, const char *w)
+{
+	size_t n = strlen(w);
+
+	while (*p) {
+		size_t len = strcspn(p, " \t");
+
+		if (len == n && !strncmp(p, w, n))
+			return true;
+		p += len;
+		p += strspn(p, " \t");
+	}
+	return false;
+}
+
 /*
  * Parse the text of /proc/PID/status (modified in place; NUL-terminated)
  * into out, which the caller zeroed.  Returns 0, or -LP_EINVAL when it is
@@ -64,6 +81,8 @@ inj__parse_status(char *buf, pid_t pid, struct inj_procinfo *out,
 			out->sig_ignored = parse_hex_mask(p);
 		else if (!strcmp(line, "SigCgt"))
 			out->sig_caught = parse_hex_mask(p);
+		else if (!strcmp(line, "x86_Thread_features"))
+			out->shstk = has_word(p, "shstk");
 	}
 	return rc;
 }
@@ -200,6 +219,10 @@ inj_close(struct inj_target *t)
 	if (!t)
 		return;
 	inj_detach(t, NULL);
+	/* a late stop must not outlive us holding the thread: wait a
+	 * little for it (leakprobe's exit lets it go in any case) */
+	for (int i = 0; i < 100 && inj__release_stuck(t) < 0; i++)
+		usleep(1000);
 	for (size_t i = 0; i < t->nmods; i++) {
 		elf__free(t->mods[i].elf);
 		free(t->mods[i].path);
@@ -332,8 +355,11 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 	for (size_t i = 0; i < t->nmaps && n < max; i++) {
 		const struct inj_map *m = &t->maps[i];
 
+		/* shared anonymous memory shows as "/dev/zero (deleted)";
+		 * never a file's mapping */
 		if (m->end - m->start == size &&
-		    !strcmp(m->perms, perms))
+		    !strcmp(m->perms, perms) &&
+		    (!m->path || !strncmp(m->path, "/dev/zero", 9)))
 			starts[n++] = m->start;
 	}
 	return n;

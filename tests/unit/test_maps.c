@@ -211,11 +211,56 @@ test_maps_live_self(void **state)
 	free(text);
 }
 
+/* x86_Thread_features in /proc/PID/status: tests/fixtures/status/README */
+static void
+test_status_shadow_stack(void **state)
+{
+	static const struct {
+		const char *name;
+		bool shstk;
+	} cases[] = {
+		{ "shstk", true }, { "shstk-only", true },
+		{ "locked-off", false }, { "none-enabled", false },
+		{ "no-cet-kernel", false }, { "lookalike", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[512], *buf;
+		struct inj_procinfo pi;
+
+		snprintf(path, sizeof(path), "%s/tests/fixtures/status/"
+			 "%s.status", LP_SRCDIR, cases[i].name);
+		buf = slurp(path);
+		memset(&pi, 0, sizeof(pi));
+		assert_int_equal(inj__parse_status(buf, 4242, &pi, NULL),
+				 0);
+		if (pi.shstk != cases[i].shstk)
+			fail_msg("%s: shstk %d", cases[i].name, pi.shstk);
+		/* the lines before were parsed as usual */
+		assert_string_equal(pi.comm, "ruby");
+		assert_int_equal(pi.threads, 2);
+		free(buf);
+	}
+}
+
+/* The probe of MAP_FIXED_NOREPLACE answers yes on this kernel (4.17+). */
+static void
+test_kernel_fixed_noreplace(void **state)
+{
+	struct lp_err err = { 0 };
+
+	(void)state;
+	assert_int_equal(inj__check_fixed_noreplace(&err), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_maps_fixtures_match_expected),
+		cmocka_unit_test(test_status_shadow_stack),
+		cmocka_unit_test(test_kernel_fixed_noreplace),
 		cmocka_unit_test(test_maps_hostile_refused),
 		cmocka_unit_test(test_maps_fields),
 		cmocka_unit_test(test_maps_live_self),
