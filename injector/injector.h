@@ -210,9 +210,15 @@ int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 int inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 		 struct lp_err *err);
 /* The same mmap at a chosen address (MAP_FIXED_NOREPLACE: fails when
- * the range is taken). */
+ * the range is taken).  Success is what the maps show afterwards: a
+ * shared anonymous mapping exactly at `at`, of `len` bytes and `prot`,
+ * whose inode is new (inj_mmap_inode); a mapping of the target's that
+ * took the range meanwhile is -EEXIST, never ours. */
 int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 		uint64_t *addr, struct lp_err *err);
+/* The inode of the mapping the last successful inj_mmap made: what
+ * identifies it as ours (inj_own_page) for as long as it lives. */
+uint64_t inj_mmap_inode(const struct inj_target *t);
 /*
  * A free range of len bytes in the target (from the last maps refresh),
  * with a free page on either side, away from the main stack's growth.

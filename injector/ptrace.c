@@ -69,6 +69,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xalloc.h"
 
 #define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
 #define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
@@ -1373,31 +1374,59 @@ inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 	uint64_t a[6] = { at, len, (uint64_t)prot,
 			  MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
 			  (uint64_t)-1, 0 };
+	uint64_t *before, inode = 0;
+	size_t nbefore = 0;
 	int64_t r = 0;
 	int rc;
 
 	if (!(prot & PROT_READ))
 		return lp_err_set(err, LP_EINVAL, "remote mmap: the page must "
 				  "be readable");
+	if (inj_refresh_maps(t, NULL) < 0)
+		return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): cannot "
+				  "read the maps of pid %d", len, (int)t->pid);
 	if (!at) {
-		if (inj_refresh_maps(t, NULL) < 0 ||
-		    inj_free_gap(t, len, &at) < 0)
+		if (inj_free_gap(t, len, &at) < 0)
 			return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): "
 					  "no free range in pid %d", len,
 					  (int)t->pid);
 		a[0] = at;
 	}
+	/* the shared anonymous inodes before: ours will be a new one */
+	before = xcalloc(t->nmaps + 1, sizeof(*before));
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].path &&
+		    !strncmp(t->maps[i].path, "/dev/zero", 9))
+			before[nbefore++] = t->maps[i].inode;
 	if (mapped(t, at))
 		r = -EEXIST;
-	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r, err)) < 0)
+	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r,
+				    err)) < 0) {
+		free(before);
 		return rc;
+	}
+	/* "something is mapped at `at`" is not success: a thread of the
+	 * target's may have mapped there while the step was pending (our
+	 * MAP_FIXED_NOREPLACE then failed) */
+	if (r >= 0 && (inj_refresh_maps(t, NULL) < 0 ||
+		       !inj__own_map(t->maps, t->nmaps, at, len, prot, before,
+				     nbefore, &inode)))
+		r = -EEXIST;
+	free(before);
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote mmap(%zu) at 0x%"
 				  PRIx64 " in pid %d", len, at, (int)t->pid);
 	}
+	t->mmap_inode = inode;
 	*addr = at;
 	return 0;
+}
+
+uint64_t
+inj_mmap_inode(const struct inj_target *t)
+{
+	return t->mmap_inode;
 }
 
 int
