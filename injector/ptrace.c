@@ -1429,11 +1429,56 @@ inj_mmap_inode(const struct inj_target *t)
 	return t->mmap_inode;
 }
 
+/* The inode of the shared anonymous mapping exactly [addr, addr + len)
+ * in the maps as last read; 0 when there is none such. */
+static uint64_t
+shared_anon_inode(const struct inj_target *t, uint64_t addr, size_t len)
+{
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (m->start == addr)
+			return m->end - m->start == len && m->perms[3] == 's' &&
+			       m->path && !strcmp(m->path,
+						  "/dev/zero (deleted)") ?
+			       m->inode : 0;
+	}
+	return 0;
+}
+
+uint64_t
+inj_page_inode(struct inj_target *t, uint64_t addr, size_t len)
+{
+	return shared_anon_inode(t, addr, len);
+}
+
+int
+inj_page_is(struct inj_target *t, uint64_t addr, size_t len, uint64_t inode)
+{
+	if (!inode || inj_refresh_maps(t, NULL) < 0)
+		return 0;
+	return shared_anon_inode(t, addr, len) == inode;
+}
+
+/* Is the mapping with this inode still at addr (a fresh read of the
+ * maps)?  1 yes, 0 no, -1 the maps cannot be read. */
+static int
+inode_at(struct inj_target *t, uint64_t addr, uint64_t inode)
+{
+	if (inj_refresh_maps(t, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].start == addr)
+			return t->maps[i].inode == inode;
+	return 0;
+}
+
 int
 inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	   struct lp_err *err)
 {
 	uint64_t a[6] = { addr, len, 0, 0, 0, 0 };
+	uint64_t ino;
 	int64_t r;
 	int rc;
 
@@ -1443,9 +1488,25 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 				  "call that did not finish may still return "
 				  "into the code page of process %d",
 				  addr, (int)t->pid);
+	/* only a mapping of the kind we make, the one there now: its inode
+	 * going away is the munmap's success, whatever refills the hole */
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
 	rc = syscall_step(t, SYS_munmap, a, addr, false, -1, &r, err);
 	if (rc < 0)
 		return rc;
+	switch (inode_at(t, addr, ino)) {
+	case 0:
+		r = 0;
+		break;
+	case 1:
+		if (r == 0)
+			r = -EINVAL;
+		break;
+	}
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote munmap(0x%" PRIx64
@@ -1463,6 +1524,7 @@ inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 	     struct lp_err *err)
 {
 	uint64_t a[6] = { addr, len, (uint64_t)prot, 0, 0, 0 };
+	uint64_t ino;
 	int64_t r = 0;
 	int rc;
 
@@ -1472,9 +1534,16 @@ inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 				  "call that did not finish may still return "
 				  "into the code page of process %d",
 				  addr, (int)t->pid);
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "mprotect(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
 	rc = syscall_step(t, SYS_mprotect, a, addr, true, prot, &r, err);
 	if (rc < 0)
 		return rc;
+	if (r == 0 && inode_at(t, addr, ino) != 1)
+		r = -EINVAL;
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote mprotect(0x%" PRIx64

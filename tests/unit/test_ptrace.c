@@ -521,6 +521,68 @@ perms_of(pid_t pid, uint64_t addr, char out[5])
 }
 
 /*
+ * Only our own page is ever unmapped or protected, and it is known by its
+ * inode: the target's private memory at an address is refused untouched,
+ * and a mapping that refilled our page's range after it went is not ours.
+ */
+static void
+test_ptrace_page_identity(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t code = 0, again = 0, ino, ino2, priv;
+	char line[256], perms[5];
+	void *p;
+	long n;
+
+	(void)state;
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	priv = (uint64_t)(uintptr_t)p;
+	start_child(&c, 0);		/* the child has it too, there */
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, priv, 4096, &err), -LP_EBUSY);
+	lp_err_clear(&err);
+	assert_int_equal(inj_mprotect(t, priv, 4096, PROT_READ, &err),
+			 -LP_EBUSY);
+	lp_err_clear(&err);
+	perms_of(c.pid, priv, perms);
+	assert_string_equal(perms, "rw-p");
+
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	ino = inj_mmap_inode(t);
+	assert_true(ino != 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 1);
+	assert_int_equal(inj_page_is(t, code, 4096, ino + 1), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 0);
+	/* the range refilled: a mapping like ours, but not the same one */
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap_at(t, code, 4096, PROT_READ | PROT_WRITE |
+				     PROT_EXEC, &again, &err), 0);
+	assert_int_equal(again, code);
+	ino2 = inj_mmap_inode(t);
+	assert_true(ino2 != ino);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino2), 1);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld", &n), 1);
+	assert_int_equal(n, 5);
+	munmap(p, 4096);
+}
+
+/*
  * The code page's own permissions change through libc's gadget (the
  * trampoline would lose its execute permission under the thread): read-
  * only, then executable again, and calls run through it after that.
@@ -833,6 +895,7 @@ main(void)
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_timed_out_call_pins_page),
 		cmocka_unit_test(test_ptrace_mprotect_code_page),
+		cmocka_unit_test(test_ptrace_page_identity),
 		cmocka_unit_test(test_ptrace_refuses_without_xstate),
 		cmocka_unit_test(test_ptrace_stack_headroom),
 		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
