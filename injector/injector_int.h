@@ -232,6 +232,8 @@ struct inj_target {
 	/* the last step let run (until a stop or /proc sees it over) */
 	enum step_kind step;
 	uint64_t step_frame, step_page, step_tramp;
+	uint64_t step_stack_lo, step_stack_hi;	/* the frame's stack */
+	bool step_seen;		/* a gadget step's outcome was seen */
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
 	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
 	uint64_t stop_total_ns, held_total_ns;	/* all stops so far */

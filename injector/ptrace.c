@@ -317,12 +317,65 @@ release(struct inj_target *t, struct lp_err *err)
 
 /*
  * At a stop: is the thread still inside a step we started (and let run
- * detached), or one of a leakprobe that died?  Then no new frame may be built on it: let it go and stop it
- * again a moment later.  A syscall step through libc's gadget is at the
- * gadget or __restore_rt with its stack pointer at the frame; a step in
- * the code page is there, or has not yet stored its completion word (a
- * call still running, or a handler of a signal that came meanwhile).
+ * detached), or one of a leakprobe that died?  Then no new frame may be
+ * built on it, and its page may still be returned into: let it go and
+ * stop it again a moment later.  A step runs for as long as the stack
+ * pointer is at or below the step's frame (+8: the gadget's `ret` pops
+ * its pretcode slot) on the stack the frame is on, wherever rip is: a
+ * signal handler that runs on top of the step (before the trampoline's
+ * or the gadget's rt_sigreturn) returns into it.  Only rt_sigreturn puts
+ * the stack pointer back above the frame.  On another stack (an
+ * alternate signal stack, a fiber's) the stack pointer cannot tell: the
+ * step counts as running until its outcome is seen (the completion word
+ * for a step in the code page, the maps for one through the gadget).
  */
+/* An address the step's code runs at: in its page (a step in the code
+ * page), or libc's gadget and __restore_rt (a syscall through them). */
+static bool
+step_addr(const struct inj_target *t, uint64_t a)
+{
+	if (t->step != STEP_GADGET)
+		return a >= t->step_page && a < t->step_page + 4096;
+	return a == t->syscall_insn || a == t->syscall_insn + 2 ||
+	       (a >= t->restore_rt && a < t->restore_rt + 16);
+}
+
+/*
+ * The stack pointer is below the step's frame: the step itself, or code
+ * on top of it (its callee; a signal handler, whose frame holds the
+ * interrupted rip in the step), or, the step long over, the thread's own
+ * code gone deeper.  Only the last has no address of the step between
+ * the stack pointer and the frame (64 KiB read at most: beyond, and
+ * unreadable, count as the step).
+ */
+static bool
+step_below(struct inj_target *t, uint64_t rip, uint64_t rsp)
+{
+	uint64_t buf[512], end = t->step_frame + 8, done = 0;
+
+	if (step_addr(t, rip))
+		return true;
+	if (t->step != STEP_GADGET) {
+		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
+			     sizeof(done), NULL) < 0)
+			return false;	/* the page is gone: nothing runs there */
+		if (done != TRAMP_DONE_MARK)
+			return true;	/* the call has not returned */
+	}
+	if (end - rsp > 65536)
+		return true;
+	for (uint64_t a = rsp & ~(uint64_t)7; a < end; a += sizeof(buf)) {
+		size_t len = end - a < sizeof(buf) ? end - a : sizeof(buf);
+
+		if (inj_read(t, a, buf, len, NULL) < 0)
+			return true;
+		for (size_t i = 0; i < len / 8; i++)
+			if (step_addr(t, buf[i]))
+				return true;
+	}
+	return false;
+}
+
 static bool
 in_step(struct inj_target *t)
 {
@@ -331,14 +384,16 @@ in_step(struct inj_target *t)
 
 	switch (t->step) {
 	case STEP_GADGET:
-		return r->rsp >= t->step_frame && r->rsp <= t->step_frame + 8 &&
-		       (r->rip == t->syscall_insn ||
-			r->rip == t->syscall_insn + 2 ||
-			(r->rip >= t->restore_rt && r->rip < t->restore_rt + 16));
 	case STEP_PAGE:
 	case STEP_CALL:
-		if (r->rip >= t->step_page && r->rip < t->step_page + 4096)
+		if (t->step != STEP_GADGET && r->rip >= t->step_page &&
+		    r->rip < t->step_page + 4096)
 			return true;
+		if (r->rsp >= t->step_stack_lo && r->rsp < t->step_stack_hi)
+			return r->rsp <= t->step_frame + 8 &&
+			       step_below(t, r->rip, r->rsp);
+		if (t->step == STEP_GADGET)
+			return !t->step_seen;
 		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
 			     sizeof(done), NULL) < 0)
 			return false;	/* the page is gone: nothing runs there */
@@ -953,6 +1008,31 @@ build_frame(struct inj_target *t, struct lp_err *err)
 }
 
 /*
+ * The stack the step's frame is on: the mapping of the stack pointer at
+ * the stop (the maps may be a little old: stacks do not move), down to
+ * nothing for the process stack, which grows down.  Unknown: everything.
+ */
+static void
+step_stack(struct inj_target *t)
+{
+	uint64_t rsp = t->saved.rsp;
+
+	t->step_stack_lo = 0;
+	t->step_stack_hi = UINT64_MAX;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (rsp - 1 >= m->start && rsp - 1 < m->end) {
+			t->step_stack_lo = m->path &&
+					   !strcmp(m->path, "[stack]") ?
+					   0 : m->start;
+			t->step_stack_hi = m->end;
+			return;
+		}
+	}
+}
+
+/*
  * Let the step whose registers are `regs` run: set them, and let the
  * thread go at once.  It runs the step by itself and comes back through
  * rt_sigreturn from the frame; nothing of leakprobe (killed, stopped,
@@ -970,6 +1050,8 @@ launch(struct inj_target *t, enum step_kind kind,
 				  "ptrace(PTRACE_SETREGS, %d)", (int)t->pid);
 	instant();
 	t->step = kind;
+	t->step_seen = false;
+	step_stack(t);
 	t->step_frame = t->frame;
 	t->step_page = t->code_page;
 	t->step_tramp = t->code_page + t->tramp_off;
@@ -1111,8 +1193,10 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
 			/* (the maps are read only once the fast polls are
 			 * over: permissions show nowhere else) */
 			if ((prot < 0 || now_ns_since(start) >= 300000) &&
-			    outcome(t, addr, want, prot))
+			    outcome(t, addr, want, prot)) {
+				t->step_seen = true;
 				break;
+			}
 			/* seen back in its own code without it: failed */
 			if (inj_step_settled(t) == 1)
 				return outcome(t, addr, want, prot) ? 1 : 0;
