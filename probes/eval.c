@@ -758,8 +758,38 @@ static int
 ensure_page(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
+	uint64_t at;
 	int rc;
 
+	/*
+	 * A dead run's page that a call of that run may still return into
+	 * (its trampoline after the call, or a step in it under a signal
+	 * handler): rearming its trampoline would clear the completion word
+	 * and result under that call, whose tail then overwrites ours.  It
+	 * stays as it is (reclaimed once idle, by us or a later run); a
+	 * fresh page goes to a new gap, on record first.
+	 */
+	if (s->page && s->page_reused && need_stop(s, NULL) == 0 &&
+	    !page_idle(s, s->page)) {
+		lp_debug("page 0x%" PRIx64 " of a dead run is still in use: "
+			 "a fresh page instead", s->page);
+		if (s->nextra < (int)(sizeof(s->extra) / sizeof(s->extra[0]))) {
+			s->extra_inode[s->nextra] = s->page_inode;
+			s->extra[s->nextra++] = s->page;
+		}
+		s->page = 0;
+		s->page_reused = false;
+		s->page_armed = false;
+		if (inj_refresh_maps(t, NULL) < 0 ||
+		    inj_free_gap(t, PAGE_SIZE_, &at) < 0)
+			return lp_err_set(err, LP_EINJECT, "no free range for "
+					  "the code page in process %d",
+					  (int)inj_info(t)->pid);
+		if (record_page(s, at) < 0)
+			return lp_err_sys(err, LP_EIO, "record the code page "
+					  "in '%s'", s->dir);
+		s->page_at = at;
+	}
 	if (s->page && !s->page_rwx) {
 		/* retired read-only by an earlier run */
 		rc = remote_mprotect(s, s->page, s->page_inode, PAGE_PROT,
@@ -818,10 +848,24 @@ ensure_page(struct probe_session *s, struct lp_err *err)
 	if (s->page_spare && !still_ours(s, s->page_spare, s->spare_inode))
 		s->page_spare = 0;
 	if (s->page_spare && need_stop(s, NULL) == 0 &&
-	    still_ours(s, s->page_spare, s->spare_inode) &&
-	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
-		s->page_spare = 0;
-		record_page(s, s->page);
+	    still_ours(s, s->page_spare, s->spare_inode)) {
+		/* never armed by its run, but a call of that run may be in
+		 * flight through it (killed before the header was written):
+		 * then it is marked ours and left for a later reclaim */
+		if (!page_idle(s, s->page_spare)) {
+			stamp_page(s, s->page_spare, s->spare_inode);
+			if (s->nextra < (int)(sizeof(s->extra) /
+					      sizeof(s->extra[0]))) {
+				s->extra_inode[s->nextra] = s->spare_inode;
+				s->extra[s->nextra++] = s->page_spare;
+			}
+			s->page_spare = 0;
+			record_page(s, s->page);
+		} else if (inj_munmap(t, s->page_spare, PAGE_SIZE_,
+				      NULL) == 0) {
+			s->page_spare = 0;
+			record_page(s, s->page);
+		}
 	}
 	return 0;
 }
