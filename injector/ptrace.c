@@ -582,6 +582,22 @@ again:
 	 */
 	if (!is_event_stop(status))
 		redeliver(t, WSTOPSIG(status));
+	/*
+	 * A group stop (SIGSTOP and the like, from someone else) is a
+	 * PTRACE_EVENT_STOP too, with the stop signal instead of SIGTRAP:
+	 * never our stop to run steps from.  Let go (the thread stays
+	 * stopped, as its sender wants) and say so; the same for the
+	 * signal-delivery stop of a stop signal (raised again just above).
+	 */
+	if (WSTOPSIG(status) == SIGSTOP || WSTOPSIG(status) == SIGTSTP ||
+	    WSTOPSIG(status) == SIGTTIN || WSTOPSIG(status) == SIGTTOU) {
+		int sig = WSTOPSIG(status);
+
+		release(t, NULL);
+		return lp_err_set(err, LP_EUNSAFE, "process %d is stopped "
+				  "(SIG%s); resume it with 'kill -CONT %d'",
+				  (int)t->pid, sigabbrev_np(sig), (int)t->pid);
+	}
 	/* (the FP state is read by the first step: build_frame) */
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0) {
 		rc = lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
@@ -1204,6 +1220,20 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
 				    sizeof(done), NULL) == 0 &&
 			   done == TRAMP_DONE_MARK) {
 			break;
+		}
+		if (delay >= 1000) {
+			struct inj_procinfo pi;
+
+			/* group-stopped (SIGSTOP from someone else) before
+			 * it ran the step: it runs it once continued */
+			if (inj_read_procinfo(t->pid, &pi, NULL) == 0 &&
+			    pi.state == 'T') {
+				t->let_finish = true;
+				return lp_err_set(err, LP_EUNSAFE, "process %d "
+						  "is stopped (SIGSTOP); resume"
+						  " it with 'kill -CONT %d'",
+						  (int)t->pid, (int)t->pid);
+			}
 		}
 		if (kill(t->pid, 0) < 0 || !mapped(t, t->step_frame)) {
 			struct inj_procinfo pi;
