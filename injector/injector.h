@@ -194,8 +194,11 @@ bool inj_page_pinned(const struct inj_target *t, uint64_t page);
  * Remote mmap (shared anonymous: never merged with neighbours; readable)
  * and munmap.  The mmap goes to a free range leakprobe chooses
  * (MAP_FIXED_NOREPLACE) and runs through libc's `syscall; ret`: its
- * result is the range appearing.  munmap of the code page itself does the
- * same (its range vanishing); other syscalls go through the page.
+ * result is our mapping appearing (inj_mmap_at).  munmap and mprotect
+ * take only a shared anonymous mapping of exactly that range (else
+ * -LP_EBUSY); munmap succeeds when that mapping (its inode) is gone from
+ * the address, whatever the target maps there next.  munmap of the code
+ * page itself runs through the gadget; other syscalls through the page.
  */
 int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
@@ -210,9 +213,23 @@ int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 int inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 		 struct lp_err *err);
 /* The same mmap at a chosen address (MAP_FIXED_NOREPLACE: fails when
- * the range is taken). */
+ * the range is taken).  Success is what the maps show afterwards: a
+ * shared anonymous mapping exactly at `at`, of `len` bytes and `prot`,
+ * whose inode is new (inj_mmap_inode); a mapping of the target's that
+ * took the range meanwhile is -EEXIST, never ours. */
 int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 		uint64_t *addr, struct lp_err *err);
+/* The inode of the mapping the last successful inj_mmap made: what
+ * identifies it as ours (inj_own_page) for as long as it lives. */
+uint64_t inj_mmap_inode(const struct inj_target *t);
+/* The inode of the shared anonymous mapping exactly [addr, addr + len)
+ * in the maps as last read (a page found there), 0 when there is none. */
+uint64_t inj_page_inode(struct inj_target *t, uint64_t addr, size_t len);
+/* A fresh read of the maps still shows that page: exactly there, that
+ * size, shared anonymous, that inode.  1 or 0 (then it is not ours any
+ * more: never write, protect or unmap it). */
+int inj_page_is(struct inj_target *t, uint64_t addr, size_t len,
+		uint64_t inode);
 /*
  * A free range of len bytes in the target (from the last maps refresh),
  * with a free page on either side, away from the main stack's growth.

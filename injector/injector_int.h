@@ -151,6 +151,18 @@ void inj__free_maps(struct inj_map *m, size_t n);
  * the ELF files already loaded (inj_refresh_maps without the read). */
 void inj__index_maps(struct inj_target *t, struct inj_map *maps,
 		     size_t nmaps);
+/*
+ * Is the mapping at `at` the one our shared anonymous mmap made: starting
+ * exactly at `at`, `len` bytes, permissions exactly `prot` shared,
+ * "/dev/zero (deleted)", an inode none of the `nbefore` inodes seen just
+ * before the mmap?  1 (its inode in *inode) or 0: a mapping of the
+ * target's, never ours to touch.
+ */
+int inj__own_map(const struct inj_map *maps, size_t n, uint64_t at,
+		 uint64_t len, int prot, const uint64_t *before,
+		 size_t nbefore, uint64_t *inode);
+/* "rwxs" and the like: the maps' permissions of a shared mapping. */
+void inj__prot_perms(int prot, char perms[5]);
 
 /* ---- target.c --------------------------------------------------------
  * The text of /proc/PID/status (NUL-terminated, modified in place) into
@@ -211,6 +223,7 @@ struct inj_target {
 	uint64_t code_page;	/* executable page for call trampolines */
 	uint32_t tramp_off;	/* trampoline offset in it */
 	bool tramp_ok;		/* trampoline written */
+	uint64_t mmap_inode;	/* inode of the last mapping inj_mmap made */
 	uint64_t pinned_page;	/* a call may still return into it: never
 				 * unmapped (inj_page_pinned) */
 	long stop_nr;		/* syscall the thread was in, or -1 */
@@ -219,6 +232,8 @@ struct inj_target {
 	/* the last step let run (until a stop or /proc sees it over) */
 	enum step_kind step;
 	uint64_t step_frame, step_page, step_tramp;
+	uint64_t step_stack_lo, step_stack_hi;	/* the frame's stack */
+	bool step_seen;		/* a gadget step's outcome was seen */
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
 	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
 	uint64_t stop_total_ns, held_total_ns;	/* all stops so far */

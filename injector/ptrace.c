@@ -69,6 +69,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xalloc.h"
 
 #define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
 #define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
@@ -316,12 +317,65 @@ release(struct inj_target *t, struct lp_err *err)
 
 /*
  * At a stop: is the thread still inside a step we started (and let run
- * detached), or one of a leakprobe that died?  Then no new frame may be built on it: let it go and stop it
- * again a moment later.  A syscall step through libc's gadget is at the
- * gadget or __restore_rt with its stack pointer at the frame; a step in
- * the code page is there, or has not yet stored its completion word (a
- * call still running, or a handler of a signal that came meanwhile).
+ * detached), or one of a leakprobe that died?  Then no new frame may be
+ * built on it, and its page may still be returned into: let it go and
+ * stop it again a moment later.  A step runs for as long as the stack
+ * pointer is at or below the step's frame (+8: the gadget's `ret` pops
+ * its pretcode slot) on the stack the frame is on, wherever rip is: a
+ * signal handler that runs on top of the step (before the trampoline's
+ * or the gadget's rt_sigreturn) returns into it.  Only rt_sigreturn puts
+ * the stack pointer back above the frame.  On another stack (an
+ * alternate signal stack, a fiber's) the stack pointer cannot tell: the
+ * step counts as running until its outcome is seen (the completion word
+ * for a step in the code page, the maps for one through the gadget).
  */
+/* An address the step's code runs at: in its page (a step in the code
+ * page), or libc's gadget and __restore_rt (a syscall through them). */
+static bool
+step_addr(const struct inj_target *t, uint64_t a)
+{
+	if (t->step != STEP_GADGET)
+		return a >= t->step_page && a < t->step_page + 4096;
+	return a == t->syscall_insn || a == t->syscall_insn + 2 ||
+	       (a >= t->restore_rt && a < t->restore_rt + 16);
+}
+
+/*
+ * The stack pointer is below the step's frame: the step itself, or code
+ * on top of it (its callee; a signal handler, whose frame holds the
+ * interrupted rip in the step), or, the step long over, the thread's own
+ * code gone deeper.  Only the last has no address of the step between
+ * the stack pointer and the frame (64 KiB read at most: beyond, and
+ * unreadable, count as the step).
+ */
+static bool
+step_below(struct inj_target *t, uint64_t rip, uint64_t rsp)
+{
+	uint64_t buf[512], end = t->step_frame + 8, done = 0;
+
+	if (step_addr(t, rip))
+		return true;
+	if (t->step != STEP_GADGET) {
+		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
+			     sizeof(done), NULL) < 0)
+			return false;	/* the page is gone: nothing runs there */
+		if (done != TRAMP_DONE_MARK)
+			return true;	/* the call has not returned */
+	}
+	if (end - rsp > 65536)
+		return true;
+	for (uint64_t a = rsp & ~(uint64_t)7; a < end; a += sizeof(buf)) {
+		size_t len = end - a < sizeof(buf) ? end - a : sizeof(buf);
+
+		if (inj_read(t, a, buf, len, NULL) < 0)
+			return true;
+		for (size_t i = 0; i < len / 8; i++)
+			if (step_addr(t, buf[i]))
+				return true;
+	}
+	return false;
+}
+
 static bool
 in_step(struct inj_target *t)
 {
@@ -330,14 +384,16 @@ in_step(struct inj_target *t)
 
 	switch (t->step) {
 	case STEP_GADGET:
-		return r->rsp >= t->step_frame && r->rsp <= t->step_frame + 8 &&
-		       (r->rip == t->syscall_insn ||
-			r->rip == t->syscall_insn + 2 ||
-			(r->rip >= t->restore_rt && r->rip < t->restore_rt + 16));
 	case STEP_PAGE:
 	case STEP_CALL:
-		if (r->rip >= t->step_page && r->rip < t->step_page + 4096)
+		if (t->step != STEP_GADGET && r->rip >= t->step_page &&
+		    r->rip < t->step_page + 4096)
 			return true;
+		if (r->rsp >= t->step_stack_lo && r->rsp < t->step_stack_hi)
+			return r->rsp <= t->step_frame + 8 &&
+			       step_below(t, r->rip, r->rsp);
+		if (t->step == STEP_GADGET)
+			return !t->step_seen;
 		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
 			     sizeof(done), NULL) < 0)
 			return false;	/* the page is gone: nothing runs there */
@@ -526,6 +582,22 @@ again:
 	 */
 	if (!is_event_stop(status))
 		redeliver(t, WSTOPSIG(status));
+	/*
+	 * A group stop (SIGSTOP and the like, from someone else) is a
+	 * PTRACE_EVENT_STOP too, with the stop signal instead of SIGTRAP:
+	 * never our stop to run steps from.  Let go (the thread stays
+	 * stopped, as its sender wants) and say so; the same for the
+	 * signal-delivery stop of a stop signal (raised again just above).
+	 */
+	if (WSTOPSIG(status) == SIGSTOP || WSTOPSIG(status) == SIGTSTP ||
+	    WSTOPSIG(status) == SIGTTIN || WSTOPSIG(status) == SIGTTOU) {
+		int sig = WSTOPSIG(status);
+
+		release(t, NULL);
+		return lp_err_set(err, LP_EUNSAFE, "process %d is stopped "
+				  "(SIG%s); resume it with 'kill -CONT %d'",
+				  (int)t->pid, sigabbrev_np(sig), (int)t->pid);
+	}
 	/* (the FP state is read by the first step: build_frame) */
 	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0) {
 		rc = lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
@@ -952,6 +1024,31 @@ build_frame(struct inj_target *t, struct lp_err *err)
 }
 
 /*
+ * The stack the step's frame is on: the mapping of the stack pointer at
+ * the stop (the maps may be a little old: stacks do not move), down to
+ * nothing for the process stack, which grows down.  Unknown: everything.
+ */
+static void
+step_stack(struct inj_target *t)
+{
+	uint64_t rsp = t->saved.rsp;
+
+	t->step_stack_lo = 0;
+	t->step_stack_hi = UINT64_MAX;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (rsp - 1 >= m->start && rsp - 1 < m->end) {
+			t->step_stack_lo = m->path &&
+					   !strcmp(m->path, "[stack]") ?
+					   0 : m->start;
+			t->step_stack_hi = m->end;
+			return;
+		}
+	}
+}
+
+/*
  * Let the step whose registers are `regs` run: set them, and let the
  * thread go at once.  It runs the step by itself and comes back through
  * rt_sigreturn from the frame; nothing of leakprobe (killed, stopped,
@@ -969,6 +1066,8 @@ launch(struct inj_target *t, enum step_kind kind,
 				  "ptrace(PTRACE_SETREGS, %d)", (int)t->pid);
 	instant();
 	t->step = kind;
+	t->step_seen = false;
+	step_stack(t);
 	t->step_frame = t->frame;
 	t->step_page = t->code_page;
 	t->step_tramp = t->code_page + t->tramp_off;
@@ -1110,8 +1209,10 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
 			/* (the maps are read only once the fast polls are
 			 * over: permissions show nowhere else) */
 			if ((prot < 0 || now_ns_since(start) >= 300000) &&
-			    outcome(t, addr, want, prot))
+			    outcome(t, addr, want, prot)) {
+				t->step_seen = true;
 				break;
+			}
 			/* seen back in its own code without it: failed */
 			if (inj_step_settled(t) == 1)
 				return outcome(t, addr, want, prot) ? 1 : 0;
@@ -1119,6 +1220,20 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
 				    sizeof(done), NULL) == 0 &&
 			   done == TRAMP_DONE_MARK) {
 			break;
+		}
+		if (delay >= 1000) {
+			struct inj_procinfo pi;
+
+			/* group-stopped (SIGSTOP from someone else) before
+			 * it ran the step: it runs it once continued */
+			if (inj_read_procinfo(t->pid, &pi, NULL) == 0 &&
+			    pi.state == 'T') {
+				t->let_finish = true;
+				return lp_err_set(err, LP_EUNSAFE, "process %d "
+						  "is stopped (SIGSTOP); resume"
+						  " it with 'kill -CONT %d'",
+						  (int)t->pid, (int)t->pid);
+			}
 		}
 		if (kill(t->pid, 0) < 0 || !mapped(t, t->step_frame)) {
 			struct inj_procinfo pi;
@@ -1373,30 +1488,102 @@ inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 	uint64_t a[6] = { at, len, (uint64_t)prot,
 			  MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
 			  (uint64_t)-1, 0 };
+	uint64_t *before, inode = 0;
+	size_t nbefore = 0;
 	int64_t r = 0;
 	int rc;
 
 	if (!(prot & PROT_READ))
 		return lp_err_set(err, LP_EINVAL, "remote mmap: the page must "
 				  "be readable");
+	if (inj_refresh_maps(t, NULL) < 0)
+		return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): cannot "
+				  "read the maps of pid %d", len, (int)t->pid);
 	if (!at) {
-		if (inj_refresh_maps(t, NULL) < 0 ||
-		    inj_free_gap(t, len, &at) < 0)
+		if (inj_free_gap(t, len, &at) < 0)
 			return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): "
 					  "no free range in pid %d", len,
 					  (int)t->pid);
 		a[0] = at;
 	}
+	/* the shared anonymous inodes before: ours will be a new one */
+	before = xcalloc(t->nmaps + 1, sizeof(*before));
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].path &&
+		    !strncmp(t->maps[i].path, "/dev/zero", 9))
+			before[nbefore++] = t->maps[i].inode;
 	if (mapped(t, at))
 		r = -EEXIST;
-	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r, err)) < 0)
+	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r,
+				    err)) < 0) {
+		free(before);
 		return rc;
+	}
+	/* "something is mapped at `at`" is not success: a thread of the
+	 * target's may have mapped there while the step was pending (our
+	 * MAP_FIXED_NOREPLACE then failed) */
+	if (r >= 0 && (inj_refresh_maps(t, NULL) < 0 ||
+		       !inj__own_map(t->maps, t->nmaps, at, len, prot, before,
+				     nbefore, &inode)))
+		r = -EEXIST;
+	free(before);
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote mmap(%zu) at 0x%"
 				  PRIx64 " in pid %d", len, at, (int)t->pid);
 	}
+	t->mmap_inode = inode;
 	*addr = at;
+	return 0;
+}
+
+uint64_t
+inj_mmap_inode(const struct inj_target *t)
+{
+	return t->mmap_inode;
+}
+
+/* The inode of the shared anonymous mapping exactly [addr, addr + len)
+ * in the maps as last read; 0 when there is none such. */
+static uint64_t
+shared_anon_inode(const struct inj_target *t, uint64_t addr, size_t len)
+{
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (m->start == addr)
+			return m->end - m->start == len && m->perms[3] == 's' &&
+			       m->path && !strcmp(m->path,
+						  "/dev/zero (deleted)") ?
+			       m->inode : 0;
+	}
+	return 0;
+}
+
+uint64_t
+inj_page_inode(struct inj_target *t, uint64_t addr, size_t len)
+{
+	return shared_anon_inode(t, addr, len);
+}
+
+int
+inj_page_is(struct inj_target *t, uint64_t addr, size_t len, uint64_t inode)
+{
+	if (!inode || inj_refresh_maps(t, NULL) < 0)
+		return 0;
+	return shared_anon_inode(t, addr, len) == inode;
+}
+
+/* Is the mapping with this inode still at addr (a fresh read of the
+ * maps)?  1 yes, 0 no, -1 the maps cannot be read. */
+static int
+inode_at(struct inj_target *t, uint64_t addr, uint64_t inode)
+{
+	if (inj_refresh_maps(t, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].start == addr)
+			return t->maps[i].inode == inode;
 	return 0;
 }
 
@@ -1405,6 +1592,7 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	   struct lp_err *err)
 {
 	uint64_t a[6] = { addr, len, 0, 0, 0, 0 };
+	uint64_t ino;
 	int64_t r;
 	int rc;
 
@@ -1414,9 +1602,25 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 				  "call that did not finish may still return "
 				  "into the code page of process %d",
 				  addr, (int)t->pid);
+	/* only a mapping of the kind we make, the one there now: its inode
+	 * going away is the munmap's success, whatever refills the hole */
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
 	rc = syscall_step(t, SYS_munmap, a, addr, false, -1, &r, err);
 	if (rc < 0)
 		return rc;
+	switch (inode_at(t, addr, ino)) {
+	case 0:
+		r = 0;
+		break;
+	case 1:
+		if (r == 0)
+			r = -EINVAL;
+		break;
+	}
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote munmap(0x%" PRIx64
@@ -1434,6 +1638,7 @@ inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 	     struct lp_err *err)
 {
 	uint64_t a[6] = { addr, len, (uint64_t)prot, 0, 0, 0 };
+	uint64_t ino;
 	int64_t r = 0;
 	int rc;
 
@@ -1443,9 +1648,16 @@ inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
 				  "call that did not finish may still return "
 				  "into the code page of process %d",
 				  addr, (int)t->pid);
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "mprotect(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
 	rc = syscall_step(t, SYS_mprotect, a, addr, true, prot, &r, err);
 	if (rc < 0)
 		return rc;
+	if (r == 0 && inode_at(t, addr, ino) != 1)
+		r = -EINVAL;
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote mprotect(0x%" PRIx64

@@ -82,10 +82,12 @@ struct probe_session {
 	int nfiles;		/* snippet files written */
 	int res_fd, ack_fd, dump_fd, alive_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
+	uint64_t page_inode;	/* its inode in the maps: what makes it ours */
 	bool page_reused;
 	uint64_t page_hint;	/* where a dead run recorded its page */
 	bool page_fresh;	/* the stale page found was never armed */
 	uint64_t page_spare;	/* a never armed page of a dead run, to unmap */
+	uint64_t spare_inode;
 	uint64_t page_at;	/* where a new page goes (on record first) */
 	bool page_rwx;		/* s->page is mapped rwx (a page retired
 				 * by an earlier run is read-only) */
@@ -95,6 +97,7 @@ struct probe_session {
 				 * record for the next run */
 	uint64_t extra[8];	/* more pages of dead runs: reclaimed once
 				 * our job has run */
+	uint64_t extra_inode[8];
 	int nextra;
 	char *inbuf;
 	size_t inlen, incap;
@@ -535,11 +538,16 @@ find_stale_page(struct probe_session *s)
 				found_rwx = p == 0;
 			} else if (s->nextra < (int)(sizeof(s->extra) /
 						     sizeof(s->extra[0]))) {
+				s->extra_inode[s->nextra] = inj_page_inode(
+					s->t, cand[i], PAGE_SIZE_);
 				s->extra[s->nextra++] = cand[i];
 			}
 		}
 	}
+	s->spare_inode = unarmed ? inj_page_inode(s->t, unarmed, PAGE_SIZE_) :
+			 0;
 	if (found) {
+		s->page_inode = inj_page_inode(s->t, found, PAGE_SIZE_);
 		s->page_spare = unarmed;	/* unmapped in our stop */
 		s->page_rwx = found_rwx;
 		s->page_armed = true;
@@ -547,7 +555,23 @@ find_stale_page(struct probe_session *s)
 	}
 	s->page_fresh = unarmed != 0;
 	s->page_rwx = unarmed != 0;
+	s->page_inode = s->spare_inode;
+	s->spare_inode = 0;
 	return unarmed;
+}
+
+/*
+ * Is page still the mapping we know (exactly there, its size, shared
+ * anonymous, its inode)?  Else it is the target's now (ours went away and
+ * something refilled the range): never write, protect or unmap it.
+ */
+static bool
+still_ours(struct probe_session *s, uint64_t page, uint64_t inode)
+{
+	if (inj_page_is(s->t, page, PAGE_SIZE_, inode))
+		return true;
+	lp_debug("page 0x%" PRIx64 " is not ours any more: left alone", page);
+	return false;
 }
 
 static int
@@ -561,6 +585,10 @@ write_page(struct probe_session *s, uint32_t state, const char *code,
 
 	if (HDR_SIZE + n + 1 > sizeof(buf))
 		return lp_err_set(err, LP_EINVAL, "bootstrap too long");
+	if (!still_ours(s, s->page, s->page_inode))
+		return lp_err_set(err, LP_EINJECT, "the code page at 0x%"
+				  PRIx64 " in process %d is gone", s->page,
+				  (int)inj_info(s->t)->pid);
 	memset(buf, 0, HDR_SIZE);
 	memcpy(h->magic, PAGE_MAGIC, sizeof(PAGE_MAGIC));
 	h->owner_pid = (uint64_t)getpid();
@@ -579,14 +607,16 @@ write_page(struct probe_session *s, uint32_t state, const char *code,
  * spare we could not unmap) carries our header, so that any later run
  * knows it for ours without a record.  No stop: process_vm_writev. */
 static void
-stamp_page(struct probe_session *s, uint64_t page)
+stamp_page(struct probe_session *s, uint64_t page, uint64_t inode)
 {
-	uint64_t keep = s->page;
+	uint64_t keep = s->page, keep_inode = s->page_inode;
 
 	s->page = page;
+	s->page_inode = inode;
 	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not mark page 0x%" PRIx64, page);
 	s->page = keep;
+	s->page_inode = keep_inode;
 }
 
 static int stop_safely(struct probe_session *s, struct lp_err *err);
@@ -600,19 +630,25 @@ need_stop(struct probe_session *s, struct lp_err *err)
 }
 
 static int
-remote_mprotect(struct probe_session *s, uint64_t page, int prot,
-		struct lp_err *err)
+remote_mprotect(struct probe_session *s, uint64_t page, uint64_t inode,
+		int prot, struct lp_err *err)
 {
 	int rc = need_stop(s, err);
+
+	if (rc == 0 && !still_ours(s, page, inode))
+		return lp_err_set(err, LP_EINJECT, "the code page at 0x%"
+				  PRIx64 " in process %d is gone", page,
+				  (int)inj_info(s->t)->pid);
 
 	return rc < 0 ? rc : inj_mprotect(s->t, page, PAGE_SIZE_, prot, err);
 }
 
 /*
- * Does the stopped main thread's stack hold the return address of a call
- * through page's trampoline (the instruction after its `call *%r11`): a
- * call that never finished, ours or a dead run's?  Read from the stack
- * pointer up, 64 KiB at most; unreadable counts as yes.
+ * Does the stopped main thread's stack hold an address in page: the
+ * return address of a call through its trampoline that never finished
+ * (ours or a dead run's), or the rip of a step in it that a signal
+ * handler interrupted (saved in the handler's signal frame)?  Read from
+ * the stack pointer up, 64 KiB at most; unreadable counts as yes.
  */
 static bool
 page_on_stack(struct probe_session *s, uint64_t page)
@@ -628,7 +664,7 @@ page_on_stack(struct probe_session *s, uint64_t page)
 		if (inj_read(s->t, a, buf, len, NULL) < 0)
 			return a == (sp & ~(uint64_t)7);
 		for (size_t i = 0; i < len / 8; i++)
-			if (buf[i] == page + TRAMP_OFF + INJ_TRAMP_RET)
+			if (buf[i] - page < PAGE_SIZE_)
 				return true;
 		a -= sizeof(buf) - len;
 	}
@@ -661,13 +697,20 @@ retire_page(struct probe_session *s)
 
 	if (!s->page)
 		return;
+	if (!still_ours(s, s->page, s->page_inode)) {
+		/* gone, and the range refilled by the target: forget it */
+		inj_use_page(s->t, 0, TRAMP_OFF);
+		s->page = 0;
+		return;
+	}
 	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
 	if (!inj_page_pinned(s->t, s->page) && s->page_rwx) {
 		if (!inj_attached(s->t) && inj_attach(s->t, NULL) == 0)
 			ours_stop = true;
 		if (inj_attached(s->t) && page_idle(s, s->page) &&
-		    remote_mprotect(s, s->page, PROT_READ, NULL) == 0)
+		    remote_mprotect(s, s->page, s->page_inode, PROT_READ,
+				    NULL) == 0)
 			s->page_rwx = false;
 		if (ours_stop)
 			inj_detach(s->t, NULL);
@@ -695,6 +738,7 @@ adopt_page(struct probe_session *s, uint64_t at)
 		    inj_read(s->t, at, &h, sizeof(h), NULL) == 0 &&
 		    !memcmp(&h, &zero, sizeof(h))) {
 			s->page = at;
+			s->page_inode = inj_page_inode(s->t, at, PAGE_SIZE_);
 			s->page_rwx = true;
 			s->keep_record = false;
 			return true;
@@ -714,11 +758,42 @@ static int
 ensure_page(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
+	uint64_t at;
 	int rc;
 
+	/*
+	 * A dead run's page that a call of that run may still return into
+	 * (its trampoline after the call, or a step in it under a signal
+	 * handler): rearming its trampoline would clear the completion word
+	 * and result under that call, whose tail then overwrites ours.  It
+	 * stays as it is (reclaimed once idle, by us or a later run); a
+	 * fresh page goes to a new gap, on record first.
+	 */
+	if (s->page && s->page_reused && need_stop(s, NULL) == 0 &&
+	    !page_idle(s, s->page)) {
+		lp_debug("page 0x%" PRIx64 " of a dead run is still in use: "
+			 "a fresh page instead", s->page);
+		if (s->nextra < (int)(sizeof(s->extra) / sizeof(s->extra[0]))) {
+			s->extra_inode[s->nextra] = s->page_inode;
+			s->extra[s->nextra++] = s->page;
+		}
+		s->page = 0;
+		s->page_reused = false;
+		s->page_armed = false;
+		if (inj_refresh_maps(t, NULL) < 0 ||
+		    inj_free_gap(t, PAGE_SIZE_, &at) < 0)
+			return lp_err_set(err, LP_EINJECT, "no free range for "
+					  "the code page in process %d",
+					  (int)inj_info(t)->pid);
+		if (record_page(s, at) < 0)
+			return lp_err_sys(err, LP_EIO, "record the code page "
+					  "in '%s'", s->dir);
+		s->page_at = at;
+	}
 	if (s->page && !s->page_rwx) {
 		/* retired read-only by an earlier run */
-		rc = remote_mprotect(s, s->page, PAGE_PROT, err);
+		rc = remote_mprotect(s, s->page, s->page_inode, PAGE_PROT,
+				     err);
 		if (rc < 0)
 			return rc;
 		s->page_rwx = true;
@@ -737,6 +812,7 @@ ensure_page(struct probe_session *s, struct lp_err *err)
 			return rc;
 		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, &e);
 		if (rc == 0) {
+			s->page_inode = inj_mmap_inode(t);
 			s->page_rwx = true;
 			s->keep_record = false;	/* we know where it is */
 			break;
@@ -769,10 +845,27 @@ ensure_page(struct probe_session *s, struct lp_err *err)
 		s->page_at = at;
 	}
 	inj_use_page(t, s->page, TRAMP_OFF);
-	if (s->page_spare && need_stop(s, NULL) == 0 &&
-	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
+	if (s->page_spare && !still_ours(s, s->page_spare, s->spare_inode))
 		s->page_spare = 0;
-		record_page(s, s->page);
+	if (s->page_spare && need_stop(s, NULL) == 0 &&
+	    still_ours(s, s->page_spare, s->spare_inode)) {
+		/* never armed by its run, but a call of that run may be in
+		 * flight through it (killed before the header was written):
+		 * then it is marked ours and left for a later reclaim */
+		if (!page_idle(s, s->page_spare)) {
+			stamp_page(s, s->page_spare, s->spare_inode);
+			if (s->nextra < (int)(sizeof(s->extra) /
+					      sizeof(s->extra[0]))) {
+				s->extra_inode[s->nextra] = s->spare_inode;
+				s->extra[s->nextra++] = s->page_spare;
+			}
+			s->page_spare = 0;
+			record_page(s, s->page);
+		} else if (inj_munmap(t, s->page_spare, PAGE_SIZE_,
+				      NULL) == 0) {
+			s->page_spare = 0;
+			record_page(s, s->page);
+		}
 	}
 	return 0;
 }
@@ -1285,6 +1378,7 @@ out:
 		 * can go; a reused one may still be referenced. */
 		if (!s->page_reused && !maybe &&
 		    (inj_attached(t) || stop_safely(s, NULL) == 0) &&
+		    still_ours(s, s->page, s->page_inode) &&
 		    inj_munmap(t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		else
@@ -1325,12 +1419,14 @@ unmap_page(struct probe_session *s)
 	/* each munmap runs detached: a stop of its own for each, which
 	 * also tells whether a call may still return into that page */
 	if (s->page && inj_attach(s->t, NULL) == 0 && page_idle(s, s->page) &&
+	    still_ours(s, s->page, s->page_inode) &&
 	    inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
 		s->page = 0;
 	for (int i = 0; i < s->nextra; i++) {
 		if (inj_attach(s->t, NULL) < 0)
 			break;
-		if (!page_idle(s, s->extra[i]))
+		if (!page_idle(s, s->extra[i]) ||
+		    !still_ours(s, s->extra[i], s->extra_inode[i]))
 			continue;
 		if (inj_munmap(s->t, s->extra[i], PAGE_SIZE_, NULL) == 0)
 			lp_debug("reclaimed page 0x%" PRIx64 " of a dead run",
@@ -1352,7 +1448,7 @@ static void
 leave_pages(struct probe_session *s)
 {
 	if (s->page_spare) {
-		stamp_page(s, s->page_spare);
+		stamp_page(s, s->page_spare, s->spare_inode);
 		s->page_spare = 0;
 	}
 	if (!s->page)

@@ -47,6 +47,20 @@ lp_test_slow(long a)
 	return a;
 }
 
+/* Called remotely: stores the trampoline's completion word itself, then
+ * runs on, as a signal handler that runs on top of the step after the
+ * trampoline stored it (before its rt_sigreturn) would. */
+long __attribute__((noinline, used))
+lp_test_done_early(volatile uint64_t *done, long a)
+{
+	struct timespec d = { 0, 300 * 1000000L };
+
+	*done = 1;
+	nanosleep(&d, NULL);
+	called = a;
+	return a;
+}
+
 /* Called remotely: clobbers xmm7 (caller-saved, so an interrupted thread
  * never expected it to change). */
 void __attribute__((noinline, used))
@@ -438,6 +452,50 @@ test_ptrace_timed_out_call_finishes(void **state)
 }
 
 /*
+ * The completion word stored, but code still running on top of the step
+ * (a signal handler between the trampoline's store and its rt_sigreturn):
+ * the step still counts as running (the stack pointer below its frame, a
+ * return into the page on the stack), and a stop comes only after it.
+ */
+static void
+test_ptrace_step_with_code_on_top(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t args[6] = { 0, 91 }, ret = 0, code = 0;
+	char line[256];
+	long n;
+
+	(void)state;
+	start_child(&c, 0);
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	/* the completion word: 48 bytes into the trampoline */
+	args[0] = code + 4096 - 64 + 48;
+	assert_int_equal(inj_attach(t, &err), 0);
+	/* (the word says done: the call's result is taken, too early) */
+	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_done_early,
+				  args, 2, &ret, 1000, &err), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_read(t, (uint64_t)(uintptr_t)&called, &n,
+				  sizeof(n), &err), 0);
+	assert_int_equal(n, 91);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_detach(t, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld", &n), 1);
+	assert_int_equal(n, 5);
+}
+
+/*
  * A call that timed out may return into the code page at any later time:
  * the page is pinned (no munmap, not even asked of the thread) until a
  * stop sees the thread out of the call, which no stop does while it is
@@ -518,6 +576,68 @@ perms_of(pid_t pid, uint64_t addr, char out[5])
 		}
 	}
 	fclose(fp);
+}
+
+/*
+ * Only our own page is ever unmapped or protected, and it is known by its
+ * inode: the target's private memory at an address is refused untouched,
+ * and a mapping that refilled our page's range after it went is not ours.
+ */
+static void
+test_ptrace_page_identity(void **state)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+	struct child c;
+	uint64_t code = 0, again = 0, ino, ino2, priv;
+	char line[256], perms[5];
+	void *p;
+	long n;
+
+	(void)state;
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	priv = (uint64_t)(uintptr_t)p;
+	start_child(&c, 0);		/* the child has it too, there */
+	wait_blocked(c.pid);
+	t = inj_open(c.pid, &err);
+	assert_non_null(t);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, priv, 4096, &err), -LP_EBUSY);
+	lp_err_clear(&err);
+	assert_int_equal(inj_mprotect(t, priv, 4096, PROT_READ, &err),
+			 -LP_EBUSY);
+	lp_err_clear(&err);
+	perms_of(c.pid, priv, perms);
+	assert_string_equal(perms, "rw-p");
+
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  &code, &err), 0);
+	ino = inj_mmap_inode(t);
+	assert_true(ino != 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 1);
+	assert_int_equal(inj_page_is(t, code, 4096, ino + 1), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 0);
+	/* the range refilled: a mapping like ours, but not the same one */
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap_at(t, code, 4096, PROT_READ | PROT_WRITE |
+				     PROT_EXEC, &again, &err), 0);
+	assert_int_equal(again, code);
+	ino2 = inj_mmap_inode(t);
+	assert_true(ino2 != ino);
+	assert_int_equal(inj_page_is(t, code, 4096, ino), 0);
+	assert_int_equal(inj_page_is(t, code, 4096, ino2), 1);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_munmap(t, code, 4096, &err), 0);
+	inj_close(t);
+	assert_int_equal(write(c.to[1], "hello", 5), 5);
+	finish_child(&c, line, sizeof(line));
+	assert_int_equal(sscanf(line, "%ld", &n), 1);
+	assert_int_equal(n, 5);
+	munmap(p, 4096);
 }
 
 /*
@@ -832,7 +952,9 @@ main(void)
 		cmocka_unit_test(test_ptrace_set_syscall_result),
 		cmocka_unit_test(test_ptrace_timed_out_call_finishes),
 		cmocka_unit_test(test_ptrace_timed_out_call_pins_page),
+		cmocka_unit_test(test_ptrace_step_with_code_on_top),
 		cmocka_unit_test(test_ptrace_mprotect_code_page),
+		cmocka_unit_test(test_ptrace_page_identity),
 		cmocka_unit_test(test_ptrace_refuses_without_xstate),
 		cmocka_unit_test(test_ptrace_stack_headroom),
 		cmocka_unit_test(test_ptrace_refuses_shadow_stack),
