@@ -644,11 +644,14 @@ remote_mprotect(struct probe_session *s, uint64_t page, uint64_t inode,
 }
 
 /*
- * Does the stopped main thread's stack hold an address in page: the
- * return address of a call through its trampoline that never finished
- * (ours or a dead run's), or the rip of a step in it that a signal
- * handler interrupted (saved in the handler's signal frame)?  Read from
- * the stack pointer up, 64 KiB at most; unreadable counts as yes.
+ * Does the stopped main thread's stack hold an address in page's
+ * trampoline: the return address of a call through it that never
+ * finished (ours or a dead run's), or the rip of a step in it that a
+ * signal handler interrupted (saved in the handler's signal frame)?  Only
+ * the trampoline counts: a stale copy of the job's data pointer (the
+ * page's header) in a frame above would keep an idle page for good.
+ * Read from the stack pointer up, 64 KiB at most; unreadable counts as
+ * yes.
  */
 static bool
 page_on_stack(struct probe_session *s, uint64_t page)
@@ -664,7 +667,7 @@ page_on_stack(struct probe_session *s, uint64_t page)
 		if (inj_read(s->t, a, buf, len, NULL) < 0)
 			return a == (sp & ~(uint64_t)7);
 		for (size_t i = 0; i < len / 8; i++)
-			if (buf[i] - page < PAGE_SIZE_)
+			if (buf[i] - (page + TRAMP_OFF) < INJ_TRAMP_SIZE)
 				return true;
 		a -= sizeof(buf) - len;
 	}

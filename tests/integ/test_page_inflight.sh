@@ -1,6 +1,7 @@
-# A page of a dead run that a call may still return into (an address in it
-# on the main thread's stack: here the command of the system() the main
-# thread is in) is never rearmed: the run maps a fresh page instead, and
+# A page of a dead run that a call may still return into (an address in its
+# trampoline on the main thread's stack: here the command of the system()
+# the main thread is in, written where the trampoline lives) is never
+# rearmed: the run maps a fresh page instead, and
 # the old page keeps every byte; it is reclaimed only once nothing on the
 # thread's stack points into it.
 . "$(dirname "$0")/lib.sh"
@@ -15,13 +16,14 @@ mmap = Fiddle::Function.new(libc["mmap"], [Fiddle::TYPE_VOIDP,
 system = Fiddle::Function.new(libc["system"], [Fiddle::TYPE_VOIDP],
                               Fiddle::TYPE_INT)
 hdr = ["LEAKPROBE-JOB-1", 999_999, 0, 2].pack("a16QQL") # state harmless
-hdr += "\0" * (64 - hdr.bytesize) + "exec sleep 4\0"
+cmd = "exec sleep 4\0"
 page = mmap.call(nil, 4096, 7, 0x21, -1, 0)       # rwx, shared anonymous
 page[0, hdr.bytesize] = hdr
+page[4096 - 64, cmd.bytesize] = cmd               # the trampoline's place
 File.write(ARGV[1], format("%x\n", page.to_i))
 File.open(ARGV[0], "w") { |f| f.puts "ready" }
 # the page's address stays on the stack for as long as system() runs
-system.call(Fiddle::Pointer.new(page.to_i + 64))
+system.call(Fiddle::Pointer.new(page.to_i + 4096 - 64))
 sleep
 EOF2
 mkfifo "$T/ready"
@@ -59,7 +61,8 @@ grep -q '^2$' "$T/out" || fail "eval: $(cat "$T/out")"
 alive "$pid" || fail "target died"
 [ "$(tracer_of "$pid")" = 0 ] || fail "target still traced"
 [ "$(stray_files "$pid")" = 0 ] || fail "files left behind"
-# the old page goes once no word on the thread's stack points into it
+# the old page goes once no word on the thread's stack points into its
+# trampoline
 # (this run or a later one); never more pages than the one planted
 [ "$(our_pages "$pid")" -le 1 ] || fail "pages grew: $(our_pages "$pid")"
 echo ok
