@@ -344,9 +344,13 @@ step_addr(const struct inj_target *t, uint64_t a)
  * The stack pointer is below the step's frame: the step itself, or code
  * on top of it (its callee; a signal handler, whose frame holds the
  * interrupted rip in the step), or, the step long over, the thread's own
- * code gone deeper.  Only the last has no address of the step between
- * the stack pointer and the frame (64 KiB read at most: beyond, and
- * unreadable, count as the step).
+ * code gone deeper.  Only the last has no address of the step below the
+ * step's red zone: a handler's signal frame goes below the 128 bytes
+ * under the step's stack pointer (frame + 8 at most), while the slots
+ * above are the step's own (the return address its call pushed, __restore_rt
+ * for the gadget), which stay there, stale, once it is over.  The 64 KiB
+ * under the red zone are read (a handler's frame lies at its top);
+ * unreadable counts as the step.
  */
 static bool
 step_below(struct inj_target *t, uint64_t rip, uint64_t rsp)
@@ -362,8 +366,11 @@ step_below(struct inj_target *t, uint64_t rip, uint64_t rsp)
 		if (done != TRAMP_DONE_MARK)
 			return true;	/* the call has not returned */
 	}
+	end -= 128;			/* the step's red zone and own slots */
+	if (rsp >= end)
+		return false;
 	if (end - rsp > 65536)
-		return true;
+		rsp = end - 65536;
 	for (uint64_t a = rsp & ~(uint64_t)7; a < end; a += sizeof(buf)) {
 		size_t len = end - a < sizeof(buf) ? end - a : sizeof(buf);
 

@@ -92,6 +92,8 @@ struct probe_session {
 	bool page_rwx;		/* s->page is mapped rwx (a page retired
 				 * by an earlier run is read-only) */
 	bool page_armed;	/* s->page held a bootstrap, or was reused */
+	uint64_t armed_here;	/* the page this session armed (no call of
+				 * a dead run can be in flight in it) */
 	bool keep_record;	/* a page may exist that nobody else knows
 				 * of: the channel directory keeps its
 				 * record for the next run */
@@ -680,9 +682,20 @@ page_on_stack(struct probe_session *s, uint64_t page)
 static bool
 page_idle(struct probe_session *s, uint64_t page)
 {
-	return !inj_page_pinned(s->t, page) &&
-	       inj_stopped_ip(s->t) - page >= PAGE_SIZE_ &&
-	       !page_on_stack(s, page);
+	if (inj_page_pinned(s->t, page) ||
+	    inj_stopped_ip(s->t) - page < PAGE_SIZE_)
+		return false;
+	/*
+	 * The page this session armed (a dead run's calls were ruled out
+	 * before): the injector pins it while a call of ours may still
+	 * return into it.  Its stack scan would find the return
+	 * addresses our finished calls left below the thread's stack
+	 * pointer, stale, once the thread runs deeper (waiting for the GVL
+	 * behind a heap dump, say).  The scan is for calls of dead runs.
+	 */
+	if (page && page == s->armed_here)
+		return true;
+	return !page_on_stack(s, page);
 }
 
 /*
@@ -1311,6 +1324,7 @@ register_job(struct probe_session *s, struct lp_err *err)
 		goto out;
 	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
 	s->page_armed = true;	/* from the first byte written */
+	s->armed_here = s->page;
 	rc = write_page(s, STATE_ARMED, boot, err);
 	if (rc < 0)
 		goto out;
