@@ -221,7 +221,7 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 			if (errno == ECHILD) {
 				t->gone = true;
 				return lp_err_set(err, LP_EEXITED,
-						  "process %d went away",
+						  "process %d exited",
 						  (int)t->pid);
 			}
 			return lp_err_sys(err, LP_EINJECT, "waitpid(%d)",
@@ -1250,7 +1250,7 @@ wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
 			    pi.state == 'Z' || pi.state == 'X') {
 				t->gone = true;
 				return lp_err_set(err, LP_EEXITED, "process %d "
-						  "went away", (int)t->pid);
+						  "exited", (int)t->pid);
 			}
 		}
 		now = lp_mono_ns();
