@@ -251,6 +251,30 @@ finish_child(struct child *c, char *line, size_t len)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/*
+ * A child blocked in its wait, opened (and prepared when asked), with an
+ * executable code page mapped by the injector and in use: what most
+ * tests below start from.  The thread runs detached after the mmap.
+ */
+static struct inj_target *
+open_with_page(struct child *c, int mode, bool prepare, uint64_t *code)
+{
+	struct lp_err err = { 0 };
+	struct inj_target *t;
+
+	start_child(c, mode);
+	wait_blocked(c->pid);
+	t = inj_open(c->pid, &err);
+	assert_non_null(t);
+	if (prepare)
+		assert_int_equal(inj_prepare(t, &err), 0);
+	assert_int_equal(inj_attach(t, &err), 0);
+	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
+				  code, &err), 0);
+	assert_int_equal(inj_use_page(t, *code, 4096 - 64), 0);
+	return t;
+}
+
 static void
 test_ptrace_read_survives_injection(void **state)
 {
@@ -346,15 +370,7 @@ test_ptrace_sleep_not_cut_short(void **state)
 	int eintr = 0;
 
 	(void)state;
-	start_child(&c, 1);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_prepare(t, &err), 0);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 1, true, &code);
 	assert_int_equal(inj_attach(t, &err), 0);
 	assert_int_equal(inj_syscall(t, SYS_getppid, args, &r, &err), 0);
 	assert_int_equal(r, getpid());
@@ -384,15 +400,7 @@ test_ptrace_set_syscall_result(void **state)
 	long n;
 
 	(void)state;
-	start_child(&c, 1);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_prepare(t, &err), 0);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 1, true, &code);
 	wait_blocked(c.pid);	/* asleep again, for the time left */
 	assert_int_equal(inj_attach(t, &err), 0);
 	assert_int_equal(inj_stopped_syscall(t), SYS_clock_nanosleep);
@@ -425,14 +433,7 @@ test_ptrace_timed_out_call_finishes(void **state)
 	int same;
 
 	(void)state;
-	start_child(&c, 0);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 0, false, &code);
 	assert_int_equal(inj_attach(t, &err), 0);
 	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
 				  1, &ret, 50, &err), -LP_ETIMEDOUT);
@@ -474,14 +475,7 @@ test_ptrace_step_with_code_on_top(void **state)
 	long n;
 
 	(void)state;
-	start_child(&c, 0);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 0, false, &code);
 	/* the completion word: 48 bytes into the trampoline */
 	args[0] = code + 4096 - 64 + 48;
 	assert_int_equal(inj_attach(t, &err), 0);
@@ -519,14 +513,7 @@ test_ptrace_timed_out_call_pins_page(void **state)
 	int same;
 
 	(void)state;
-	start_child(&c, 0);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 0, false, &code);
 	assert_false(inj_page_pinned(t, code));
 	assert_int_equal(inj_attach(t, &err), 0);
 	assert_int_equal(inj_call(t, (uint64_t)(uintptr_t)lp_test_slow, args,
@@ -663,14 +650,7 @@ test_ptrace_mprotect_code_page(void **state)
 	int same;
 
 	(void)state;
-	start_child(&c, 0);
-	wait_blocked(c.pid);
-	t = inj_open(c.pid, &err);
-	assert_non_null(t);
-	assert_int_equal(inj_attach(t, &err), 0);
-	assert_int_equal(inj_mmap(t, 4096, PROT_READ | PROT_WRITE | PROT_EXEC,
-				  &code, &err), 0);
-	assert_int_equal(inj_use_page(t, code, 4096 - 64), 0);
+	t = open_with_page(&c, 0, false, &code);
 	assert_int_equal(inj_attach(t, &err), 0);
 	assert_int_equal(inj_mprotect(t, code, 4096, PROT_READ, &err), 0);
 	perms_of(c.pid, code, perms);
