@@ -1,6 +1,7 @@
 # bench/attach: 100 runs of `attach --eval nil --times 1` and of `eval PID
 # nil` on a sleeping Ruby target: end-to-end wall time and how long the
-# main thread was ptrace-stopped; next to the same call made by a debugger
+# main thread was ptrace-stopped (summed over the start's stops); next to
+# the same call made by a debugger
 # (lldb's `expr`, and gdb's `call` where it works) in the same run.  Goal:
 # eval's round trip at least 100x faster than the debugger's.  Then the
 # attach runs again with a busy loop on every core ("loaded"), and the
@@ -29,18 +30,22 @@ pct() { sort -g "$1" | awk -v p="$2" '{ a[NR] = $1 } END {
 # measure SUFFIX: RUNS runs, figures into $tmp/{wall,stop,held,unmap,kill}SUFFIX
 measure() {
 	local sfx=$1 i t0 t1
-	for f in wall stop held unmap kill; do : >"$tmp/$f$sfx"; done
+	for f in wall stop held unmap kill back nstops; do : >"$tmp/$f$sfx"; done
 	for i in $(seq "$RUNS"); do
 		t0=$EPOCHREALTIME	# bash's clock: no fork of date(1)
 		"$LP" attach "$tpid" --eval nil --times 1 --json >"$tmp/out" 2>&1 ||
 			{ echo "run $i failed: $(cat "$tmp/out")"; exit 1; }
 		t1=$EPOCHREALTIME
 		us $t0 $t1 >>"$tmp/wall$sfx"
+		# back_ms and stops exist since the steps run detached (an
+		# older binary has neither: nothing is written for them)
 		"$RUBY" -rjson -e 'j = JSON.parse(File.read(ARGV[0]))["timing"]
-			%w[stop_ms held_ms unmap_stop_ms kill_window_ms].zip(ARGV[1..]).each { |k, f|
-			  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }' \
+			%w[stop_ms held_ms unmap_stop_ms kill_window_ms back_ms].zip(ARGV[1..]).each { |k, f|
+			  next unless j[k] && j[k] > 0
+			  File.write(f, "#{(j[k] * 1000).round(1)}\n", mode: "a") }
+			File.write(ARGV[6], "#{j["stops"]}\n", mode: "a") if j["stops"]' \
 			"$tmp/out" "$tmp/stop$sfx" "$tmp/held$sfx" "$tmp/unmap$sfx" \
-			"$tmp/kill$sfx"
+			"$tmp/kill$sfx" "$tmp/back$sfx" "$tmp/nstops$sfx"
 	done
 }
 measure ""
@@ -110,13 +115,23 @@ printf '  %-40s %8.2f ms %8.2f ms\n' "end to end (wall)" \
 e50=$(pct "$tmp/eval" 50); e99=$(pct "$tmp/eval" 99)
 printf '  %-40s %8.2f ms %8.2f ms\n' "eval PID nil, end to end (wall)" \
 	"$(echo "$e50 / 1000" | bc -l)" "$(echo "$e99 / 1000" | bc -l)"
-printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (interrupt..detach)" \
+printf '  %-40s %8.1f us %8.1f us\n' "main thread stopped (stops summed)" \
 	"$(pct "$tmp/stop" 50)" "$(pct "$tmp/stop" 99)"
 printf '  %-40s %8.1f us %8.1f us\n' "  of which held after the stop" \
 	"$(pct "$tmp/held" 50)" "$(pct "$tmp/held" 99)"
-printf '  %-40s %8.1f us %8.1f us\n' "  of which a step's registers live" \
+if [ -s "$tmp/nstops" ]; then
+	printf '  %-40s %8s    %8s\n' "  stops per start" \
+		"$(pct "$tmp/nstops" 50)" "$(pct "$tmp/nstops" 99)"
+fi
+printf '  %-40s %8.1f us %8.1f us\n' "a step's registers live" \
 	"$(pct "$tmp/kill" 50)" "$(pct "$tmp/kill" 99)"
-printf '  %-40s %8.1f us %8.1f us\n' "second stop (unmap the code page)" \
+if [ -s "$tmp/back" ]; then
+	printf '  %-40s %8.1f us %8.1f us   (%d of %d runs seen)\n' \
+		"first stop .. thread back in its code" \
+		"$(pct "$tmp/back" 50)" "$(pct "$tmp/back" 99)" \
+		"$(wc -l <"$tmp/back")" "$RUNS"
+fi
+printf '  %-40s %8.1f us %8.1f us\n' "unmap stop (the code page)" \
 	"$(pct "$tmp/unmap" 50)" "$(pct "$tmp/unmap" 99)"
 echo "  other threads stopped: never (only tid == pid is seized)"
 for d in lldb gdb; do
@@ -132,8 +147,10 @@ for d in lldb gdb; do
 	fi
 done
 
-# the stop under load, next to idle: every step restores itself through
-# rt_sigreturn, so a slow scheduler only makes the stop longer
+# the stop under load, next to idle: "stop" is the time the main thread
+# spent ptrace-stopped, summed over the start's stops (each step runs
+# detached between them); "first stop..back" the time until it was seen
+# back in its own code (an upper bound, polled)
 printf '\nmain thread stopped, idle vs %d busy loops (%d runs each), us\n' \
 	"$ncpu" "$RUNS"
 printf '  %-26s %9s %9s %9s %9s %9s\n' "" p50 p90 p99 max "end-to-end p50"
@@ -143,7 +160,15 @@ for sfx in "" .load; do
 		"$(pct "$tmp/stop$sfx" 50)" "$(pct "$tmp/stop$sfx" 90)" \
 		"$(pct "$tmp/stop$sfx" 99)" "$(pct "$tmp/stop$sfx" 100)" \
 		"$(echo "$(pct "$tmp/wall$sfx" 50) / 1000" | bc -l)"
-	printf '  %-26s %9s %9s %9s %9s\n' "$name: second stop (unmap)" \
+	printf '  %-26s %9s %9s %9s %9s\n' "$name: held after the stop" \
+		"$(pct "$tmp/held$sfx" 50)" "$(pct "$tmp/held$sfx" 90)" \
+		"$(pct "$tmp/held$sfx" 99)" "$(pct "$tmp/held$sfx" 100)"
+	printf '  %-26s %9s %9s %9s %9s\n' "$name: unmap stop" \
 		"$(pct "$tmp/unmap$sfx" 50)" "$(pct "$tmp/unmap$sfx" 90)" \
 		"$(pct "$tmp/unmap$sfx" 99)" "$(pct "$tmp/unmap$sfx" 100)"
+	if [ -s "$tmp/back$sfx" ]; then
+		printf '  %-26s %9s %9s %9s %9s\n' "$name: first stop..back" \
+			"$(pct "$tmp/back$sfx" 50)" "$(pct "$tmp/back$sfx" 90)" \
+			"$(pct "$tmp/back$sfx" 99)" "$(pct "$tmp/back$sfx" 100)"
+	fi
 done

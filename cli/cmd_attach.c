@@ -500,6 +500,8 @@ cmd_attach(int argc, char **argv)
 	int rc, idx0 = 0;
 	char comm[32] = "", api[32] = "", libruby[256] = "";
 	double stop_ms = 0, held_ms = 0, dirty_ms = 0, unmap_ms = 0;
+	double back_ms = 0;
+	unsigned stops = 0;
 	double start_ms = 0;
 	struct cli_show sh;
 
@@ -544,6 +546,8 @@ cmd_attach(int argc, char **argv)
 	dirty_ms = probe_session_dirty_ns(s) / 1e6;
 	unmap_ms = probe_session_unmap_stop_ns(s) / 1e6;
 	start_ms = probe_session_start_ns(s) / 1e6;
+	back_ms = probe_session_back_ns(s) / 1e6;
+	stops = probe_session_stops(s);
 	if (hello.compile_errors) {
 		cli_print_raised("attach", &hello.err, "the snippet");
 		rc = EXIT_SNIPPET;
@@ -719,6 +723,14 @@ cmd_attach(int argc, char **argv)
 				"held_ms", held_ms, "kill_window_ms", dirty_ms,
 				"unmap_stop_ms", unmap_ms,
 				"start_ms", start_ms);
+		if (doc) {
+			json_t *tm = json_object_get(doc, "timing");
+
+			json_object_set_new(tm, "back_ms",
+					    json_real(back_ms));
+			json_object_set_new(tm, "stops",
+					    json_integer(stops));
+		}
 		if (doc && mr)
 			json_object_set_new(doc, "malloc_sites",
 					    cli_malloc_sites_json(&mshown,

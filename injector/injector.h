@@ -31,6 +31,8 @@ struct inj_procinfo {
 	uint64_t sig_blocked;	/* SigBlk of the main thread */
 	uint64_t sig_ignored;	/* SigIgn */
 	int threads;
+	bool shstk;		/* x86_Thread_features has shstk: the main
+				 * thread runs with a user shadow stack */
 };
 
 /*
@@ -112,6 +114,8 @@ int inj_attach(struct inj_target *t, struct lp_err *err);
 bool inj_attached(const struct inj_target *t);
 /* Instruction pointer the thread was stopped at (valid when attached). */
 uint64_t inj_stopped_ip(const struct inj_target *t);
+/* Its stack pointer (valid when attached). */
+uint64_t inj_stopped_sp(const struct inj_target *t);
 /* Syscall the thread was in when stopped, or -1. */
 long inj_stopped_syscall(const struct inj_target *t);
 /*
@@ -123,28 +127,43 @@ long inj_stopped_syscall_regs(const struct inj_target *t, int64_t *rax,
 
 /*
  * Every step below returns through rt_sigreturn from a frame built below
- * the thread's red zone (see ptrace.c): if leakprobe dies at any instant,
- * the thread finishes the step and restores itself.
+ * the thread's red zone (see ptrace.c), and runs detached: the step sets
+ * the registers and lets the thread go at once; it runs the step and
+ * restores itself, whatever happens to leakprobe meanwhile.  So each step
+ * ends with the thread detached (inj_attached() false): attach again for
+ * the next one.  An attach made while the thread is still inside a step
+ * lets it go and stops it again a moment later (up to 2 s).
  *
- * Run a syscall in the stopped main thread through a `syscall; ret` found
- * in libc's text (nothing is written into code).  *ret receives the raw
- * return value (-errno on failure).
+ * Run a syscall in the stopped main thread through the trampoline of the
+ * code page given to inj_use_page() (required: the result is read from
+ * the page).  *ret receives the raw return value (-errno on failure).
  */
 int inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
 		int64_t *ret, struct lp_err *err);
 /*
  * Call a function in the stopped main thread with up to 6 integer args,
  * on an aligned stack below the restore frame, through a trampoline in
- * the code page given to inj_use_page() (it stores the return value there
- * and ends in rt_sigreturn).  Only for audited async-signal-safe
- * functions; the whole xstate is put back afterwards.  timeout_ms bounds
- * the call.
+ * the code page given to inj_use_page() (it stores the return value and
+ * a completion word there and ends in rt_sigreturn).  Only for audited
+ * async-signal-safe functions; the whole xstate is restored from the
+ * frame.  timeout_ms bounds the wait: a call still running then is left
+ * to finish and restore itself (keep the page mapped: it returns there).
  */
 int inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args,
 	     int nargs, uint64_t *ret, int timeout_ms, struct lp_err *err);
+/*
+ * 1 when the last step is over and the thread back in its own code
+ * (seen in /proc while it is blocked or preempted, without a stop; or at
+ * a later stop), 0 when not yet or when it cannot be told (it runs).
+ */
+int inj_step_settled(struct inj_target *t);
 
 /* Bytes of the code page the call trampoline uses (code and result). */
-#define INJ_TRAMP_SIZE	32
+#define INJ_TRAMP_SIZE	56
+/* Offset in the trampoline of the callee's return address (the end of
+ * its `call`): a call step in progress has tramp + INJ_TRAMP_RET on the
+ * thread's stack. */
+#define INJ_TRAMP_RET	3
 /*
  * The executable page (mapped in the target, e.g. with inj_mmap(...,
  * PROT_READ | PROT_WRITE | PROT_EXEC)) whose bytes [off, off +
@@ -162,16 +181,55 @@ int inj_use_page(struct inj_target *t, uint64_t page, uint32_t off);
 int inj_set_syscall_result(struct inj_target *t, int64_t result,
 			   struct lp_err *err);
 
-/* Remote mmap (shared anonymous: never merged with neighbours) and
- * munmap. */
+/*
+ * True when an inj_call() through the code page `page` did not end in
+ * our hands (a timeout, or an error after the thread was let go: it
+ * finishes the call alone): it may return into the page at any later
+ * time, so the page must stay mapped and executable (inj_munmap()
+ * refuses it with -LP_EBUSY).
+ */
+bool inj_page_pinned(const struct inj_target *t, uint64_t page);
+
+/*
+ * Remote mmap (shared anonymous: never merged with neighbours; readable)
+ * and munmap.  The mmap goes to a free range leakprobe chooses
+ * (MAP_FIXED_NOREPLACE) and runs through libc's `syscall; ret`: its
+ * result is our mapping appearing (inj_mmap_at).  munmap and mprotect
+ * take only a shared anonymous mapping of exactly that range (else
+ * -LP_EBUSY); munmap succeeds when that mapping (its inode) is gone from
+ * the address, whatever the target maps there next.  munmap of the code
+ * page itself runs through the gadget; other syscalls through the page.
+ */
 int inj_mmap(struct inj_target *t, size_t len, int prot, uint64_t *addr,
 	     struct lp_err *err);
 int inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	       struct lp_err *err);
-/* The same mmap at a chosen address (MAP_FIXED_NOREPLACE; a kernel
- * without it may place it elsewhere: *addr says where). */
+/*
+ * Remote mprotect.  A range holding the code page goes through libc's
+ * `syscall; ret` (the trampoline must not lose its execute permission
+ * under its own feet): its result is the permissions seen in the maps.
+ * Taking PROT_EXEC from a pinned page is refused (-LP_EBUSY).
+ */
+int inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
+		 struct lp_err *err);
+/* The same mmap at a chosen address (MAP_FIXED_NOREPLACE: fails when
+ * the range is taken).  Success is what the maps show afterwards: a
+ * shared anonymous mapping exactly at `at`, of `len` bytes and `prot`,
+ * whose inode is new (inj_mmap_inode); a mapping of the target's that
+ * took the range meanwhile is -EEXIST, never ours. */
 int inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 		uint64_t *addr, struct lp_err *err);
+/* The inode of the mapping the last successful inj_mmap made: what
+ * identifies it as ours (inj_own_page) for as long as it lives. */
+uint64_t inj_mmap_inode(const struct inj_target *t);
+/* The inode of the shared anonymous mapping exactly [addr, addr + len)
+ * in the maps as last read (a page found there), 0 when there is none. */
+uint64_t inj_page_inode(struct inj_target *t, uint64_t addr, size_t len);
+/* A fresh read of the maps still shows that page: exactly there, that
+ * size, shared anonymous, that inode.  1 or 0 (then it is not ours any
+ * more: never write, protect or unmap it). */
+int inj_page_is(struct inj_target *t, uint64_t addr, size_t len,
+		uint64_t inode);
 /*
  * A free range of len bytes in the target (from the last maps refresh),
  * with a free page on either side, away from the main stack's growth.
@@ -204,10 +262,10 @@ int inj_unwind(struct inj_target *t, uint64_t *ips, int max,
 	       struct lp_err *err);
 
 /*
- * Restore registers exactly as captured (including orig_rax, so an
- * interrupted syscall restarts; or the result of inj_set_syscall_result),
- * re-deliver any queued signal and detach.  Safe to call when not
- * attached, and when the target died (returns 0).
+ * Let the stopped thread go: registers as captured, or with the result of
+ * inj_set_syscall_result().  A signal that arrived while we held it was
+ * raised again at the stop and is delivered now.  Safe to call when not
+ * attached (after a step), and when the target died (returns 0).
  */
 int inj_detach(struct inj_target *t, struct lp_err *err);
 
@@ -220,16 +278,20 @@ int inj_detach(struct inj_target *t, struct lp_err *err);
 uint64_t inj_last_stop_ns(const struct inj_target *t);
 uint64_t inj_last_held_ns(const struct inj_target *t);
 /*
- * Of that, how long the thread held a step's registers (a leakprobe
- * killed then leaves the thread to finish the step and restore itself
- * from the frame).
+ * How long the thread ran with a step's registers, summed over every
+ * step since inj_open(): from setting them until the step was seen done (the thread then restores itself
+ * from the frame, whatever happens to leakprobe).
  */
 uint64_t inj_last_dirty_ns(const struct inj_target *t);
+/* Sums over every stop since inj_open(), and their count. */
+uint64_t inj_stop_total_ns(const struct inj_target *t);
+uint64_t inj_held_total_ns(const struct inj_target *t);
+unsigned inj_stops(const struct inj_target *t);
 
 /*
- * Start addresses of mappings of exactly `size` bytes with the given
- * permissions ("rw-s"), from the last maps refresh.  Returns the
- * count (at most max).
+ * Start addresses of anonymous mappings (private, or shared: "/dev/zero
+ * (deleted)") of exactly `size` bytes with the given permissions
+ * ("rw-s"), from the last maps refresh.  Returns the count (at most max).
  */
 size_t inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 		     uint64_t *starts, size_t max);

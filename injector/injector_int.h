@@ -151,6 +151,18 @@ void inj__free_maps(struct inj_map *m, size_t n);
  * the ELF files already loaded (inj_refresh_maps without the read). */
 void inj__index_maps(struct inj_target *t, struct inj_map *maps,
 		     size_t nmaps);
+/*
+ * Is the mapping at `at` the one our shared anonymous mmap made: starting
+ * exactly at `at`, `len` bytes, permissions exactly `prot` shared,
+ * "/dev/zero (deleted)", an inode none of the `nbefore` inodes seen just
+ * before the mmap?  1 (its inode in *inode) or 0: a mapping of the
+ * target's, never ours to touch.
+ */
+int inj__own_map(const struct inj_map *maps, size_t n, uint64_t at,
+		 uint64_t len, int prot, const uint64_t *before,
+		 size_t nbefore, uint64_t *inode);
+/* "rwxs" and the like: the maps' permissions of a shared mapping. */
+void inj__prot_perms(int prot, char perms[5]);
 
 /* ---- target.c --------------------------------------------------------
  * The text of /proc/PID/status (NUL-terminated, modified in place) into
@@ -180,6 +192,10 @@ const char *inj__disasm_error(void);
 bool inj__is_restore_rt(const uint8_t *code, size_t len, uint64_t addr);
 
 /* ---- ptrace.c -------------------------------------------------------- */
+/* A step let run detached: through libc's `syscall; ret` (GADGET), the
+ * code page's syscall (PAGE), or a call through its trampoline (CALL). */
+enum step_kind { STEP_NONE, STEP_GADGET, STEP_PAGE, STEP_CALL };
+
 struct inj_target {
 	pid_t pid;
 	struct inj_procinfo info;
@@ -201,29 +217,42 @@ struct inj_target {
 	uint64_t frame;		/* address of its pretcode slot, 0: none */
 	bool frame_ok;		/* written and current */
 	bool pretcode_ok;	/* pretcode slot holds restore_rt */
-	bool fp_dirty;		/* a call ran: FP registers to put back */
 	uint64_t sigmask;	/* the thread's blocked mask at the stop */
 	uint8_t *xstate;	/* NT_X86_XSTATE as read, xstate_len bytes */
 	size_t xstate_len;	/* 0: no xsave, the FXSAVE form is used */
 	uint64_t code_page;	/* executable page for call trampolines */
 	uint32_t tramp_off;	/* trampoline offset in it */
 	bool tramp_ok;		/* trampoline written */
+	uint64_t mmap_inode;	/* inode of the last mapping inj_mmap made */
+	uint64_t pinned_page;	/* a call may still return into it: never
+				 * unmapped (inj_page_pinned) */
 	long stop_nr;		/* syscall the thread was in, or -1 */
 	bool result_set;	/* inj_set_syscall_result() was called */
 	bool let_finish;	/* a step timed out: let it end by itself */
-	int pending_sig[8];	/* signals to re-deliver on detach */
-	int npending;
+	/* the last step let run (until a stop or /proc sees it over) */
+	enum step_kind step;
+	uint64_t step_frame, step_page, step_tramp;
+	uint64_t step_stack_lo, step_stack_hi;	/* the frame's stack */
+	bool step_seen;		/* a gadget step's outcome was seen */
 	uint64_t stop_start_ns, last_stop_ns;	/* interrupt -> detach */
 	uint64_t held_start_ns, last_held_ns;	/* stop seen -> detach */
+	uint64_t stop_total_ns, held_total_ns;	/* all stops so far */
+	unsigned nstops;
 	uint64_t dirty_start_ns, dirty_ns;	/* injected registers live */
 	bool gone;		/* target exited under us */
-	bool stuck;		/* a stop never came: still seized */
+	bool stuck;		/* a stop never came: still seized (see
+				 * inj__release_stuck) */
 	bool masked;		/* job-control signals blocked while held */
 	sigset_t oldmask;
 };
 
 int inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 		   struct lp_err *err);
+/* Let go of a thread whose interrupt stop came late: 0, or -1 while it
+ * has not come yet. */
+int inj__release_stuck(struct inj_target *t);
+/* 0 when this kernel honours MAP_FIXED_NOREPLACE, else -LP_EINJECT. */
+int inj__check_fixed_noreplace(struct lp_err *err);
 int inj__find_syscall(struct inj_target *t, struct lp_err *err);
 int inj__find_restore_rt(struct inj_target *t, struct lp_err *err);
 struct inj_module *inj__module_at(struct inj_target *t, uint64_t addr);

@@ -20,25 +20,38 @@
  *   512-byte FXSAVE form only where there is no xsave).  An interrupted
  *   syscall is saved as a signal with SA_RESTART would save it: RIP-2 and
  *   RAX = orig_rax, or __NR_restart_syscall for ERESTART_RESTARTBLOCK.
- * - A syscall (mmap, munmap): registers set for a `syscall; ret` in libc,
- *   rsp at the frame's pretcode slot, which holds libc's __restore_rt.
- * - A call: a trampoline in our executable page calls the function,
- *   stores rax in the page, then `mov $15,%eax; syscall` with rsp at the
- *   frame (and jumps back to that if the syscall ever returns).
+ * - A syscall: through the trampoline of our executable page (which
+ *   stores the result and a completion word there), or, for the mmap of
+ *   that page and its munmap, through a `syscall; ret` in libc with rsp
+ *   at the frame's pretcode slot, which holds libc's __restore_rt.
+ * - A call: the trampoline calls the function, stores rax and the
+ *   completion word in the page, then `mov $15,%eax; syscall` with rsp at
+ *   the frame.
  *
- * While leakprobe lives it watches each step with PTRACE_SYSCALL: the
- * result at the syscall-exit stop, or at the rt_sigreturn entry (which it
- * skips), then brings the thread to an interrupt stop and puts the saved
- * registers back itself, so that the kernel's own restart logic runs as
- * if nothing happened (rt_sigreturn would turn a restart_syscall into
- * EINTR).  If leakprobe dies at any point, the kernel detaches the thread,
- * which finishes the step and restores itself from the frame.
+ * Each step is detached: seize and interrupt the thread, read its
+ * registers, write the frame, set the step's registers and PTRACE_DETACH
+ * at once.  The thread runs the step and comes back by itself through
+ * rt_sigreturn, exactly as from a signal handler; leakprobe polls memory
+ * (the completion word; for the page's own mmap/munmap, the page
+ * appearing or vanishing) and never watches the thread run, so no stop
+ * outlasts a few register writes, and nothing that happens to leakprobe
+ * (SIGKILL, SIGSTOP, a slow scheduler) holds or hurts the target.  Since
+ * rt_sigreturn really runs, an interrupted syscall comes back as after a
+ * handled signal: ERESTARTSYS, ERESTARTNOINTR and ERESTARTNOHAND restart
+ * (with the arguments the kernel left: ppoll's and pselect's timeouts
+ * count down), ERESTART_RESTARTBLOCK (nanosleep, a timed futex wait,
+ * poll with a timeout) returns EINTR, as it does after any signal with a
+ * handler.  A stop that finds the thread still inside a step of ours (at
+ * the gadget or __restore_rt with rsp at the frame, in the page, or
+ * before the completion word) lets it go and retries: a frame is never
+ * built over one in use.
  */
 #include "injector/injector_int.h"
 
 #include <cpuid.h>
 #include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -56,9 +69,21 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "common/xalloc.h"
 
 #define FRAME_GAP	512	/* bytes below rsp: past the 128-byte red zone */
 #define XSTATE_MAX	(64 * 1024)	/* more than any CPU's xsave area */
+/*
+ * Stack the callee may use below the frame (see check_stack_room).  Seen
+ * (the stack painted below the frame, then read back; Ruby 2.4.3, 2.6.8,
+ * 3.1, 3.4): rb_postponed_job_register_one 16-32 bytes, rb_thread_main,
+ * preregister and trigger none beyond their return address.  The rest
+ * covers a TLS lookup that mallocs, and rb_threadptr_interrupt's mutex
+ * and condition-variable signal.
+ */
+#define STACK_HEADROOM	(16 * 1024)
+/* The kernel's default stack_guard_gap: 256 pages */
+#define STACK_GUARD_GAP	(256 * 4096ull)
 
 /* The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h,
  * uapi asm/sigcontext.h); rt_sigreturn reads it at rsp - 8. */
@@ -108,38 +133,60 @@ _Static_assert(sizeof(struct k_ucontext) == 304, "ucontext layout");
 #define ERESTART_RESTARTBLOCK_	516
 
 /*
- * The call trampoline, INJ_TRAMP_SIZE bytes in the code page:
- *    0: call *%r11
- *    3: mov %rax, 24(%rip-relative)	result slot at +24
- *   10: mov $15, %eax			rt_sigreturn, rsp at the frame
- *   15: syscall
- *   17: jmp 10				only if the tracer skipped it
- *   24: result (8 bytes)
+ * The trampoline, INJ_TRAMP_SIZE bytes in the code page:
+ *    0: call *%r11			a call step enters here
+ *    3: mov %rax, 40(%rip-relative)	the result
+ *   10: movl $1, 48(%rip-relative)	the completion word
+ *   20: mov $15, %eax			rt_sigreturn, rsp at the frame
+ *   25: syscall
+ *   27: jmp 20				(rt_sigreturn never returns)
+ *   29: syscall			a syscall step enters here
+ *   31: jmp 3
+ *   40: result (8 bytes), 48: completion word (8 bytes)
+ * leakprobe clears both before a step, lets the thread go, and polls
+ * the completion word: the thread restores itself through the frame.
  */
-static const uint8_t tramp_code[24] = {
+static const uint8_t tramp_code[33] = {
 	0x41, 0xff, 0xd3,
-	0x48, 0x89, 0x05, 0x0e, 0x00, 0x00, 0x00,
+	0x48, 0x89, 0x05, 0x1e, 0x00, 0x00, 0x00,
+	0xc7, 0x05, 0x1c, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
 	0xb8, 0x0f, 0x00, 0x00, 0x00,
 	0x0f, 0x05,
 	0xeb, 0xf7,
+	0x0f, 0x05,
+	0xeb, 0xe2,
 };
-#define TRAMP_SIGRETURN_END	17
-#define TRAMP_RESULT		24
+#define TRAMP_SYSCALL		29
+#define TRAMP_RESULT		40
+#define TRAMP_DONE		48
+#define TRAMP_DONE_MARK		1ull
+_Static_assert(TRAMP_DONE + 8 <= INJ_TRAMP_SIZE, "trampoline size");
+/* the callee returns to the instruction after the 3-byte `call *%r11` */
+_Static_assert(INJ_TRAMP_RET == 3, "the call's return address");
 
 /*
  * LEAKPROBE_TEST_KILL_AT=N: leakprobe SIGKILLs itself at the Nth instant
  * of the injection (after each ptrace request, wait and remote write that
- * changes the thread's state), so that tests can stop it between any two
- * of them and check that the target restores itself.
+ * changes the thread's state, and when a step is seen done), so that
+ * tests can stop it between any two of them and check that the target
+ * restores itself.  LEAKPROBE_TEST_STOP_AT=N: it SIGSTOPs itself there
+ * instead (SIGSTOP cannot be caught), so that tests can check the target
+ * runs on while leakprobe is stopped.
  */
 static void
 instant(void)
 {
 	static long n;
-	const char *e = getenv("LEAKPROBE_TEST_KILL_AT");
+	const char *k = getenv("LEAKPROBE_TEST_KILL_AT");
+	const char *st = getenv("LEAKPROBE_TEST_STOP_AT");
 
-	if (e && *e && ++n == strtol(e, NULL, 10))
+	if ((!k || !*k) && (!st || !*st))
+		return;
+	n++;
+	if (k && *k && n == strtol(k, NULL, 10))
 		raise(SIGKILL);
+	if (st && *st && n == strtol(st, NULL, 10))
+		raise(SIGSTOP);
 }
 
 static void
@@ -174,7 +221,7 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 			if (errno == ECHILD) {
 				t->gone = true;
 				return lp_err_set(err, LP_EEXITED,
-						  "process %d went away",
+						  "process %d exited",
 						  (int)t->pid);
 			}
 			return lp_err_sys(err, LP_EINJECT, "waitpid(%d)",
@@ -211,81 +258,22 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 	return 0;
 }
 
+/*
+ * A signal-delivery stop came instead of (or before) our interrupt stop:
+ * the signal belongs to the target.  Raise it again at once, while the
+ * thread is still stopped: it stays pending and is delivered when we let
+ * go, even if leakprobe dies before that.  A synchronous fault
+ * re-executes its instruction on resume and faults again by itself:
+ * raising it again would deliver it twice.
+ */
 static void
-queue_signal(struct inj_target *t, int sig)
+redeliver(struct inj_target *t, int sig)
 {
-	/* A synchronous fault re-executes its instruction on resume and
-	 * faults again by itself: re-sending it would deliver it twice. */
 	if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
 	    sig == SIGFPE || sig == SIGTRAP)
 		return;
-	for (int i = 0; i < t->npending; i++)
-		if (t->pending_sig[i] == sig && sig < SIGRTMIN)
-			return;	/* standard signals do not queue */
-	if (t->npending < (int)(sizeof(t->pending_sig) /
-				sizeof(t->pending_sig[0])))
-		t->pending_sig[t->npending++] = sig;
-	lp_debug("queued signal %d for pid %d", sig, (int)t->pid);
-}
-
-/*
- * Registers hold a step's values from mark_dirty() until clean_regs()
- * (or the detach) puts the saved ones back.  A leakprobe killed then
- * leaves a thread that finishes the step and restores itself from the
- * frame; the time is measured all the same (the bench prints it).
- */
-static void
-mark_dirty(struct inj_target *t)
-{
-	if (!t->regs_dirty)
-		t->dirty_start_ns = lp_mono_ns();
-	t->regs_dirty = true;
-}
-
-/* Put the FP state back as it was at the stop: the whole xstate when we
- * have it (the callee may have used AVX registers), else FXSAVE. */
-static int
-restore_fp(struct inj_target *t)
-{
-	if (t->xstate_len) {
-		struct iovec iov = { t->xstate, t->xstate_len };
-
-		if (ptrace(PTRACE_SETREGSET, t->pid, NT_X86_XSTATE, &iov) == 0)
-			return 0;
-	}
-	return ptrace(PTRACE_SETFPREGS, t->pid, 0, &t->saved_fp) < 0 ? -1 : 0;
-}
-
-/* The thread is in an interrupt (or signal-delivery) stop: put the saved
- * registers back.  The kernel's restart logic then applies to them when
- * the thread resumes, exactly as if we had never been there. */
-static int
-clean_regs(struct inj_target *t, struct lp_err *err)
-{
-	if (t->gone)
-		return 0;
-	/*
-	 * FP first: killed between the two, the thread still holds the
-	 * step's general registers and restores everything (FP too) from
-	 * the frame.  The other order would let it run its own code with
-	 * the callee's vector registers.
-	 */
-	if (t->fp_dirty && restore_fp(t) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "restore FP registers of %d", (int)t->pid);
-	instant();
-	t->fp_dirty = false;
-	if (t->regs_dirty &&
-	    ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "restore registers of %d", (int)t->pid);
-	instant();
-	t->fp_dirty = false;
-	if (t->regs_dirty) {
-		t->regs_dirty = false;
-		t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
-	}
-	return 0;
+	syscall(SYS_tgkill, t->pid, t->pid, sig);
+	lp_debug("signal %d for pid %d raised again", sig, (int)t->pid);
 }
 
 static bool
@@ -294,32 +282,229 @@ is_event_stop(int status)
 	return (status >> 16) == PTRACE_EVENT_STOP;
 }
 
+/* Let the thread go from the stop it is in (registers as they are). */
+static int
+release(struct inj_target *t, struct lp_err *err)
+{
+	int rc = 0;
+
+	if (!t->attached)
+		return 0;
+	if (!t->gone && ptrace(PTRACE_DETACH, t->pid, 0, 0) < 0 &&
+	    errno != ESRCH)
+		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"
+				", %d)", (int)t->pid);
+	instant();
+	t->attached = false;
+	t->regs_saved = false;
+	t->result_set = false;
+	if (t->masked) {
+		pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
+		t->masked = false;
+	}
+	{
+		uint64_t now = lp_mono_ns();
+
+		t->last_stop_ns = now - t->stop_start_ns;
+		t->last_held_ns = t->held_start_ns ? now - t->held_start_ns : 0;
+		t->stop_total_ns += t->last_stop_ns;
+		t->held_total_ns += t->last_held_ns;
+		t->nstops++;
+		t->held_start_ns = 0;
+	}
+	return rc;
+}
+
+/*
+ * At a stop: is the thread still inside a step we started (and let run
+ * detached), or one of a leakprobe that died?  Then no new frame may be
+ * built on it, and its page may still be returned into: let it go and
+ * stop it again a moment later.  A step runs for as long as the stack
+ * pointer is at or below the step's frame (+8: the gadget's `ret` pops
+ * its pretcode slot) on the stack the frame is on, wherever rip is: a
+ * signal handler that runs on top of the step (before the trampoline's
+ * or the gadget's rt_sigreturn) returns into it.  Only rt_sigreturn puts
+ * the stack pointer back above the frame.  On another stack (an
+ * alternate signal stack, a fiber's) the stack pointer cannot tell: the
+ * step counts as running until its outcome is seen (the completion word
+ * for a step in the code page, the maps for one through the gadget).
+ */
+/* An address the step's code runs at: in its page (a step in the code
+ * page), or libc's gadget and __restore_rt (a syscall through them). */
+static bool
+step_addr(const struct inj_target *t, uint64_t a)
+{
+	if (t->step != STEP_GADGET)
+		return a >= t->step_page && a < t->step_page + 4096;
+	return a == t->syscall_insn || a == t->syscall_insn + 2 ||
+	       (a >= t->restore_rt && a < t->restore_rt + 16);
+}
+
+/*
+ * The stack pointer is below the step's frame: the step itself, or code
+ * on top of it (its callee; a signal handler, whose frame holds the
+ * interrupted rip in the step), or, the step long over, the thread's own
+ * code gone deeper.  Only the last has no address of the step below the
+ * step's red zone: a handler's signal frame goes below the 128 bytes
+ * under the step's stack pointer (frame + 8 at most), while the slots
+ * above are the step's own (the return address its call pushed, __restore_rt
+ * for the gadget), which stay there, stale, once it is over.  The 64 KiB
+ * under the red zone are read (a handler's frame lies at its top);
+ * unreadable counts as the step.
+ */
+static bool
+step_below(struct inj_target *t, uint64_t rip, uint64_t rsp)
+{
+	uint64_t buf[512], end = t->step_frame + 8, done = 0;
+
+	if (step_addr(t, rip))
+		return true;
+	if (t->step != STEP_GADGET) {
+		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
+			     sizeof(done), NULL) < 0)
+			return false;	/* the page is gone: nothing runs there */
+		if (done != TRAMP_DONE_MARK)
+			return true;	/* the call has not returned */
+	}
+	end -= 128;			/* the step's red zone and own slots */
+	if (rsp >= end)
+		return false;
+	if (end - rsp > 65536)
+		rsp = end - 65536;
+	for (uint64_t a = rsp & ~(uint64_t)7; a < end; a += sizeof(buf)) {
+		size_t len = end - a < sizeof(buf) ? end - a : sizeof(buf);
+
+		if (inj_read(t, a, buf, len, NULL) < 0)
+			return true;
+		for (size_t i = 0; i < len / 8; i++)
+			if (step_addr(t, buf[i]))
+				return true;
+	}
+	return false;
+}
+
+static bool
+in_step(struct inj_target *t)
+{
+	const struct user_regs_struct *r = &t->saved;
+	uint64_t done = 0;
+
+	switch (t->step) {
+	case STEP_GADGET:
+	case STEP_PAGE:
+	case STEP_CALL:
+		if (t->step != STEP_GADGET && r->rip >= t->step_page &&
+		    r->rip < t->step_page + 4096)
+			return true;
+		if (r->rsp >= t->step_stack_lo && r->rsp < t->step_stack_hi)
+			return r->rsp <= t->step_frame + 8 &&
+			       step_below(t, r->rip, r->rsp);
+		if (t->step == STEP_GADGET)
+			return !t->step_seen;
+		if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
+			     sizeof(done), NULL) < 0)
+			return false;	/* the page is gone: nothing runs there */
+		return done != TRAMP_DONE_MARK;
+	default:
+		break;
+	}
+	/*
+	 * A step of a leakprobe that died just after it let the thread go
+	 * (this leakprobe's gadget and __restore_rt are the same: found the
+	 * same way in the same libc): at the gadget with __restore_rt as
+	 * the return address, or in __restore_rt itself.  A new frame
+	 * below it would be safe, but the step must be over before this
+	 * run looks for the page it maps.
+	 */
+	if (t->restore_rt && r->rip >= t->restore_rt &&
+	    r->rip < t->restore_rt + 16)
+		return true;
+	if (t->syscall_insn && (r->rip == t->syscall_insn ||
+				r->rip == t->syscall_insn + 2)) {
+		uint64_t ra = 0;
+
+		return inj_read(t, r->rsp, &ra, sizeof(ra), NULL) == 0 &&
+		       ra == t->restore_rt;
+	}
+	return false;
+}
+
+/*
+ * A thread that did not stop for our interrupt (t->stuck: uninterruptible
+ * sleep, a frozen cgroup) is still seized, and stops whenever it gets to
+ * it: with nobody to resume it, it would stay stopped for as long as we
+ * live.  Take that stop now if it came, and let the thread go (with the
+ * signal of a signal-delivery stop: it belongs to the target).  0 when it
+ * is released (or gone), -1 while it still has not stopped.
+ */
+int
+inj__release_stuck(struct inj_target *t)
+{
+	int status;
+	pid_t r;
+
+	if (!t->stuck)
+		return 0;
+	r = waitpid(t->pid, &status, __WALL | WNOHANG);
+	if (r < 0 && errno == ECHILD) {
+		t->stuck = false;
+		t->gone = true;
+		return 0;
+	}
+	if (r != t->pid)
+		return -1;
+	t->stuck = false;
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->gone = true;
+		return 0;
+	}
+	ptrace(PTRACE_DETACH, t->pid, 0,
+	       is_event_stop(status) ? 0 : WSTOPSIG(status));
+	return 0;
+}
+
+/*
+ * The thread was seen out of the last step (a stop, or /proc): a call
+ * that did not end in our hands (inj_call() timed out) has returned
+ * through the trampoline and stored its completion word by then, so its
+ * page is no longer one it may return into.
+ */
+static void
+step_over(struct inj_target *t)
+{
+	if (t->step == STEP_CALL && t->pinned_page == t->step_page)
+		t->pinned_page = 0;
+	t->step = STEP_NONE;
+}
+
 int
 inj_attach(struct inj_target *t, struct lp_err *err)
 {
+	uint64_t deadline = lp_mono_ns() + 2000000000ull;
+	unsigned backoff = 20;
 	int status, rc;
 
 	if (t->attached)
 		return 0;
+	if (inj__release_stuck(t) < 0)
+		return lp_err_set(err, LP_EINJECT, "the main thread of %d has "
+				  "not yet stopped for an earlier interrupt "
+				  "(uninterruptible sleep, a frozen cgroup?); "
+				  "try again later", (int)t->pid);
 	if (t->gone)
 		return lp_err_set(err, LP_EEXITED, "process %d is gone",
 				  (int)t->pid);
-	t->npending = 0;
+again:
 	t->regs_saved = false;
 	t->regs_dirty = false;
-	t->fp_dirty = false;
 	t->frame = 0;
 	t->frame_ok = false;
 	t->pretcode_ok = false;
 	t->result_set = false;
 	t->let_finish = false;
 	t->stop_nr = -1;
-	/*
-	 * No PTRACE_O_EXITKILL: if leakprobe dies the target must live.
-	 * TRACESYSGOOD: syscall stops of our steps are told apart from a
-	 * SIGTRAP meant for the target.
-	 */
-	if (ptrace(PTRACE_SEIZE, t->pid, 0, PTRACE_O_TRACESYSGOOD) < 0) {
+	/* No PTRACE_O_EXITKILL: if leakprobe dies the target must live. */
+	if (ptrace(PTRACE_SEIZE, t->pid, 0, 0) < 0) {
 		int e = errno;
 		struct inj_procinfo pi;
 
@@ -347,6 +532,7 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 	}
 	t->attached = true;
 	t->stop_start_ns = lp_mono_ns();
+	t->held_start_ns = 0;
 	instant();
 	/* Ctrl-Z must not suspend leakprobe while it holds the thread. */
 	{
@@ -374,13 +560,17 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 		 * The thread does not stop (uninterruptible sleep, a frozen
 		 * cgroup).  The interrupt is still pending: detaching now
 		 * fails while it is running, and it would stop later with
-		 * nobody to resume it.  Wait for that stop, then detach.
+		 * nobody to resume it.  Wait for that stop, then detach (a
+		 * signal-delivery stop's signal raised again: it is the
+		 * target's).  If it does not come, inj__release_stuck()
+		 * takes it later.
 		 */
-		if (inj__wait_stop(t, &status, 10000, NULL) == 0 &&
-		    !t->gone)
-			t->regs_saved = false;	/* nothing injected yet */
-		else
-			t->stuck = true;
+		if (inj__wait_stop(t, &status, 10000, NULL) < 0) {
+			if (!t->gone)
+				t->stuck = true;
+		} else if (WIFSTOPPED(status) && !is_event_stop(status)) {
+			redeliver(t, WSTOPSIG(status));
+		}
 		goto fail;
 	}
 	if (rc < 0)
@@ -391,28 +581,89 @@ inj_attach(struct inj_target *t, struct lp_err *err)
 		goto fail;
 	}
 	/*
-	 * Either our interrupt stop, or a signal-delivery-stop that raced
-	 * with it.  In the latter case the signal belongs to the target:
-	 * queue it for re-delivery; the interrupt will show up as an event
-	 * stop when we resume and is skipped then.
+	 * Either our interrupt stop, or a signal-delivery stop that raced
+	 * with it (a stop all the same: registers can be read and written
+	 * there).  The signal belongs to the target: raised again now, it
+	 * is delivered when we let go (the interrupt still pending then is
+	 * dropped by the detach).
 	 */
 	if (!is_event_stop(status))
-		queue_signal(t, WSTOPSIG(status));
-	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0 ||
-	    ptrace(PTRACE_GETFPREGS, t->pid, 0, &t->saved_fp) < 0) {
+		redeliver(t, WSTOPSIG(status));
+	/*
+	 * A group stop (SIGSTOP and the like, from someone else) is a
+	 * PTRACE_EVENT_STOP too, with the stop signal instead of SIGTRAP:
+	 * never our stop to run steps from.  Let go (the thread stays
+	 * stopped, as its sender wants) and say so; the same for the
+	 * signal-delivery stop of a stop signal (raised again just above).
+	 */
+	if (WSTOPSIG(status) == SIGSTOP || WSTOPSIG(status) == SIGTSTP ||
+	    WSTOPSIG(status) == SIGTTIN || WSTOPSIG(status) == SIGTTOU) {
+		int sig = WSTOPSIG(status);
+
+		release(t, NULL);
+		return lp_err_set(err, LP_EUNSAFE, "process %d is stopped "
+				  "(SIG%s); resume it with 'kill -CONT %d'",
+				  (int)t->pid, sigabbrev_np(sig), (int)t->pid);
+	}
+	/* (the FP state is read by the first step: build_frame) */
+	if (ptrace(PTRACE_GETREGS, t->pid, 0, &t->saved) < 0) {
 		rc = lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				"attach: read registers of %d", (int)t->pid);
 		goto fail;
 	}
+	t->held_start_ns = lp_mono_ns();
+	if (in_step(t)) {
+		/* still running a step of ours: come back a moment later */
+		release(t, NULL);
+		if (lp_mono_ns() > deadline)
+			return lp_err_set(err, LP_EINJECT, "the main thread of "
+					  "%d is still inside an injected step"
+					  " after 2 s", (int)t->pid);
+		pause_us(backoff);
+		if (backoff < 1000)
+			backoff *= 2;
+		goto again;
+	}
+	step_over(t);
 	t->regs_saved = true;
 	t->regs_dirty = false;
 	t->stop_nr = (long)t->saved.orig_rax;
-	t->dirty_ns = 0;
-	t->held_start_ns = lp_mono_ns();
 	return 0;
 fail:
-	inj_detach(t, NULL);
+	release(t, NULL);
 	return rc;
+}
+
+/*
+ * MAP_FIXED_NOREPLACE (Linux 4.17): an older kernel ignores the flag and
+ * takes the address as a hint, so the page would land elsewhere and its
+ * record would be wrong.  Asked of our own kernel once, by behaviour: a
+ * second mapping over a page we hold must fail with EEXIST.
+ */
+int
+inj__check_fixed_noreplace(struct lp_err *err)
+{
+	static int known;	/* 1 works, -1 does not */
+	void *a, *b;
+
+	if (!known) {
+		a = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+		if (a == MAP_FAILED)
+			return lp_err_sys(err, LP_ENOMEM, "mmap");
+		b = mmap(a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS |
+			 MAP_FIXED_NOREPLACE, -1, 0);
+		known = b == MAP_FAILED && errno == EEXIST ? 1 : -1;
+		if (b != MAP_FAILED && b != a)
+			munmap(b, 4096);
+		munmap(a, 4096);
+	}
+	if (known > 0)
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "this kernel has no "
+			  "MAP_FIXED_NOREPLACE (Linux 4.17 or later needed): "
+			  "leakprobe could not place its code page safely, so "
+			  "nothing was injected");
 }
 
 int
@@ -421,6 +672,21 @@ inj_prepare(struct inj_target *t, struct lp_err *err)
 	uint8_t after = 0;
 	int rc;
 
+	/*
+	 * A user shadow stack (CET): our steps `ret` into __restore_rt and
+	 * end in an rt_sigreturn with no shadow-stack restore token, and
+	 * the CPU would kill the thread for either.
+	 */
+	if (t->info.shstk)
+		return lp_err_set(err, LP_EINJECT, "process %d runs with a "
+				  "user shadow stack (CET; x86_Thread_features:"
+				  " shstk in /proc/%d/status): leakprobe's "
+				  "injected steps would kill it, so nothing "
+				  "was injected; start it with the shadow stack"
+				  " off (GLIBC_TUNABLES=glibc.cpu.x86_shstk=off)",
+				  (int)t->pid, (int)t->pid);
+	if ((rc = inj__check_fixed_noreplace(err)) < 0)
+		return rc;
 	if (!t->syscall_insn && (rc = inj__find_syscall(t, err)) < 0)
 		return rc;
 	/* the syscall's `ret` is what takes the thread to __restore_rt */
@@ -443,6 +709,12 @@ uint64_t
 inj_stopped_ip(const struct inj_target *t)
 {
 	return t->saved.rip;
+}
+
+uint64_t
+inj_stopped_sp(const struct inj_target *t)
+{
+	return t->saved.rsp;
 }
 
 long
@@ -500,32 +772,6 @@ inj_set_syscall_result(struct inj_target *t, int64_t result,
 	return 0;
 }
 
-/* Bring a running (injected) thread back to a ptrace stop. */
-static int
-reinterrupt(struct inj_target *t)
-{
-	int status;
-
-	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0)
-		return -LP_EINJECT;
-	for (int tries = 0; tries < 16; tries++) {
-		if (inj__wait_stop(t, &status, 1000, NULL) < 0)
-			return t->gone ? 0 : -LP_EINJECT;
-		if (is_event_stop(status))
-			return 0;
-		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
-			/* a syscall stop of ours: go on to the interrupt */
-			if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
-				return -LP_EINJECT;
-			continue;
-		}
-		/* a signal for the target; it stays stopped, that is enough */
-		queue_signal(t, WSTOPSIG(status));
-		return 0;
-	}
-	return -LP_EINJECT;
-}
-
 /* End of the xsave area actually in use: the highest component present
  * in XSTATE_BV, at its standard-format offset (CPUID leaf 0xD). */
 static uint32_t
@@ -543,6 +789,109 @@ xstate_used_size(uint64_t xstate_bv, size_t have)
 			end = b + a;
 	}
 	return end <= have ? end : (uint32_t)have;
+}
+
+/* The CPU and the kernel use XSAVE (CPUID.1:ECX.OSXSAVE): the thread's FP
+ * state is then more than the 512-byte FXSAVE area. */
+static bool
+cpu_uses_xsave(void)
+{
+	unsigned a, b, c, d;
+
+	if (!__get_cpuid(1, &a, &b, &c, &d))
+		return false;
+	return (c & (1u << 27)) != 0;
+}
+
+/*
+ * Read the thread's whole FP state (NT_X86_XSTATE, at the size the kernel
+ * gives) for the restore frame.  Where the CPU uses XSAVE and that read
+ * fails, refuse: a frame with only the 512-byte FXSAVE form makes
+ * rt_sigreturn put every other component (the upper halves of the AVX
+ * registers, AVX-512, AMX) back to its initial state.
+ * LEAKPROBE_TEST_NO_XSTATE=1 makes the read fail (tests).
+ */
+static int
+read_xstate(struct inj_target *t, struct lp_err *err)
+{
+	const char *fake = getenv("LEAKPROBE_TEST_NO_XSTATE");
+	struct iovec iov;
+	int e = ENOMEM;
+
+	t->xstate_len = 0;
+	if (!t->xstate)
+		t->xstate = malloc(XSTATE_MAX);
+	if (t->xstate) {
+		iov.iov_base = t->xstate;
+		iov.iov_len = XSTATE_MAX;
+		if (fake && *fake == '1')
+			e = EIO;
+		else if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
+				&iov) < 0)
+			e = errno;
+		else if (iov.iov_len < XSTATE_HDR_OFF + 64)
+			e = EINVAL;
+		else
+			t->xstate_len = iov.iov_len;
+	}
+	if (t->xstate_len || !cpu_uses_xsave())
+		return 0;
+	return lp_err_set(err, LP_EINJECT, "read the extended FP state of "
+			  "process %d: ptrace(PTRACE_GETREGSET, NT_X86_XSTATE)"
+			  ": %s; without it the thread's AVX registers could "
+			  "not be restored, so nothing was injected",
+			  (int)t->pid, strerror(e));
+}
+
+/*
+ * The restore frame [frame, frame + len) and, below it, STACK_HEADROOM
+ * bytes for the callee's own stack must lie inside the mapping the
+ * thread's stack pointer is in (its stack, a thread's or a fiber's):
+ * never across a guard page into something else.  The process stack
+ * ([stack]) grows down on demand, up to the kernel's guard gap above the
+ * mapping below it.  The maps may be a little old: stacks do not move.
+ */
+static int
+check_stack_room(struct inj_target *t, uint64_t frame, size_t len,
+		 struct lp_err *err)
+{
+	uint64_t rsp = t->saved.rsp, low = 0;
+	const char *what = "stack";
+
+	for (int pass = 0;; pass++) {
+		const struct inj_map *m = NULL, *below = NULL;
+
+		for (size_t i = 0; i < t->nmaps; i++) {
+			if (rsp - 1 >= t->maps[i].start &&
+			    rsp - 1 < t->maps[i].end)
+				m = &t->maps[i];
+			else if (t->maps[i].end <= rsp - 1)
+				below = &t->maps[i];
+		}
+		if (m) {
+			low = m->start;
+			if (m->path && !strcmp(m->path, "[stack]")) {
+				low = below ? below->end + STACK_GUARD_GAP : 0;
+				if (low > m->start)
+					low = m->start;
+			} else if (m->path) {
+				what = m->path;
+			}
+			if (frame >= low + STACK_HEADROOM)
+				return 0;
+		}
+		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
+			continue;
+		break;
+	}
+	return lp_err_set(err, LP_EINJECT, "the stack of the main thread of "
+			  "process %d (%s) has %llu bytes below its stack "
+			  "pointer 0x%llx; an injected call needs %zu (the "
+			  "restore frame and %u for the callee), so nothing "
+			  "was injected", (int)t->pid, what,
+			  (unsigned long long)(rsp > low ? rsp - low : 0),
+			  (unsigned long long)rsp,
+			  len + FRAME_GAP + STACK_HEADROOM, STACK_HEADROOM);
 }
 
 /*
@@ -565,8 +914,6 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	if (t->frame_ok)
 		return 0;
 	if (!t->frame) {
-		struct iovec iov;
-
 		if (ptrace(PTRACE_GETSIGMASK, t->pid, sizeof(t->sigmask),
 			   &t->sigmask) < 0) {
 			rc = inj_refresh_info(t, err);
@@ -574,17 +921,15 @@ build_frame(struct inj_target *t, struct lp_err *err)
 				return rc;
 			t->sigmask = t->info.sig_blocked;
 		}
-		if (!t->xstate)
-			t->xstate = malloc(XSTATE_MAX);
-		t->xstate_len = 0;
-		if (t->xstate) {
-			iov.iov_base = t->xstate;
-			iov.iov_len = XSTATE_MAX;
-			if (ptrace(PTRACE_GETREGSET, t->pid, NT_X86_XSTATE,
-				   &iov) == 0 &&
-			    iov.iov_len >= XSTATE_HDR_OFF + 64)
-				t->xstate_len = iov.iov_len;
-		}
+		if ((rc = read_xstate(t, err)) < 0)
+			return rc;
+		/* no xsave: the legacy FXSAVE form */
+		if (!t->xstate_len &&
+		    ptrace(PTRACE_GETFPREGS, t->pid, 0, &t->saved_fp) < 0)
+			return lp_err_sys(err, lp_errno_code(errno,
+							     LP_EINJECT),
+					  "read the FP registers of %d",
+					  (int)t->pid);
 	}
 	if (t->xstate_len) {
 		uint64_t bv;
@@ -599,25 +944,8 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	fp = (top - fpsz) & ~(uint64_t)63;
 	frame = ((fp - sizeof(*f)) & ~(uint64_t)15) - 8;
 	len = (size_t)(fp + fpsz - frame);
-	/* Only inside the mapping the thread's stack pointer is in (its
-	 * stack, or a fiber's): never across a guard page into something
-	 * else.  The maps may be a little old: stacks do not move. */
-	for (int pass = 0;; pass++) {
-		const struct inj_map *m = NULL;
-
-		for (size_t i = 0; i < t->nmaps; i++)
-			if (r->rsp - 1 >= t->maps[i].start &&
-			    r->rsp - 1 < t->maps[i].end)
-				m = &t->maps[i];
-		if (m && frame >= m->start)
-			break;
-		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
-			continue;
-		return lp_err_set(err, LP_EINJECT, "the stack of process %d "
-				  "has no room below 0x%llx for a %zu-byte "
-				  "restore frame", (int)t->pid,
-				  (unsigned long long)r->rsp, len + FRAME_GAP);
-	}
+	if ((rc = check_stack_room(t, frame, len, err)) < 0)
+		return rc;
 	buf = calloc(1, len);
 	if (!buf)
 		return lp_err_set(err, LP_ENOMEM, "restore frame");
@@ -702,226 +1030,270 @@ build_frame(struct inj_target *t, struct lp_err *err)
 	return 0;
 }
 
-enum step_kind { STEP_SYSCALL, STEP_CALL };
-
-static bool
-sync_fault(int sig)
+/*
+ * The stack the step's frame is on: the mapping of the stack pointer at
+ * the stop (the maps may be a little old: stacks do not move), down to
+ * nothing for the process stack, which grows down.  Unknown: everything.
+ */
+static void
+step_stack(struct inj_target *t)
 {
-	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
-	       sig == SIGFPE || sig == SIGTRAP;
+	uint64_t rsp = t->saved.rsp;
+
+	t->step_stack_lo = 0;
+	t->step_stack_hi = UINT64_MAX;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (rsp - 1 >= m->start && rsp - 1 < m->end) {
+			t->step_stack_lo = m->path &&
+					   !strcmp(m->path, "[stack]") ?
+					   0 : m->start;
+			t->step_stack_hi = m->end;
+			return;
+		}
+	}
 }
 
 /*
- * Run one injected step from an interrupt stop with registers `regs`
- * and watch it with PTRACE_SYSCALL until the syscall-entry stop that
- * ends it: our `syscall; ret` (STEP_SYSCALL) or the trampoline's
- * rt_sigreturn (STEP_CALL).  Signals meant for the target are queued.
- * Then PTRACE_INTERRUPT + PTRACE_CONT: the syscall runs (rt_sigreturn is
- * skipped: the thread must stay ours, and we restore it ourselves) and
- * the thread stops again on its way back to user space, with the step's
- * registers in place; *out holds them (rax: the syscall's result), or
- * for a call those of the rt_sigreturn entry.  Two stops per step.  A
- * leakprobe that dies anywhere in here leaves a thread that completes
- * the step and returns through the frame.
+ * Let the step whose registers are `regs` run: set them, and let the
+ * thread go at once.  It runs the step by itself and comes back through
+ * rt_sigreturn from the frame; nothing of leakprobe (killed, stopped,
+ * slow) can hold it or hurt it from here on.  Results are read from
+ * memory (the code page), never from registers.
  */
 static int
-run_step(struct inj_target *t, enum step_kind kind,
-	 const struct user_regs_struct *regs, int timeout_ms,
-	 struct user_regs_struct *out, struct lp_err *err)
+launch(struct inj_target *t, enum step_kind kind,
+       const struct user_regs_struct *regs, struct lp_err *err)
 {
-	uint64_t deadline = lp_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-	uint64_t end = kind == STEP_SYSCALL ? t->syscall_insn + 2 :
-		       t->code_page + t->tramp_off + TRAMP_SIGRETURN_END;
-	int status, rc, left;
-
-	mark_dirty(t);
+	t->dirty_start_ns = lp_mono_ns();
+	t->regs_dirty = true;
 	if (ptrace(PTRACE_SETREGS, t->pid, 0, regs) < 0)
 		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
 				  "ptrace(PTRACE_SETREGS, %d)", (int)t->pid);
 	instant();
+	t->step = kind;
+	t->step_seen = false;
+	step_stack(t);
+	t->step_frame = t->frame;
+	t->step_page = t->code_page;
+	t->step_tramp = t->code_page + t->tramp_off;
+	t->regs_dirty = false;	/* the frame restores them, not us */
+	return release(t, err);
+}
+
+/* Memory at addr is mapped (readable) in the target.  EFAULT is the
+ * answer "no": only another error tries /proc/PID/mem. */
+static bool
+mapped(struct inj_target *t, uint64_t addr)
+{
+	uint8_t b;
+	struct iovec l = { &b, 1 }, r = { (void *)(uintptr_t)addr, 1 };
+
+	if (process_vm_readv(t->pid, &l, 1, &r, 1, 0) == 1)
+		return true;
+	if (errno == EFAULT)
+		return false;
+	return inj_read(t, addr, &b, 1, NULL) == 0;
+}
+
+/*
+ * Where the thread is, without stopping it (/proc/PID/task/PID/syscall:
+ * its stack and instruction pointers while it is blocked or preempted).
+ * 0, or -1 while it runs (the kernel cannot tell then).
+ */
+static int
+peek_where(struct inj_target *t, uint64_t *sp, uint64_t *pc)
+{
+	char path[64], buf[256];
+	int fd;
+	ssize_t n;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)t->pid,
+		 (int)t->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || buf[0] == 'r')
+		return -1;	/* "running" */
+	buf[n] = 0;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = 0;
+	if (!(p = strrchr(buf, ' ')))
+		return -1;
+	*pc = strtoull(p + 1, NULL, 0);
+	*p = 0;
+	if (!(p = strrchr(buf, ' ')))
+		return -1;
+	*sp = strtoull(p + 1, NULL, 0);
+	return 0;
+}
+
+/*
+ * Is the last step finished, the thread back in its own code?  1 yes
+ * (seen without a stop), 0 not yet or cannot tell (the thread runs).
+ */
+int
+inj_step_settled(struct inj_target *t)
+{
+	struct user_regs_struct keep;
+	uint64_t sp, pc;
+	bool in;
+
+	if (!t->step)
+		return 1;
+	if (t->attached || peek_where(t, &sp, &pc) < 0)
+		return 0;
+	keep = t->saved;
+	t->saved.rsp = sp;
+	t->saved.rip = pc;
+	in = in_step(t);
+	t->saved = keep;
+	if (in)
+		return 0;
+	step_over(t);
+	return 1;
+}
+
+/* The permissions (PROT_*) of the mapping at addr, from a fresh read of
+ * the maps; -1 when nothing is mapped there or the maps cannot be read. */
+static int
+map_prot(struct inj_target *t, uint64_t addr)
+{
+	if (inj_refresh_maps(t, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (addr >= m->start && addr < m->end)
+			return (m->perms[0] == 'r' ? PROT_READ : 0) |
+			       (m->perms[1] == 'w' ? PROT_WRITE : 0) |
+			       (m->perms[2] == 'x' ? PROT_EXEC : 0);
+	}
+	return -1;
+}
+
+/*
+ * A syscall through libc's gadget leaves no result (rt_sigreturn puts
+ * rax back): its outcome is seen in the target.  prot < 0: addr is
+ * mapped (want) or not (!want); else addr is mapped with exactly prot.
+ */
+static bool
+outcome(struct inj_target *t, uint64_t addr, bool want, int prot)
+{
+	if (prot < 0)
+		return mapped(t, addr) == want;
+	return map_prot(t, addr) == prot;
+}
+
+static uint64_t
+now_ns_since(uint64_t start)
+{
+	return lp_mono_ns() - start;
+}
+
+/*
+ * Wait (polling memory, the thread free) until the step's completion word
+ * says it is done, or for a syscall through the gadget until `addr` is
+ * mapped (want) or unmapped (!want).  1 done; 0 when the gadget step is
+ * over without that (the thread seen back in its own code); <0 timeout or
+ * the target gone.
+ */
+static int
+wait_step(struct inj_target *t, uint64_t addr, bool want, int prot,
+	  int timeout_ms, struct lp_err *err)
+{
+	uint64_t start = lp_mono_ns(), now;
+	uint64_t deadline = start + (uint64_t)timeout_ms * 1000000ull;
+	unsigned delay = 20;
+	uint64_t done = 0;
+
 	for (;;) {
-		/* a stream of signals for the target must not defeat the
-		 * timeout */
-		if (lp_mono_ns() > deadline) {
-			/* the thread finishes the step by itself after we
-			 * detach, and restores itself from the frame: never
-			 * pull it out of the middle of a call.  It is in a
-			 * ptrace stop here (an interrupt would make no new
-			 * stop): let it go from this one. */
+		if (t->step == STEP_GADGET) {
+			/* (the maps are read only once the fast polls are
+			 * over: permissions show nowhere else) */
+			if ((prot < 0 || now_ns_since(start) >= 300000) &&
+			    outcome(t, addr, want, prot)) {
+				t->step_seen = true;
+				break;
+			}
+			/* seen back in its own code without it: failed */
+			if (inj_step_settled(t) == 1)
+				return outcome(t, addr, want, prot) ? 1 : 0;
+		} else if (inj_read(t, t->step_tramp + TRAMP_DONE, &done,
+				    sizeof(done), NULL) == 0 &&
+			   done == TRAMP_DONE_MARK) {
+			break;
+		}
+		if (delay >= 1000) {
+			struct inj_procinfo pi;
+
+			/* group-stopped (SIGSTOP from someone else) before
+			 * it ran the step: it runs it once continued */
+			if (inj_read_procinfo(t->pid, &pi, NULL) == 0 &&
+			    pi.state == 'T') {
+				t->let_finish = true;
+				return lp_err_set(err, LP_EUNSAFE, "process %d "
+						  "is stopped (SIGSTOP); resume"
+						  " it with 'kill -CONT %d'",
+						  (int)t->pid, (int)t->pid);
+			}
+		}
+		if (kill(t->pid, 0) < 0 || !mapped(t, t->step_frame)) {
+			struct inj_procinfo pi;
+
+			/* no memory left to read: exiting, or gone */
+			if (inj_read_procinfo(t->pid, &pi, NULL) < 0 ||
+			    pi.state == 'Z' || pi.state == 'X') {
+				t->gone = true;
+				return lp_err_set(err, LP_EEXITED, "process %d "
+						  "exited", (int)t->pid);
+			}
+		}
+		now = lp_mono_ns();
+		if (now > deadline) {
+			if (t->step == STEP_GADGET) {
+				/* a thread that keeps running its own code
+				 * cannot be seen from /proc: a stop tells */
+				int rc = inj_attach(t, err);
+
+				if (rc < 0)
+					return rc;
+				rc = outcome(t, addr, want, prot);
+				inj_detach(t, NULL);
+				return rc;
+			}
 			t->let_finish = true;
 			return lp_err_set(err, LP_ETIMEDOUT, "injected code in "
 					  "%d did not finish within %d ms",
 					  (int)t->pid, timeout_ms);
 		}
-		if (ptrace(PTRACE_SYSCALL, t->pid, 0, 0) < 0)
-			return lp_err_sys(err, lp_errno_code(errno,
-							     LP_EINJECT),
-					  "ptrace(PTRACE_SYSCALL, %d)",
-					  (int)t->pid);
-		instant();
-		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
-		if (left < 1)
-			left = 1;
-		rc = inj__wait_stop(t, &status, left, err);
-		instant();
-		if (rc == -LP_ETIMEDOUT) {
-			if (reinterrupt(t) == 0)
-				t->let_finish = true;
-			return rc;
-		}
-		if (rc < 0)
-			return rc;
-		if (is_event_stop(status))
-			continue;	/* our earlier interrupt, or group stop */
-		if (WSTOPSIG(status) == (SIGTRAP | 0x80)) {
-			struct __ptrace_syscall_info si;
-
-			memset(&si, 0, sizeof(si));
-			if (ptrace(PTRACE_GET_SYSCALL_INFO, t->pid,
-				   sizeof(si), &si) < 0 ||
-			    ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
-				return lp_err_sys(err, lp_errno_code(errno,
-								     LP_EINJECT),
-						  "read the syscall stop of %d",
-						  (int)t->pid);
-			if (out->rip != end)
-				continue;	/* the callee's own syscall */
-			if (kind == STEP_SYSCALL &&
-			    si.op == PTRACE_SYSCALL_INFO_ENTRY)
-				break;
-			if (kind == STEP_CALL &&
-			    si.op == PTRACE_SYSCALL_INFO_ENTRY &&
-			    out->orig_rax == SYS_rt_sigreturn)
-				break;
+		/* the step is microseconds away once the thread has a CPU:
+		 * yield for the first 300 us, then back off to 1 ms */
+		if (now - start < 300000) {
+			sched_yield();
 			continue;
 		}
-		if (sync_fault(WSTOPSIG(status))) {
-			siginfo_t si;
-
-			/* A real fault inside the step: never deliver it; the
-			 * registers are restored at this stop. */
-			memset(&si, 0, sizeof(si));
-			ptrace(PTRACE_GETSIGINFO, t->pid, 0, &si);
-			ptrace(PTRACE_GETREGS, t->pid, 0, out);
-			return lp_err_set(err, LP_EINJECT, "injected %s in %d "
-					  "got signal %d at rip 0x%llx "
-					  "(address %p)", kind == STEP_CALL ?
-					  "call" : "syscall", (int)t->pid,
-					  WSTOPSIG(status),
-					  (unsigned long long)out->rip,
-					  si.si_addr);
-		}
-		queue_signal(t, WSTOPSIG(status));
+		pause_us(delay);
+		if (delay < 1000)
+			delay *= 2;
 	}
-	if (kind == STEP_CALL) {
-		/* skip the rt_sigreturn: we restore the thread ourselves
-		 * (if we die before that, the trampoline jumps back to it) */
-		struct user_regs_struct skip = *out;
-
-		skip.orig_rax = (uint64_t)-1;
-		if (ptrace(PTRACE_SETREGS, t->pid, 0, &skip) < 0)
-			return lp_err_sys(err, lp_errno_code(errno,
-							     LP_EINJECT),
-					  "ptrace(PTRACE_SETREGS, %d)",
-					  (int)t->pid);
-		instant();
-	}
-	/* back to an interrupt stop, before the thread reaches user space */
-	if (ptrace(PTRACE_INTERRUPT, t->pid, 0, 0) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "ptrace(PTRACE_INTERRUPT, %d)", (int)t->pid);
 	instant();
-	if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
-		return lp_err_sys(err, lp_errno_code(errno, LP_EINJECT),
-				  "ptrace(PTRACE_CONT, %d)", (int)t->pid);
-	instant();
-	for (;;) {
-		left = (int)((int64_t)(deadline - lp_mono_ns()) / 1000000);
-		rc = inj__wait_stop(t, &status, left < 100 ? 100 : left, err);
-		instant();
-		if (rc < 0)
-			return rc;
-		if (is_event_stop(status)) {
-			/* a syscall's result: rax at this stop, taken before
-			 * the thread returns to user space */
-			if (kind == STEP_SYSCALL &&
-			    ptrace(PTRACE_GETREGS, t->pid, 0, out) < 0)
-				return lp_err_sys(err, lp_errno_code(errno,
-								     LP_EINJECT),
-						  "ptrace(PTRACE_GETREGS, %d)",
-						  (int)t->pid);
-			return 0;
-		}
-		if (WSTOPSIG(status) != (SIGTRAP | 0x80))
-			queue_signal(t, WSTOPSIG(status));
-		if (ptrace(PTRACE_CONT, t->pid, 0, 0) < 0)
-			return lp_err_sys(err, lp_errno_code(errno,
-							     LP_EINJECT),
-					  "ptrace(PTRACE_CONT, %d)",
-					  (int)t->pid);
-	}
+	t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
+	return 1;
 }
 
-int
-inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
-	    int64_t *ret, struct lp_err *err)
+/* Write the trampoline (once per page) and clear its completion word. */
+static int
+arm_tramp(struct inj_target *t, struct lp_err *err)
 {
-	struct user_regs_struct regs, out;
-	int rc;
-
-	if (!t->attached || !t->regs_saved || t->let_finish)
-		return lp_err_set(err, LP_EINJECT, "syscall: not attached, "
-				  "or a step still running");
-	if ((!t->syscall_insn || !t->restore_rt) &&
-	    (rc = inj_prepare(t, err)) < 0)
-		return rc;
-	if ((rc = build_frame(t, err)) < 0)
-		return rc;
-	if (!t->pretcode_ok) {
-		rc = inj_write(t, t->frame, &t->restore_rt,
-			       sizeof(t->restore_rt), err);
-		instant();
-		if (rc < 0)
-			return rc;
-		t->pretcode_ok = true;
-	}
-	regs = t->saved;
-	regs.rip = t->syscall_insn;
-	regs.rsp = t->frame;		/* `ret` pops __restore_rt */
-	regs.rax = (uint64_t)nr;
-	regs.orig_rax = (uint64_t)-1;	/* no restart logic while ours */
-	regs.rdi = args[0];
-	regs.rsi = args[1];
-	regs.rdx = args[2];
-	regs.r10 = args[3];
-	regs.r8 = args[4];
-	regs.r9 = args[5];
-	regs.eflags &= ~(uint64_t)0x100;	/* TF */
-	rc = run_step(t, STEP_SYSCALL, &regs, 2000, &out, err);
-	if (rc < 0)
-		return rc;
-	*ret = (int64_t)out.rax;
-	return clean_regs(t, err);
-}
-
-int
-inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
-	 uint64_t *ret, int timeout_ms, struct lp_err *err)
-{
-	struct user_regs_struct regs, out;
 	uint64_t tramp = t->code_page + t->tramp_off;
+	uint64_t clear[2] = { 0, 0 };
 	int rc;
 
-	if (!t->attached || !t->regs_saved || t->let_finish)
-		return lp_err_set(err, LP_EINJECT, "call: not attached, or a "
-				  "step still running");
-	if (nargs < 0 || nargs > 6)
-		return lp_err_set(err, LP_EINVAL, "call: %d arguments", nargs);
-	if (!t->code_page)
-		return lp_err_set(err, LP_EINVAL, "call: no code page "
-				  "(inj_use_page)");
-	if (!t->restore_rt && (rc = inj_prepare(t, err)) < 0)
-		return rc;
 	if (!t->tramp_ok) {
 		uint8_t code[INJ_TRAMP_SIZE] = { 0 };
 
@@ -932,6 +1304,137 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 			return rc;
 		t->tramp_ok = true;
 	}
+	rc = inj_write(t, tramp + TRAMP_RESULT, clear, sizeof(clear), err);
+	instant();
+	return rc;
+}
+
+static int
+step_ready(struct inj_target *t, const char *what, struct lp_err *err)
+{
+	int rc;
+
+	if (!t->attached || !t->regs_saved || t->let_finish)
+		return lp_err_set(err, LP_EINJECT, "%s: not attached, or a "
+				  "step still running", what);
+	if ((!t->syscall_insn || !t->restore_rt) &&
+	    (rc = inj_prepare(t, err)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * A syscall step.  Through the code page when there is one (and the
+ * syscall does not remove it): the trampoline stores the result, exact.
+ * Else through libc's `syscall; ret` and __restore_rt, whose result is
+ * lost in rt_sigreturn: the caller names an address whose mapping tells
+ * (`probe`, to be mapped when `want`), and *ret is 0 or -EEXIST/-EINVAL
+ * (seen back in its own code without that).
+ */
+static int
+syscall_step(struct inj_target *t, long nr, const uint64_t args[6],
+	     uint64_t probe, bool want, int prot, int64_t *ret,
+	     struct lp_err *err)
+{
+	struct user_regs_struct regs;
+	/* never a syscall that takes the code page away, or its execute
+	 * permission, from under the trampoline's next instruction */
+	bool page = t->code_page &&
+		    !((nr == SYS_munmap || nr == SYS_mprotect) &&
+		      t->code_page >= args[0] &&
+		      t->code_page < args[0] + args[1]);
+	int rc;
+
+	if ((rc = step_ready(t, "syscall", err)) < 0)
+		return rc;
+	if (!page && !probe)
+		return lp_err_set(err, LP_EINVAL, "syscall: no code page "
+				  "(inj_use_page) for its result");
+	if (page && (rc = arm_tramp(t, err)) < 0)
+		return rc;
+	if ((rc = build_frame(t, err)) < 0)
+		return rc;
+	regs = t->saved;
+	if (page) {
+		/* rsp where rt_sigreturn wants it: past the pretcode slot */
+		regs.rip = t->code_page + t->tramp_off + TRAMP_SYSCALL;
+		regs.rsp = t->frame + 8;
+	} else {
+		if (!t->pretcode_ok) {
+			rc = inj_write(t, t->frame, &t->restore_rt,
+				       sizeof(t->restore_rt), err);
+			instant();
+			if (rc < 0)
+				return rc;
+			t->pretcode_ok = true;
+		}
+		regs.rip = t->syscall_insn;
+		regs.rsp = t->frame;		/* `ret` pops __restore_rt */
+	}
+	regs.rax = (uint64_t)nr;
+	regs.orig_rax = (uint64_t)-1;	/* no restart logic while ours */
+	regs.rdi = args[0];
+	regs.rsi = args[1];
+	regs.rdx = args[2];
+	regs.r10 = args[3];
+	regs.r8 = args[4];
+	regs.r9 = args[5];
+	regs.eflags &= ~(uint64_t)0x100;	/* TF */
+	rc = launch(t, page ? STEP_PAGE : STEP_GADGET, &regs, err);
+	if (rc < 0)
+		return rc;
+	instant();
+	rc = wait_step(t, probe, want, prot, page ? 2000 : 200, err);
+	if (rc < 0)
+		return rc;
+	if (page)
+		return inj_read(t, t->step_tramp + TRAMP_RESULT, ret,
+				sizeof(*ret), err);
+	*ret = rc ? 0 : want ? -EEXIST : -EINVAL;
+	return 0;
+}
+
+int
+inj_syscall(struct inj_target *t, long nr, const uint64_t args[6],
+	    int64_t *ret, struct lp_err *err)
+{
+	return syscall_step(t, nr, args, 0, false, -1, ret, err);
+}
+
+/*
+ * A call that did not end in our hands (a timeout, an error in the
+ * middle) may still return into the trampoline, later, when the thread
+ * runs it alone: its page must stay mapped for as long as we know it.
+ */
+static void
+pin_page(struct inj_target *t)
+{
+	t->pinned_page = t->code_page;
+}
+
+bool
+inj_page_pinned(const struct inj_target *t, uint64_t page)
+{
+	return t->pinned_page && t->pinned_page == page;
+}
+
+int
+inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
+	 uint64_t *ret, int timeout_ms, struct lp_err *err)
+{
+	struct user_regs_struct regs;
+	uint64_t tramp = t->code_page + t->tramp_off;
+	int rc;
+
+	if ((rc = step_ready(t, "call", err)) < 0)
+		return rc;
+	if (nargs < 0 || nargs > 6)
+		return lp_err_set(err, LP_EINVAL, "call: %d arguments", nargs);
+	if (!t->code_page)
+		return lp_err_set(err, LP_EINVAL, "call: no code page "
+				  "(inj_use_page)");
+	if ((rc = arm_tramp(t, err)) < 0)
+		return rc;
 	if ((rc = build_frame(t, err)) < 0)
 		return rc;
 	/*
@@ -954,14 +1457,21 @@ inj_call(struct inj_target *t, uint64_t fn, const uint64_t *args, int nargs,
 	regs.r9 = nargs > 5 ? args[5] : 0;
 	regs.eflags &= ~(uint64_t)0x500;	/* DF (the ABI), TF */
 	t->pretcode_ok = false;
-	t->fp_dirty = true;
-	rc = run_step(t, STEP_CALL, &regs, timeout_ms, &out, err);
-	if (rc < 0)
+	rc = launch(t, STEP_CALL, &regs, err);
+	if (rc < 0) {
+		/* the registers were set: the thread may be in the call */
+		if (t->step == STEP_CALL)
+			pin_page(t);
 		return rc;
-	rc = inj_read(t, tramp + TRAMP_RESULT, ret, sizeof(*ret), err);
-	if (rc < 0)
+	}
+	instant();
+	rc = wait_step(t, 0, false, -1, timeout_ms, err);
+	if (rc < 0) {
+		/* still running (a timeout), or we could not tell */
+		pin_page(t);
 		return rc;
-	return clean_regs(t, err);
+	}
+	return inj_read(t, tramp + TRAMP_RESULT, ret, sizeof(*ret), err);
 }
 
 int
@@ -979,22 +1489,108 @@ inj_mmap_at(struct inj_target *t, uint64_t at, size_t len, int prot,
 	 * Shared anonymous memory: a VMA of its own that the kernel never
 	 * merges with the target's private anonymous neighbours, so the
 	 * page stays findable (and removable) as exactly what we mapped.
+	 * Always at an address we chose from a gap (MAP_FIXED_NOREPLACE):
+	 * its appearing there is the result.
 	 */
 	uint64_t a[6] = { at, len, (uint64_t)prot,
-			  MAP_SHARED | MAP_ANONYMOUS |
-			  (at ? MAP_FIXED_NOREPLACE : 0), (uint64_t)-1, 0 };
-	int64_t r;
+			  MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  (uint64_t)-1, 0 };
+	uint64_t *before, inode = 0;
+	size_t nbefore = 0;
+	int64_t r = 0;
 	int rc;
 
-	rc = inj_syscall(t, SYS_mmap, a, &r, err);
-	if (rc < 0)
-		return rc;
-	if (r < 0 && r > -4096) {
-		errno = (int)-r;
-		return lp_err_sys(err, LP_EINJECT, "remote mmap(%zu) in pid %d",
-				  len, (int)t->pid);
+	if (!(prot & PROT_READ))
+		return lp_err_set(err, LP_EINVAL, "remote mmap: the page must "
+				  "be readable");
+	if (inj_refresh_maps(t, NULL) < 0)
+		return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): cannot "
+				  "read the maps of pid %d", len, (int)t->pid);
+	if (!at) {
+		if (inj_free_gap(t, len, &at) < 0)
+			return lp_err_set(err, LP_EINJECT, "remote mmap(%zu): "
+					  "no free range in pid %d", len,
+					  (int)t->pid);
+		a[0] = at;
 	}
-	*addr = (uint64_t)r;
+	/* the shared anonymous inodes before: ours will be a new one */
+	before = xcalloc(t->nmaps + 1, sizeof(*before));
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].path &&
+		    !strncmp(t->maps[i].path, "/dev/zero", 9))
+			before[nbefore++] = t->maps[i].inode;
+	if (mapped(t, at))
+		r = -EEXIST;
+	else if ((rc = syscall_step(t, SYS_mmap, a, at, true, -1, &r,
+				    err)) < 0) {
+		free(before);
+		return rc;
+	}
+	/* "something is mapped at `at`" is not success: a thread of the
+	 * target's may have mapped there while the step was pending (our
+	 * MAP_FIXED_NOREPLACE then failed) */
+	if (r >= 0 && (inj_refresh_maps(t, NULL) < 0 ||
+		       !inj__own_map(t->maps, t->nmaps, at, len, prot, before,
+				     nbefore, &inode)))
+		r = -EEXIST;
+	free(before);
+	if (r < 0) {
+		errno = (int)-r;
+		return lp_err_sys(err, LP_EINJECT, "remote mmap(%zu) at 0x%"
+				  PRIx64 " in pid %d", len, at, (int)t->pid);
+	}
+	t->mmap_inode = inode;
+	*addr = at;
+	return 0;
+}
+
+uint64_t
+inj_mmap_inode(const struct inj_target *t)
+{
+	return t->mmap_inode;
+}
+
+/* The inode of the shared anonymous mapping exactly [addr, addr + len)
+ * in the maps as last read; 0 when there is none such. */
+static uint64_t
+shared_anon_inode(const struct inj_target *t, uint64_t addr, size_t len)
+{
+	for (size_t i = 0; i < t->nmaps; i++) {
+		const struct inj_map *m = &t->maps[i];
+
+		if (m->start == addr)
+			return m->end - m->start == len && m->perms[3] == 's' &&
+			       m->path && !strcmp(m->path,
+						  "/dev/zero (deleted)") ?
+			       m->inode : 0;
+	}
+	return 0;
+}
+
+uint64_t
+inj_page_inode(struct inj_target *t, uint64_t addr, size_t len)
+{
+	return shared_anon_inode(t, addr, len);
+}
+
+int
+inj_page_is(struct inj_target *t, uint64_t addr, size_t len, uint64_t inode)
+{
+	if (!inode || inj_refresh_maps(t, NULL) < 0)
+		return 0;
+	return shared_anon_inode(t, addr, len) == inode;
+}
+
+/* Is the mapping with this inode still at addr (a fresh read of the
+ * maps)?  1 yes, 0 no, -1 the maps cannot be read. */
+static int
+inode_at(struct inj_target *t, uint64_t addr, uint64_t inode)
+{
+	if (inj_refresh_maps(t, NULL) < 0)
+		return -1;
+	for (size_t i = 0; i < t->nmaps; i++)
+		if (t->maps[i].start == addr)
+			return t->maps[i].inode == inode;
 	return 0;
 }
 
@@ -1003,12 +1599,35 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	   struct lp_err *err)
 {
 	uint64_t a[6] = { addr, len, 0, 0, 0, 0 };
+	uint64_t ino;
 	int64_t r;
 	int rc;
 
-	rc = inj_syscall(t, SYS_munmap, a, &r, err);
+	if (t->pinned_page && t->pinned_page >= addr &&
+	    t->pinned_page < addr + len)
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): a "
+				  "call that did not finish may still return "
+				  "into the code page of process %d",
+				  addr, (int)t->pid);
+	/* only a mapping of the kind we make, the one there now: its inode
+	 * going away is the munmap's success, whatever refills the hole */
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "munmap(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
+	rc = syscall_step(t, SYS_munmap, a, addr, false, -1, &r, err);
 	if (rc < 0)
 		return rc;
+	switch (inode_at(t, addr, ino)) {
+	case 0:
+		r = 0;
+		break;
+	case 1:
+		if (r == 0)
+			r = -EINVAL;
+		break;
+	}
 	if (r < 0) {
 		errno = (int)-r;
 		return lp_err_sys(err, LP_EINJECT, "remote munmap(0x%" PRIx64
@@ -1017,6 +1636,39 @@ inj_munmap(struct inj_target *t, uint64_t addr, size_t len,
 	if (t->code_page >= addr && t->code_page < addr + len) {
 		t->code_page = 0;
 		t->tramp_ok = false;
+	}
+	return 0;
+}
+
+int
+inj_mprotect(struct inj_target *t, uint64_t addr, size_t len, int prot,
+	     struct lp_err *err)
+{
+	uint64_t a[6] = { addr, len, (uint64_t)prot, 0, 0, 0 };
+	uint64_t ino;
+	int64_t r = 0;
+	int rc;
+
+	if (!(prot & PROT_EXEC) && t->pinned_page &&
+	    t->pinned_page >= addr && t->pinned_page < addr + len)
+		return lp_err_set(err, LP_EBUSY, "mprotect(0x%" PRIx64 "): a "
+				  "call that did not finish may still return "
+				  "into the code page of process %d",
+				  addr, (int)t->pid);
+	if (inj_refresh_maps(t, NULL) < 0 ||
+	    !(ino = shared_anon_inode(t, addr, len)))
+		return lp_err_set(err, LP_EBUSY, "mprotect(0x%" PRIx64 "): no "
+				  "page of leakprobe's there in process %d",
+				  addr, (int)t->pid);
+	rc = syscall_step(t, SYS_mprotect, a, addr, true, prot, &r, err);
+	if (rc < 0)
+		return rc;
+	if (r == 0 && inode_at(t, addr, ino) != 1)
+		r = -EINVAL;
+	if (r < 0) {
+		errno = (int)-r;
+		return lp_err_sys(err, LP_EINJECT, "remote mprotect(0x%" PRIx64
+				  ") in pid %d", addr, (int)t->pid);
 	}
 	return 0;
 }
@@ -1037,76 +1689,35 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		}
 		return 0;
 	}
-	if (t->let_finish) {
-		/* a step that timed out: it completes and restores the thread
-		 * from the frame by itself once we let go */
-		t->regs_dirty = t->fp_dirty = false;
-	} else if (t->regs_saved && (t->regs_dirty || t->fp_dirty ||
-				     t->result_set)) {
-		/*
-		 * FP first (see clean_regs): killed between the two, the
-		 * thread restores itself from the frame.  The thread must be
-		 * in a ptrace stop to take registers.
-		 */
-		if (t->fp_dirty && !t->gone && restore_fp(t) < 0) {
-			if (errno == ESRCH && reinterrupt(t) == 0 &&
-			    !t->gone) {
-				if (restore_fp(t) < 0 && !t->gone)
-					rc = lp_err_sys(err, LP_EINJECT,
-							"detach: restore FP "
-							"registers of %d",
-							(int)t->pid);
-			} else if (!t->gone) {
-				rc = lp_err_sys(err, LP_EINJECT, "detach: "
-						"restore FP registers of %d",
-						(int)t->pid);
-			}
-		}
-		t->fp_dirty = false;
-		instant();
-		if (ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0) {
-			if (errno == ESRCH && reinterrupt(t) == 0 && !t->gone) {
-				if (ptrace(PTRACE_SETREGS, t->pid, 0,
-					   &t->saved) < 0 && !t->gone)
-					rc = lp_err_sys(err, LP_EINJECT,
-							"detach: restore "
-							"registers of %d",
-							(int)t->pid);
-			} else if (!t->gone) {
-				rc = lp_err_sys(err, LP_EINJECT, "detach: "
-						"restore registers of %d",
-						(int)t->pid);
-			}
-		}
-		if (t->regs_dirty)
-			t->dirty_ns += lp_mono_ns() - t->dirty_start_ns;
-		t->regs_dirty = false;
-	}
+	/* Only a syscall result set in this stop changes the registers;
+	 * killed before this, the thread restarts its syscall as usual. */
+	if (t->regs_saved && (t->result_set || t->regs_dirty) &&
+	    ptrace(PTRACE_SETREGS, t->pid, 0, &t->saved) < 0 && !t->gone)
+		rc = lp_err_sys(err, LP_EINJECT, "detach: restore registers "
+				"of %d", (int)t->pid);
+	t->regs_dirty = false;
 	instant();
-	if (!t->gone && ptrace(PTRACE_DETACH, t->pid, 0, 0) < 0 &&
-	    errno != ESRCH)
-		rc = lp_err_sys(err, LP_EINJECT, "detach: ptrace(PTRACE_DETACH"
-				", %d)", (int)t->pid);
-	t->attached = false;
-	t->regs_saved = false;
-	t->result_set = false;
-	t->let_finish = false;
-	if (t->masked) {
-		pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);
-		t->masked = false;
-	}
-	{
-		uint64_t now = lp_mono_ns();
-
-		t->last_stop_ns = now - t->stop_start_ns;
-		t->last_held_ns = t->held_start_ns ? now - t->held_start_ns : 0;
-		t->held_start_ns = 0;
-	}
-	/* Signals that arrived for the thread while we held it. */
-	for (int i = 0; i < t->npending; i++)
-		syscall(SYS_tgkill, t->pid, t->pid, t->pending_sig[i]);
-	t->npending = 0;
+	if (release(t, err) < 0 && rc == 0)
+		rc = -LP_EINJECT;
 	return rc;
+}
+
+uint64_t
+inj_stop_total_ns(const struct inj_target *t)
+{
+	return t->stop_total_ns;
+}
+
+uint64_t
+inj_held_total_ns(const struct inj_target *t)
+{
+	return t->held_total_ns;
+}
+
+unsigned
+inj_stops(const struct inj_target *t)
+{
+	return t->nstops;
 }
 
 /*

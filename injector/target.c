@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -20,6 +22,23 @@ static uint64_t
 parse_hex_mask(const char *s)
 {
 	return strtoull(s, NULL, 16);
+}
+
+/* True when the space-separated list p holds the word w. */
+static bool
+has_word(const char *p, const char *w)
+{
+	size_t n = strlen(w);
+
+	while (*p) {
+		size_t len = strcspn(p, " \t");
+
+		if (len == n && !strncmp(p, w, n))
+			return true;
+		p += len;
+		p += strspn(p, " \t");
+	}
+	return false;
 }
 
 /*
@@ -64,6 +83,8 @@ inj__parse_status(char *buf, pid_t pid, struct inj_procinfo *out,
 			out->sig_ignored = parse_hex_mask(p);
 		else if (!strcmp(line, "SigCgt"))
 			out->sig_caught = parse_hex_mask(p);
+		else if (!strcmp(line, "x86_Thread_features"))
+			out->shstk = has_word(p, "shstk");
 	}
 	return rc;
 }
@@ -200,6 +221,10 @@ inj_close(struct inj_target *t)
 	if (!t)
 		return;
 	inj_detach(t, NULL);
+	/* a late stop must not outlive us holding the thread: wait a
+	 * little for it (leakprobe's exit lets it go in any case) */
+	for (int i = 0; i < 100 && inj__release_stuck(t) < 0; i++)
+		usleep(1000);
 	for (size_t i = 0; i < t->nmods; i++) {
 		elf__free(t->mods[i].elf);
 		free(t->mods[i].path);
@@ -332,8 +357,11 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 	for (size_t i = 0; i < t->nmaps && n < max; i++) {
 		const struct inj_map *m = &t->maps[i];
 
+		/* shared anonymous memory shows as "/dev/zero (deleted)";
+		 * never a file's mapping */
 		if (m->end - m->start == size &&
-		    !strcmp(m->perms, perms))
+		    !strcmp(m->perms, perms) &&
+		    (!m->path || !strncmp(m->path, "/dev/zero", 9)))
 			starts[n++] = m->start;
 	}
 	return n;
@@ -341,28 +369,86 @@ inj_anon_maps(struct inj_target *t, uint64_t size, const char *perms,
 
 /*
  * A free range of len bytes (page multiple) in the target's address space
- * from the last maps refresh, with a free page on either side: the
- * highest gap below the mappings under the main stack, never the gap the
- * stack grows into.  0 or -LP_ENOMEM.
+ * from the last maps refresh, with a free page on either side: in the
+ * largest gap above 4 GiB below the mappings under the main stack (never
+ * the gap the stack grows into), an eighth of the way up from its low end
+ * plus a random number of pages within the next eighth.  The kernel's
+ * top-down allocator hands out the top of the highest gap that fits, and
+ * the heap grows up from the bottom of the gap above it: both stay far
+ * from here.  0 or -LP_ENOMEM.
  */
 int
 inj_free_gap(struct inj_target *t, size_t len, uint64_t *addr)
 {
-	uint64_t stack = UINT64_MAX;
+	uint64_t stack = UINT64_MAX, best = 0, lo_end = 0, span, pages, r = 0;
 
 	for (size_t i = 0; i < t->nmaps; i++)
 		if (t->maps[i].path && !strcmp(t->maps[i].path, "[stack]"))
 			stack = t->maps[i].start;
-	for (size_t i = t->nmaps; i-- > 1;) {
+	for (size_t i = 1; i < t->nmaps; i++) {
 		const struct inj_map *lo = &t->maps[i - 1], *hi = &t->maps[i];
 
-		if (hi->start >= stack || hi->start < lo->end)
+		if (hi->start >= stack || hi->start < lo->end ||
+		    lo->end < (1ull << 32))
 			continue;
 		if (hi->start - lo->end >= len + 2 * 4096ull &&
-		    lo->end >= (1ull << 32)) {
-			*addr = hi->start - 4096 - len;
-			return 0;
+		    hi->start - lo->end > best) {
+			best = hi->start - lo->end;
+			lo_end = lo->end;
 		}
 	}
-	return -LP_ENOMEM;
+	if (!best)
+		return -LP_ENOMEM;
+	/* pages that can hold the range, a free page left on either side */
+	span = (best - len - 2 * 4096ull) / 4096;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = lp_mono_ns();
+	pages = span / 8 + (span / 8 ? r % (span / 8) : 0);
+	*addr = lo_end + 4096 + pages * 4096;
+	return 0;
+}
+
+/*
+ * Is the mapping at `at` the one our mmap(MAP_SHARED | MAP_ANONYMOUS)
+ * made?  It starts exactly at `at`, is `len` bytes, has exactly the
+ * permissions `prot` (shared), shows as "/dev/zero (deleted)" and has an
+ * inode none of the `nbefore` mappings seen before the mmap had (each
+ * shared anonymous mapping gets an inode of its own).  Anything else is a
+ * mapping of the target's.  1 (its inode in *inode) or 0.
+ */
+int
+inj__own_map(const struct inj_map *maps, size_t n, uint64_t at, uint64_t len,
+	     int prot, const uint64_t *before, size_t nbefore,
+	     uint64_t *inode)
+{
+	char perms[5];
+
+	inj__prot_perms(prot, perms);
+	for (size_t i = 0; i < n; i++) {
+		const struct inj_map *m = &maps[i];
+
+		if (m->start != at)
+			continue;
+		if (m->end - m->start != len || strcmp(m->perms, perms) ||
+		    !m->path || strcmp(m->path, "/dev/zero (deleted)") ||
+		    !m->inode)
+			return 0;
+		for (size_t j = 0; j < nbefore; j++)
+			if (before[j] == m->inode)
+				return 0;
+		*inode = m->inode;
+		return 1;
+	}
+	return 0;
+}
+
+/* The maps' permission string of a shared mapping with `prot`. */
+void
+inj__prot_perms(int prot, char perms[5])
+{
+	perms[0] = prot & PROT_READ ? 'r' : '-';
+	perms[1] = prot & PROT_WRITE ? 'w' : '-';
+	perms[2] = prot & PROT_EXEC ? 'x' : '-';
+	perms[3] = 's';
+	perms[4] = 0;
 }

@@ -82,17 +82,32 @@ struct probe_session {
 	int nfiles;		/* snippet files written */
 	int res_fd, ack_fd, dump_fd, alive_fd;
 	uint64_t page;		/* code page in the target, 0 when none */
+	uint64_t page_inode;	/* its inode in the maps: what makes it ours */
 	bool page_reused;
 	uint64_t page_hint;	/* where a dead run recorded its page */
 	bool page_fresh;	/* the stale page found was never armed */
 	uint64_t page_spare;	/* a never armed page of a dead run, to unmap */
+	uint64_t spare_inode;
+	uint64_t page_at;	/* where a new page goes (on record first) */
+	bool page_rwx;		/* s->page is mapped rwx (a page retired
+				 * by an earlier run is read-only) */
+	bool page_armed;	/* s->page held a bootstrap, or was reused */
+	uint64_t armed_here;	/* the page this session armed (no call of
+				 * a dead run can be in flight in it) */
+	bool keep_record;	/* a page may exist that nobody else knows
+				 * of: the channel directory keeps its
+				 * record for the next run */
+	uint64_t extra[8];	/* more pages of dead runs: reclaimed once
+				 * our job has run */
+	uint64_t extra_inode[8];
+	int nextra;
 	char *inbuf;
 	size_t inlen, incap;
 	uint64_t stop_ns, held_ns, dirty_ns, unmap_stop_ns, start_ns;
+	uint64_t back_ns;	/* first stop .. thread seen back, 0: unseen */
+	unsigned nstops;	/* stops of the start (wake ones included) */
 	bool in_syscall;	/* main thread was blocked in a syscall */
 	long syscall_nr;	/* which one, or -1 */
-	uint64_t wake_stop_ns, wake_held_ns;	/* stops before the
-				 * registration's: inspecting and waking */
 	uint64_t marked;	/* Ruby <= 2.7: the current-thread global when
 				 * the job (or the last no-op job) was marked */
 	bool woke_marked;	/* the registration woke the main thread in
@@ -223,7 +238,8 @@ make_fifo(struct probe_session *s, const char *name, struct lp_err *err)
 	return 0;
 }
 
-/* Remove every file we put in the directory, and the directory. */
+/* Remove every file we put in the directory, and the directory (but for
+ * the page record when a page may exist that only it names). */
 static void
 remove_dir(struct probe_session *s)
 {
@@ -236,7 +252,8 @@ remove_dir(struct probe_session *s)
 	d = opendir(s->dir);
 	if (d) {
 		while ((de = readdir(d))) {
-			if (de->d_name[0] == '.')
+			if (de->d_name[0] == '.' ||
+			    (s->keep_record && !strcmp(de->d_name, "page")))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", s->dir,
 				 de->d_name);
@@ -244,7 +261,9 @@ remove_dir(struct probe_session *s)
 		}
 		closedir(d);
 	}
-	rmdir(s->dir);
+	/* with the record kept, the next run takes the directory over */
+	if (!s->keep_record)
+		rmdir(s->dir);
 	s->dir[0] = '\0';
 }
 
@@ -480,39 +499,81 @@ make_channel(struct probe_session *s, const struct probe_opts *o,
 static uint64_t
 find_stale_page(struct probe_session *s)
 {
+	/* rwx in use, read-only once retired, rw- from older versions */
+	static const char *const perms[] = { "rwxs", "r--s", "rw-s" };
 	static const struct page_hdr zero;
 	uint64_t cand[64], found = 0, unarmed = 0;
+	bool found_rwx = false;
 	struct page_hdr h;
 	size_t n;
 
+	s->nextra = 0;
 	/* the maps were read by inj_open() a moment ago */
-	n = inj_anon_maps(s->t, PAGE_SIZE_, "rwxs", cand, 64);
-	for (size_t i = 0; i < n; i++) {
-		if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
-			continue;
-		/* mapped by a run that died before it wrote the header: the
-		 * address it recorded says it is ours, and no job can point
-		 * at a page that was never armed */
-		if (cand[i] == s->page_hint && !memcmp(&h, &zero, sizeof(h)))
-			unarmed = cand[i];
-		/*
-		 * Armed or defused by an earlier run: we hold the lock, so
-		 * no other leakprobe probes this target and its owner is
-		 * gone (its pid may live on in another process: not
-		 * checked).  A job it registered may still be pending and
-		 * point at it: reuse it, never unmap it.
-		 */
-		else if (!found && !memcmp(h.magic, PAGE_MAGIC,
-					   sizeof(PAGE_MAGIC)) &&
-			 (h.state == STATE_HARMLESS || h.state == STATE_ARMED))
-			found = cand[i];
+	for (size_t p = 0; p < sizeof(perms) / sizeof(perms[0]); p++) {
+		n = inj_anon_maps(s->t, PAGE_SIZE_, perms[p], cand, 64);
+		for (size_t i = 0; i < n; i++) {
+			if (inj_read(s->t, cand[i], &h, sizeof(h), NULL) < 0)
+				continue;
+			/* mapped by a run that died before it wrote the
+			 * header: the address it recorded says it is ours,
+			 * and no job can point at a page never armed */
+			if (p == 0 && cand[i] == s->page_hint &&
+			    !memcmp(&h, &zero, sizeof(h))) {
+				unarmed = cand[i];
+				continue;
+			}
+			/*
+			 * Armed or retired by an earlier run: we hold the
+			 * lock, so no other leakprobe probes this target and
+			 * its owner is gone (its pid may live on in another
+			 * process: not checked).  A job it registered may
+			 * still be pending and point at it: reuse it, never
+			 * unmap it now.  Any more are reclaimed once our
+			 * job has run (unmap_page).
+			 */
+			if (memcmp(h.magic, PAGE_MAGIC, sizeof(PAGE_MAGIC)) ||
+			    (h.state != STATE_HARMLESS &&
+			     h.state != STATE_ARMED))
+				continue;
+			if (!found) {
+				found = cand[i];
+				found_rwx = p == 0;
+			} else if (s->nextra < (int)(sizeof(s->extra) /
+						     sizeof(s->extra[0]))) {
+				s->extra_inode[s->nextra] = inj_page_inode(
+					s->t, cand[i], PAGE_SIZE_);
+				s->extra[s->nextra++] = cand[i];
+			}
+		}
 	}
+	s->spare_inode = unarmed ? inj_page_inode(s->t, unarmed, PAGE_SIZE_) :
+			 0;
 	if (found) {
+		s->page_inode = inj_page_inode(s->t, found, PAGE_SIZE_);
 		s->page_spare = unarmed;	/* unmapped in our stop */
+		s->page_rwx = found_rwx;
+		s->page_armed = true;
 		return found;
 	}
 	s->page_fresh = unarmed != 0;
+	s->page_rwx = unarmed != 0;
+	s->page_inode = s->spare_inode;
+	s->spare_inode = 0;
 	return unarmed;
+}
+
+/*
+ * Is page still the mapping we know (exactly there, its size, shared
+ * anonymous, its inode)?  Else it is the target's now (ours went away and
+ * something refilled the range): never write, protect or unmap it.
+ */
+static bool
+still_ours(struct probe_session *s, uint64_t page, uint64_t inode)
+{
+	if (inj_page_is(s->t, page, PAGE_SIZE_, inode))
+		return true;
+	lp_debug("page 0x%" PRIx64 " is not ours any more: left alone", page);
+	return false;
 }
 
 static int
@@ -526,6 +587,10 @@ write_page(struct probe_session *s, uint32_t state, const char *code,
 
 	if (HDR_SIZE + n + 1 > sizeof(buf))
 		return lp_err_set(err, LP_EINVAL, "bootstrap too long");
+	if (!still_ours(s, s->page, s->page_inode))
+		return lp_err_set(err, LP_EINJECT, "the code page at 0x%"
+				  PRIx64 " in process %d is gone", s->page,
+				  (int)inj_info(s->t)->pid);
 	memset(buf, 0, HDR_SIZE);
 	memcpy(h->magic, PAGE_MAGIC, sizeof(PAGE_MAGIC));
 	h->owner_pid = (uint64_t)getpid();
@@ -540,19 +605,285 @@ write_page(struct probe_session *s, uint32_t state, const char *code,
 	return rc;
 }
 
-/* Turn a possibly still pending job into a no-op; the page stays mapped
- * (the job still points at it) and is marked for reclaim by a later run.
- * Needs no ptrace stop: process_vm_writev. */
+/* A page of ours that is never armed and may outlive us (a dead run's
+ * spare we could not unmap) carries our header, so that any later run
+ * knows it for ours without a record.  No stop: process_vm_writev. */
 static void
-defuse_page(struct probe_session *s)
+stamp_page(struct probe_session *s, uint64_t page, uint64_t inode)
 {
+	uint64_t keep = s->page, keep_inode = s->page_inode;
+
+	s->page = page;
+	s->page_inode = inode;
+	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
+		lp_debug("could not mark page 0x%" PRIx64, page);
+	s->page = keep;
+	s->page_inode = keep_inode;
+}
+
+static int stop_safely(struct probe_session *s, struct lp_err *err);
+
+/* Each step runs detached: the thread is stopped again (safely) for the
+ * next one.  0, or <0 when it cannot be. */
+static int
+need_stop(struct probe_session *s, struct lp_err *err)
+{
+	return inj_attached(s->t) ? 0 : stop_safely(s, err);
+}
+
+static int
+remote_mprotect(struct probe_session *s, uint64_t page, uint64_t inode,
+		int prot, struct lp_err *err)
+{
+	int rc = need_stop(s, err);
+
+	if (rc == 0 && !still_ours(s, page, inode))
+		return lp_err_set(err, LP_EINJECT, "the code page at 0x%"
+				  PRIx64 " in process %d is gone", page,
+				  (int)inj_info(s->t)->pid);
+
+	return rc < 0 ? rc : inj_mprotect(s->t, page, PAGE_SIZE_, prot, err);
+}
+
+/*
+ * Does the stopped main thread's stack hold an address in page's
+ * trampoline: the return address of a call through it that never
+ * finished (ours or a dead run's), or the rip of a step in it that a
+ * signal handler interrupted (saved in the handler's signal frame)?  Only
+ * the trampoline counts: a stale copy of the job's data pointer (the
+ * page's header) in a frame above would keep an idle page for good.
+ * Read from the stack pointer up, 64 KiB at most; unreadable counts as
+ * yes.
+ */
+static bool
+page_on_stack(struct probe_session *s, uint64_t page)
+{
+	uint64_t sp = inj_stopped_sp(s->t), buf[512];
+
+	for (uint64_t a = sp & ~(uint64_t)7; a < sp + 65536;
+	     a += sizeof(buf)) {
+		size_t len = sizeof(buf);
+
+		if ((a & ~(uint64_t)4095) != ((a + len - 1) & ~(uint64_t)4095))
+			len = 4096 - (a & 4095);	/* to a page end */
+		if (inj_read(s->t, a, buf, len, NULL) < 0)
+			return a == (sp & ~(uint64_t)7);
+		for (size_t i = 0; i < len / 8; i++)
+			if (buf[i] - (page + TRAMP_OFF) < INJ_TRAMP_SIZE)
+				return true;
+		a -= sizeof(buf) - len;
+	}
+	return false;
+}
+
+/* In a stop: no call (ours that timed out, or a dead run's) can still
+ * return into page, and the thread does not run in it (a dead run's step
+ * left to the thread: the trampoline after its call, or its syscall). */
+static bool
+page_idle(struct probe_session *s, uint64_t page)
+{
+	if (inj_page_pinned(s->t, page) ||
+	    inj_stopped_ip(s->t) - page < PAGE_SIZE_)
+		return false;
+	/*
+	 * The page this session armed (a dead run's calls were ruled out
+	 * before): the injector pins it while a call of ours may still
+	 * return into it.  Its stack scan would find the return
+	 * addresses our finished calls left below the thread's stack
+	 * pointer, stale, once the thread runs deeper (waiting for the GVL
+	 * behind a heap dump, say).  The scan is for calls of dead runs.
+	 */
+	if (page && page == s->armed_here)
+		return true;
+	return !page_on_stack(s, page);
+}
+
+/*
+ * Turn a possibly still pending job into a no-op; the page stays mapped
+ * (the job still points at it) and is marked for reclaim by a later run.
+ * The header and "nil" need no stop (process_vm_writev).  Then, in a stop
+ * (the one we are in, or one of its own), the page becomes read-only:
+ * all a pending job does is read it.  Unless a call of ours that did not
+ * finish may still return into its trampoline: then it stays rwx.
+ */
+static void
+retire_page(struct probe_session *s)
+{
+	bool ours_stop = false;
+
 	if (!s->page)
 		return;
-	/* The trampoline stays: a call that timed out may still return
-	 * into it (and restore the thread from there). */
+	if (!still_ours(s, s->page, s->page_inode)) {
+		/* gone, and the range refilled by the target: forget it */
+		inj_use_page(s->t, 0, TRAMP_OFF);
+		s->page = 0;
+		return;
+	}
 	if (write_page(s, STATE_HARMLESS, "nil", NULL) < 0)
 		lp_debug("could not defuse code page 0x%" PRIx64, s->page);
+	if (!inj_page_pinned(s->t, s->page) && s->page_rwx) {
+		if (!inj_attached(s->t) && inj_attach(s->t, NULL) == 0)
+			ours_stop = true;
+		if (inj_attached(s->t) && page_idle(s, s->page) &&
+		    remote_mprotect(s, s->page, s->page_inode, PROT_READ,
+				    NULL) == 0)
+			s->page_rwx = false;
+		if (ours_stop)
+			inj_detach(s->t, NULL);
+	}
+	lp_debug("code page 0x%" PRIx64 " retired, %s", s->page,
+		 s->page_rwx ? "still rwx (a call may return into it)" :
+		 "read-only");
+	inj_use_page(s->t, 0, TRAMP_OFF);	/* no more calls through it */
 	s->page = 0;
+}
+
+/* The page at `at` (on record: ours, or a dead run's) is a blank rwx
+ * shared page: an mmap of ours that did not end in our hands made it.
+ * Take it as s->page. */
+static bool
+adopt_page(struct probe_session *s, uint64_t at)
+{
+	static const struct page_hdr zero;
+	uint64_t cand[64];
+	struct page_hdr h;
+	size_t n = inj_anon_maps(s->t, PAGE_SIZE_, "rwxs", cand, 64);
+
+	for (size_t i = 0; i < n; i++)
+		if (cand[i] == at &&
+		    inj_read(s->t, at, &h, sizeof(h), NULL) == 0 &&
+		    !memcmp(&h, &zero, sizeof(h))) {
+			s->page = at;
+			s->page_inode = inj_page_inode(s->t, at, PAGE_SIZE_);
+			s->page_rwx = true;
+			s->keep_record = false;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * In a stop: make s->page a mapped rwx page of ours and the injector's
+ * code page.  A new page goes only where the channel directory already
+ * says (s->page_at, recorded before): if the gap was taken since we read
+ * the maps, another gap is recorded first, then mapped; never an address
+ * the kernel chooses, which a kill before the next record would leave
+ * unrecognisable.  A dead run's spare page goes in the same stop.
+ */
+static int
+ensure_page(struct probe_session *s, struct lp_err *err)
+{
+	struct inj_target *t = s->t;
+	uint64_t at;
+	int rc;
+
+	/*
+	 * A dead run's page that a call of that run may still return into
+	 * (its trampoline after the call, or a step in it under a signal
+	 * handler): rearming its trampoline would clear the completion word
+	 * and result under that call, whose tail then overwrites ours.  It
+	 * stays as it is (reclaimed once idle, by us or a later run); a
+	 * fresh page goes to a new gap, on record first.
+	 */
+	if (s->page && s->page_reused && need_stop(s, NULL) == 0 &&
+	    !page_idle(s, s->page)) {
+		lp_debug("page 0x%" PRIx64 " of a dead run is still in use: "
+			 "a fresh page instead", s->page);
+		if (s->nextra < (int)(sizeof(s->extra) / sizeof(s->extra[0]))) {
+			s->extra_inode[s->nextra] = s->page_inode;
+			s->extra[s->nextra++] = s->page;
+		}
+		s->page = 0;
+		s->page_reused = false;
+		s->page_armed = false;
+		if (inj_refresh_maps(t, NULL) < 0 ||
+		    inj_free_gap(t, PAGE_SIZE_, &at) < 0)
+			return lp_err_set(err, LP_EINJECT, "no free range for "
+					  "the code page in process %d",
+					  (int)inj_info(t)->pid);
+		if (record_page(s, at) < 0)
+			return lp_err_sys(err, LP_EIO, "record the code page "
+					  "in '%s'", s->dir);
+		s->page_at = at;
+	}
+	if (s->page && !s->page_rwx) {
+		/* retired read-only by an earlier run */
+		rc = remote_mprotect(s, s->page, s->page_inode, PAGE_PROT,
+				     err);
+		if (rc < 0)
+			return rc;
+		s->page_rwx = true;
+	}
+	for (int tries = 0; !s->page; tries++) {
+		struct lp_err e = { 0 };
+		uint64_t at = s->page_at;
+		uint8_t b;
+
+		if (!at)
+			return lp_err_set(err, LP_EINJECT, "no free range for "
+					  "the code page in process %d",
+					  (int)inj_info(t)->pid);
+		/* a step that failed ran detached: stop again */
+		if ((rc = need_stop(s, err)) < 0)
+			return rc;
+		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, &e);
+		if (rc == 0) {
+			s->page_inode = inj_mmap_inode(t);
+			s->page_rwx = true;
+			s->keep_record = false;	/* we know where it is */
+			break;
+		}
+		s->page = 0;
+		if (e.sys_errno != EEXIST) {
+			/* a step left to the thread that was not seen over
+			 * may still map it (or did, after all): only the
+			 * record knows it then.  A step refused before it
+			 * ran leaves nothing. */
+			if (inj_step_settled(t) != 1 ||
+			    inj_read(t, at, &b, 1, NULL) == 0)
+				s->keep_record = true;
+			return lp_err_set(err, e.code ? e.code : LP_EINJECT,
+					  "%s", e.msg);
+		}
+		if (tries >= 3 || inj_refresh_maps(t, NULL) < 0)
+			return lp_err_set(err, e.code, "%s", e.msg);
+		/* an earlier mmap of ours that did not end in our hands,
+		 * ours or a dead run's (whose thread ran it only after our
+		 * maps were read) */
+		if ((s->keep_record || at == s->page_hint) &&
+		    adopt_page(s, at))
+			break;
+		if (inj_free_gap(t, PAGE_SIZE_, &at) < 0 ||
+		    record_page(s, at) < 0)
+			return lp_err_set(err, e.code, "%s", e.msg);
+		lp_debug("the gap at 0x%" PRIx64 " was taken: 0x%" PRIx64,
+			 s->page_at, at);
+		s->page_at = at;
+	}
+	inj_use_page(t, s->page, TRAMP_OFF);
+	if (s->page_spare && !still_ours(s, s->page_spare, s->spare_inode))
+		s->page_spare = 0;
+	if (s->page_spare && need_stop(s, NULL) == 0 &&
+	    still_ours(s, s->page_spare, s->spare_inode)) {
+		/* never armed by its run, but a call of that run may be in
+		 * flight through it (killed before the header was written):
+		 * then it is marked ours and left for a later reclaim */
+		if (!page_idle(s, s->page_spare)) {
+			stamp_page(s, s->page_spare, s->spare_inode);
+			if (s->nextra < (int)(sizeof(s->extra) /
+					      sizeof(s->extra[0]))) {
+				s->extra_inode[s->nextra] = s->spare_inode;
+				s->extra[s->nextra++] = s->page_spare;
+			}
+			s->page_spare = 0;
+			record_page(s, s->page);
+		} else if (inj_munmap(t, s->page_spare, PAGE_SIZE_,
+				      NULL) == 0) {
+			s->page_spare = 0;
+			record_page(s, s->page);
+		}
+	}
+	return 0;
 }
 
 static const char *const unsafe_funcs[] = {
@@ -658,20 +989,26 @@ wake_stopped(struct probe_session *s, long *vcs, bool only_marking)
 		return 0;
 	if (stop_safely(s, NULL) < 0)
 		return 0;
+	/* the pre-wake's calls (which thread is current, the in-place
+	 * wake) need the code page: map it in this stop already */
+	if (only_marking && ensure_page(s, NULL) < 0)
+		lp_debug("pre-wake: no code page, no calls");
+	/* (its mmap ran detached) */
+	if (!inj_attached(s->t) && stop_safely(s, NULL) < 0)
+		return 0;
 	if (only_marking && probe__main_is_current(s->t, &s->ruby) == 1) {
 		lp_debug("pre-wake: the main thread is current already");
 		inj_detach(s->t, NULL);
-		s->wake_stop_ns += inj_last_stop_ns(s->t);
-		s->wake_held_ns += inj_last_held_ns(s->t);
 		return 2;
 	}
+	/* asking for the main thread may have been a call (detached) */
+	if (!inj_attached(s->t) && stop_safely(s, NULL) < 0)
+		return 0;
 	woke = wake_in_stop(s, &w);
 	if (woke && main_sched(pid, &buf, &cap, &st, vcs) < 0)
 		*vcs = -1;
 	free(buf);
 	inj_detach(s->t, NULL);
-	s->wake_stop_ns += inj_last_stop_ns(s->t);
-	s->wake_held_ns += inj_last_held_ns(s->t);
 	return woke;
 }
 
@@ -717,8 +1054,6 @@ check_wakeable(struct probe_session *s, struct lp_err *err)
 		    inj_stopped_syscall(s->t) == SYS_restart_syscall)
 			probe__wait_inspect(s->t, &s->ruby, &w2);
 		inj_detach(s->t, NULL);
-		s->wake_stop_ns += inj_last_stop_ns(s->t);
-		s->wake_held_ns += inj_last_held_ns(s->t);
 		if (!probe__wait_unwakeable(&s->ruby, &w2) ||
 		    (i && w2.uaddr != w.uaddr) || probe__other_thread_runs(pid))
 			goto out;
@@ -876,7 +1211,8 @@ kick(struct probe_session *s)
 		     NULL) < 0)
 		s->marked = now;
 	rc = inj_call(s->t, s->ruby.register_one, args, 3, &ret, 1000, NULL);
-	if (rc == 0) {
+	/* the call ran detached: a new stop to wake a sleep in place */
+	if (rc == 0 && s->cond_wait && stop_safely(s, NULL) == 0) {
 		struct probe_wait w;
 
 		wake_in_stop(s, &w);
@@ -897,7 +1233,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 {
 	struct inj_target *t = s->t;
 	char boot[1024];
-	uint64_t ret = 0, args[3], t0, at = 0;
+	uint64_t ret = 0, args[3], t0, at = 0, stops0, held0, dirty0;
+	unsigned nstops0;
 	bool maybe = false;
 	int rc;
 
@@ -909,6 +1246,11 @@ register_job(struct probe_session *s, struct lp_err *err)
 	rc = inj_prepare(t, err);
 	if (rc < 0)
 		return rc;
+	/* every stop from here on counts, wake inspections included */
+	stops0 = inj_stop_total_ns(t);
+	held0 = inj_held_total_ns(t);
+	dirty0 = inj_last_dirty_ns(t);
+	nstops0 = inj_stops(t);
 	s->page = find_stale_page(s);
 	s->page_reused = s->page != 0 && !s->page_fresh;
 	if (!s->ruby.wake_chld && (probe__main_syscall(probe_session_pid(s)) ==
@@ -925,9 +1267,15 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 */
 	if (s->page_spare)
 		;	/* its record stays until it is unmapped */
-	else if ((s->page || inj_free_gap(t, PAGE_SIZE_, &at) == 0) &&
-		 record_page(s, s->page ? s->page : at) < 0)
-		at = 0;
+	else if (s->page)
+		record_page(s, s->page);
+	else if (inj_free_gap(t, PAGE_SIZE_, &at) < 0)
+		return lp_err_set(err, LP_EINJECT, "no free range for the code "
+				  "page in process %d", (int)inj_info(t)->pid);
+	else if (record_page(s, at) < 0)
+		return lp_err_sys(err, LP_EIO, "record the code page in '%s'",
+				  s->dir);
+	s->page_at = at;
 	pre_wake(s);
 	t0 = lp_mono_ns();
 	rc = stop_safely(s, err);
@@ -945,26 +1293,38 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * and executable (the call trampoline): one remote mmap and one
 	 * munmap per run, the fewest injected steps.  It holds our code only
 	 * from registration until the job has run (a few ms), and a page
-	 * left behind after a timeout holds "nil" and no trampoline.
+	 * left behind after a timeout holds "nil", read-only (retire_page).
 	 */
-	if (!s->page) {
-		rc = inj_mmap_at(t, at, PAGE_SIZE_, PAGE_PROT, &s->page, err);
-		if (rc < 0 && at) {
-			/* the gap was taken since we read the maps */
-			lp_err_clear(err);
-			rc = inj_mmap(t, PAGE_SIZE_, PAGE_PROT, &s->page,
-				      err);
+	/*
+	 * A run killed just after it let the thread go with its mmap left
+	 * the step to the thread: its page (the address it recorded) may
+	 * have appeared only now (the stop above waited until the thread
+	 * was out of that step).  Reuse it rather than leave it behind
+	 * (not needed when the pre-wake mapped ours: its mmap went to the
+	 * address on record, and adopted a page found there).
+	 */
+	if (s->page_hint && s->page != s->page_hint && !s->page_spare &&
+	    (!s->page || s->page_reused)) {
+		uint8_t b;
+
+		if (inj_read(t, s->page_hint, &b, 1, NULL) == 0 &&
+		    inj_refresh_maps(t, NULL) == 0 &&
+		    (s->page = find_stale_page(s)) != 0) {
+			s->page_reused = !s->page_fresh;
+			/* a page without a header is ours only by the
+			 * record (an armed one has its magic) */
+			record_page(s, s->page_spare ? s->page_spare :
+				    s->page);
+			lp_debug("page 0x%" PRIx64 " of a killed run appeared",
+				 s->page_hint);
 		}
-		if (rc < 0)
-			goto out;
 	}
-	inj_use_page(t, s->page, TRAMP_OFF);
-	if (s->page_spare &&
-	    inj_munmap(t, s->page_spare, PAGE_SIZE_, NULL) == 0) {
-		s->page_spare = 0;
-		record_page(s, s->page);
-	}
+	rc = ensure_page(s, err);
+	if (rc < 0)
+		goto out;
 	lp_debug("page ready after %.3f ms", (lp_mono_ns() - t0) / 1e6);
+	s->page_armed = true;	/* from the first byte written */
+	s->armed_here = s->page;
 	rc = write_page(s, STATE_ARMED, boot, err);
 	if (rc < 0)
 		goto out;
@@ -975,6 +1335,8 @@ register_job(struct probe_session *s, struct lp_err *err)
 	 * the page: it must never be unmapped then, only defused. */
 	maybe = true;
 	if (s->ruby.preregister) {
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.preregister, args, 3, &ret, 1000, err);
 		if (rc < 0)
 			goto out;
@@ -985,10 +1347,14 @@ register_job(struct probe_session *s, struct lp_err *err)
 			goto out;
 		}
 		args[0] = (uint32_t)ret;
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.trigger, args, 1, &ret, 1000, err);
 		if (rc < 0)
 			goto out;
 	} else {
+		if ((rc = stop_safely(s, err)) < 0)
+			goto out;
 		rc = inj_call(t, s->ruby.register_one, args, 3, &ret, 1000,
 			      err);
 		if (rc < 0)
@@ -1014,7 +1380,9 @@ register_job(struct probe_session *s, struct lp_err *err)
 	/* Registered: a sleep no signal ends is woken now, in this stop.
 	 * Each wake returns a Mutex#sleep early on Ruby 2.4-2.5: when the
 	 * job is marked on the main thread, no other is needed soon. */
-	{
+	if (!s->ruby.wake_chld && (s->syscall_nr == SYS_futex ||
+				   s->syscall_nr == SYS_restart_syscall) &&
+	    stop_safely(s, NULL) == 0) {
 		struct probe_wait w;
 
 		s->woke_marked = wake_in_stop(s, &w) && s->ruby.cur_global &&
@@ -1025,35 +1393,92 @@ out:
 	if (rc < 0 && s->page) {
 		/* Nothing registered (or registration unknown): a fresh page
 		 * can go; a reused one may still be referenced. */
-		if (!s->page_reused && !maybe && inj_attached(t) &&
+		if (!s->page_reused && !maybe &&
+		    (inj_attached(t) || stop_safely(s, NULL) == 0) &&
+		    still_ours(s, s->page, s->page_inode) &&
 		    inj_munmap(t, s->page, PAGE_SIZE_, NULL) == 0)
 			s->page = 0;
 		else
-			defuse_page(s);
+			retire_page(s);
 	}
 	rc = inj_detach(t, rc < 0 ? NULL : err) < 0 && rc == 0 ? -LP_EINJECT :
 	     rc;
-	/* every stop of the start so far, wake inspections included */
-	s->stop_ns = inj_last_stop_ns(t) + s->wake_stop_ns;
-	s->held_ns = inj_last_held_ns(t) + s->wake_held_ns;
-	s->dirty_ns = inj_last_dirty_ns(t);
+	/* every stop of the start, summed (the thread runs between them) */
+	s->stop_ns = inj_stop_total_ns(t) - stops0;
+	s->held_ns = inj_held_total_ns(t) - held0;
+	s->dirty_ns = inj_last_dirty_ns(t) - dirty0;
+	s->nstops = inj_stops(t) - nstops0;
+	/* until the thread is seen back in its own code: an upper bound,
+	 * polled without a stop (0 when it runs and cannot be seen) */
+	for (long ns = 10000; !inj_step_settled(t) &&
+	     lp_mono_ns() - t0 < 20000000ull; ns = ns < 1000000 ? ns * 2 : ns) {
+		struct timespec ts = { 0, ns };
+
+		nanosleep(&ts, NULL);
+	}
+	s->back_ns = inj_step_settled(t) ? lp_mono_ns() - t0 : 0;
 	return rc;
 }
 
-/* Once the helper said hello, the job has run: the page can go. */
+/*
+ * Once the helper said hello, the job has run: the page can go, and so
+ * can the pages of dead runs found beside the one we reused (no job points
+ * at them now: at most one rb_eval_string job is ever pending, and it was
+ * ours), but for one a dead run's call may still return into.
+ */
 static void
 unmap_page(struct probe_session *s)
 {
+	if (!s->page && !s->nextra)
+		return;
+	uint64_t t0 = inj_stop_total_ns(s->t);
+
+	/* each munmap runs detached: a stop of its own for each, which
+	 * also tells whether a call may still return into that page */
+	if (s->page && inj_attach(s->t, NULL) == 0 && page_idle(s, s->page) &&
+	    still_ours(s, s->page, s->page_inode) &&
+	    inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
+		s->page = 0;
+	for (int i = 0; i < s->nextra; i++) {
+		if (inj_attach(s->t, NULL) < 0)
+			break;
+		if (!page_idle(s, s->extra[i]) ||
+		    !still_ours(s, s->extra[i], s->extra_inode[i]))
+			continue;
+		if (inj_munmap(s->t, s->extra[i], PAGE_SIZE_, NULL) == 0)
+			lp_debug("reclaimed page 0x%" PRIx64 " of a dead run",
+				 s->extra[i]);
+	}
+	s->nextra = 0;
+	inj_detach(s->t, NULL);
+	s->unmap_stop_ns = inj_stop_total_ns(s->t) - t0;
+	if (s->page)
+		retire_page(s);
+}
+
+/*
+ * On a failed start: no page of ours is left that a later run could not
+ * recognise.  A page never armed is unmapped (or marked), a dead run's
+ * spare we did not get to unmap is marked, an armed one is retired.
+ */
+static void
+leave_pages(struct probe_session *s)
+{
+	if (s->page_spare) {
+		stamp_page(s, s->page_spare, s->spare_inode);
+		s->page_spare = 0;
+	}
 	if (!s->page)
 		return;
-	if (inj_attach(s->t, NULL) == 0) {
-		if (inj_munmap(s->t, s->page, PAGE_SIZE_, NULL) == 0)
-			s->page = 0;
-		inj_detach(s->t, NULL);
-		s->unmap_stop_ns = inj_last_stop_ns(s->t);
+	if (!s->page_armed && !inj_page_pinned(s->t, s->page)) {
+		uint64_t page = s->page;
+
+		s->nextra = 0;
+		unmap_page(s);	/* retires it when it cannot */
+		if (!s->page && page)
+			lp_debug("unarmed page 0x%" PRIx64 " done", page);
 	}
-	if (s->page)
-		defuse_page(s);
+	retire_page(s);
 }
 
 /* ---- reading lines from the helper ---------------------------------- */
@@ -1605,7 +2030,7 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 		 * late start finds nothing. */
 		if (s->helper_seen)
 			unmap_page(s);
-		defuse_page(s);
+		retire_page(s);
 		goto fail;
 	}
 	s->start_ns = lp_mono_ns() - t0;
@@ -1621,6 +2046,8 @@ probe_session_start(pid_t pid, const struct probe_opts *o,
 	return s;
 fail:
 	json_decref(msg);
+	if (s->t && probe_proc_alive(pid))
+		leave_pages(s);
 	/*
 	 * A target that died under us makes any step fail in its own way
 	 * (no syscall instruction, not Ruby, EPERM, a vanished directory):
@@ -2006,6 +2433,18 @@ uint64_t
 probe_session_unmap_stop_ns(const struct probe_session *s)
 {
 	return s->unmap_stop_ns;
+}
+
+uint64_t
+probe_session_back_ns(const struct probe_session *s)
+{
+	return s->back_ns;
+}
+
+unsigned
+probe_session_stops(const struct probe_session *s)
+{
+	return s->nstops;
 }
 
 uint64_t

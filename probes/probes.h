@@ -361,15 +361,22 @@ pid_t probe_session_pid(const struct probe_session *s);
 const struct probe_ruby *probe_session_ruby(const struct probe_session *s);
 const struct inj_procinfo *probe_session_info(const struct probe_session *s);
 /*
- * Main-thread stop of the registration, ns: from PTRACE_INTERRUPT to
- * detach (stop), and from the observed stop to detach (held); and of the
- * second, shorter stop that unmaps the code page.
+ * Main-thread stops of the start, ns, summed over its stops (each step
+ * is a stop of its own; the thread runs between them): from
+ * PTRACE_SEIZE to detach (stop), and from the observed stop to detach
+ * (held); and the stop(s) that unmap the code page.
  */
 uint64_t probe_session_stop_ns(const struct probe_session *s);
 uint64_t probe_session_held_ns(const struct probe_session *s);
-/* Time the main thread held injected registers (the SIGKILL window). */
+/* Time the main thread ran with a step's registers (it restores itself
+ * whatever happens to leakprobe). */
 uint64_t probe_session_dirty_ns(const struct probe_session *s);
 uint64_t probe_session_unmap_stop_ns(const struct probe_session *s);
+/* From the start's first stop until the main thread was seen back in its
+ * own code (polled without a stop; 0 when it could not be seen), and the
+ * number of stops of the start. */
+uint64_t probe_session_back_ns(const struct probe_session *s);
+unsigned probe_session_stops(const struct probe_session *s);
 /* Time from registration to the helper's hello, ns. */
 uint64_t probe_session_start_ns(const struct probe_session *s);
 

@@ -446,6 +446,20 @@ probe__wake_in_stop(struct inj_target *t, struct probe_ruby *r,
 	rc = main_thread_ptr(t, r, &th, err);
 	if (rc < 0)
 		return rc;
+	/* Asking for it was a call, which ran detached: stop the thread
+	 * again, and only if it is back in the same wait (the call's
+	 * rt_sigreturn restarted it) interrupt it there. */
+	if (!inj_attached(t)) {
+		int64_t rax = 0;
+
+		if ((rc = inj_attach(t, err)) < 0)
+			return rc;
+		if (inj_stopped_syscall_regs(t, &rax, NULL) != w->nr ||
+		    rax != w->rax) {
+			lp_debug("wake: the main thread left its wait");
+			return 0;
+		}
+	}
 	rc = inj_call(t, r->threadptr_interrupt, &th, 1, &ret, 1000, err);
 	lp_debug("wake: rb_threadptr_interrupt(0x%" PRIx64 ") in the main "
 		 "thread's untimed condition-variable wait (%d)", th, rc);

@@ -34,7 +34,7 @@ def our_pages(pid)
   n = 0
   File.foreach("/proc/#{pid}/maps") do |l|
     r, perms, _o, _d, _i, path = l.split(" ", 6)
-    next unless perms == "rw-s" || perms == "rwxs"
+    next unless perms == "rw-s" || perms == "rwxs" || perms == "r--s"
     next unless path && path.start_with?("/dev/zero")
     a, b = r.split("-").map { |x| x.to_i(16) }
     n += 1 if b - a == 4096
@@ -49,7 +49,7 @@ def page_desc(pid)
   out = []
   File.foreach("/proc/#{pid}/maps") do |l|
     r, perms, _o, _d, _i, path = l.split(" ", 6)
-    next unless (perms == "rw-s" || perms == "rwxs") && path.to_s.start_with?("/dev/zero")
+    next unless %w[rw-s rwxs r--s].include?(perms) && path.to_s.start_with?("/dev/zero")
     a = r.split("-")[0].to_i(16)
     h = File.open("/proc/#{pid}/mem", "rb") { |f| f.seek(a); f.read(40) } rescue ""
     magic, owner, _ns, state = h.unpack("Z16QQL")

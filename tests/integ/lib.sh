@@ -54,12 +54,15 @@ alive() { kill -0 "$1" 2>/dev/null; }
 # target before/after ignoring glibc arenas and thread stacks reuse.
 maps_count() { wc -l <"/proc/$1/maps"; }
 
-# Pages of ours left in the target: 4 KiB shared anonymous (rwxs) mappings
-# whose first bytes carry leakprobe's job-page magic.  Prints their count.
+# Pages of ours left in the target: 4 KiB shared anonymous mappings (rwxs
+# in use, r--s once retired, rw-s from older versions) whose first bytes
+# carry leakprobe's job-page magic.  Prints their count; PERMS limits it.
 our_pages() {
-	local pid=$1 n=0 start end perms rest
+	local pid=$1 want=${2:-} n=0 start end perms rest
 	while read -r range perms _ _ inode rest; do
-		[ "$perms" = rw-s ] || [ "$perms" = rwxs ] || continue
+		[ "$perms" = rw-s ] || [ "$perms" = rwxs ] ||
+			[ "$perms" = r--s ] || continue
+		[ -z "$want" ] || [ "$perms" = "$want" ] || continue
 		start=${range%-*}; end=${range#*-}
 		[ $((16#$end - 16#$start)) -eq 4096 ] || continue
 		if dd if="/proc/$pid/mem" iflag=skip_bytes,count_bytes \

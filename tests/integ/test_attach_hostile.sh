@@ -34,6 +34,42 @@ grep -q 'timed out after 3.0 s' "$T/e" || fail "stopped mid-run: $(cat "$T/e")"
 kill -CONT "$pid"
 expect_exit 0 "$LP" attach "$pid" --eval nil --times 1
 target_ok "$pid"
+# stopped between two stops of leakprobe's start (leakprobe itself held
+# at an instant where the main thread is free: LEAKPROBE_TEST_STOP_AT):
+# its next stop is the group stop, never taken for its own; it lets go,
+# says so (exit 3), and the target stays stopped, untraced
+main_state() { state_of "$pid/task/$pid"; }
+tested=0
+for n in $(seq 1 40); do
+	LEAKPROBE_TEST_STOP_AT=$n "$LP" attach "$pid" --eval nil --times 1 \
+		--timeout 5 >"$T/mid" 2>&1 & l=$!
+	st=""
+	for _ in $(seq 1 5000); do
+		st=$(state_of "$l")
+		[ "$st" = T ] || [ -z "$st" ] || [ "$st" = Z ] && break
+		sleep 0.001
+	done
+	[ "$st" = T ] || fail "leakprobe did not stop at instant $n: $(cat "$T/mid")"
+	if [ "$(main_state)" = t ]; then	# held: not this instant
+		kill -CONT "$l"; wait "$l"
+		continue
+	fi
+	kill -STOP "$pid"
+	for _ in $(seq 500); do [ "$(state_of "$pid")" = T ] && break; sleep 0.01; done
+	kill -CONT "$l"
+	wait "$l"; rc=$?
+	[ "$rc" = 3 ] || fail "SIGSTOP at instant $n: exit $rc: $(cat "$T/mid")"
+	grep -q "is stopped (SIGSTOP); resume it with 'kill -CONT $pid'" "$T/mid" ||
+		fail "SIGSTOP at instant $n: $(cat "$T/mid")"
+	[ "$(state_of "$pid")" = T ] || fail "target resumed at instant $n"
+	[ "$(tracer_of "$pid")" = 0 ] || fail "target left traced at instant $n"
+	kill -CONT "$pid"
+	tested=1
+	break
+done
+[ $tested = 1 ] || fail "no instant with the main thread free"
+expect_exit 0 "$LP" attach "$pid" --eval nil --times 1
+target_ok "$pid"
 
 # --- two leakprobes at the same instant ----------------------------------
 # both wait on one FIFO and exec together when a line each arrives (the

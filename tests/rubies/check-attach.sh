@@ -24,6 +24,17 @@ LEAKPROBE_TEST_NO_PREWAKE=1 lp_reach 0 "$pid" attach "$pid" --eval nil --times 1
 if grep -q 'current thread global' <<<"$OUT"; then
 	grep -q 'kick: done' <<<"$OUT" || fail "the job started without the no-op job: $OUT"
 fi
+# 1b. A main thread in an untimed condition-variable sleep (Ruby <= 2.5,
+# with rb_threadptr_interrupt) is woken in place by the pre-wake, in its
+# own stop (the code page is mapped there), not only in the
+# registration's: the pre-wake's call shows before the page is ready.
+lp_reach 0 "$pid" attach "$pid" --eval nil --times 1 --timeout 5 -vv
+if grep -q 'current thread global' <<<"$OUT" &&
+	grep -q 'untimed condition-variable wait (0)' <<<"$OUT"; then
+	sed -n '1,/page ready/p' <<<"$OUT" | grep -q 'untimed condition-variable wait (0)' ||
+		fail "the pre-wake did not wake the untimed wait in place: $OUT"
+	say "pre-wake: the untimed condition-variable sleep woken in its own stop"
+fi
 # 2. verdicts
 verdict "$pid" "native leak" 256 'Fiddle.malloc(256)'
 say "native leak: $VERDICT_BYTES B per call (256 allocated); api $(jget 'j["target"]["api"]')"

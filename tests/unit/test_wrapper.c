@@ -222,6 +222,97 @@ test_helper_for_sessions(void **state)
 	free(all);
 }
 
+/*
+ * The helper's cleanup runs to its end even when the watchdog's kill
+ * lands in it (leakprobe died: EOF or EPIPE ends the helper while the
+ * watchdog, woken by the same death, kills it).  A kill that cut the
+ * cleanup short left the channel's descriptors open in the target until
+ * a major GC.  The harness hosts the helper in a ruby process, as the
+ * bootstrap would, ends the session with EOF, and kills the helper from
+ * another thread just as it joins its watchdog; GC is off, so only the
+ * helper's own close can release the descriptors.
+ */
+static const char cleanup_rb[] =
+"require 'tmpdir'\n"
+"GC.disable\n"
+"$armed = 0\n"
+"class Thread\n"
+"  alias_method :lp_join, :join\n"
+"  def join(*a)\n"
+"    me = Thread.current\n"
+"    if $arm && me.name == 'leakprobe' && !equal?(me)\n"
+"      $arm = false\n"
+"      $armed += 1\n"
+"      Thread.new { me.kill }.lp_join\n"
+"    end\n"
+"    lp_join(*a)\n"
+"  end\n"
+"end\n"
+"src = File.binread(ARGV[0])\n"
+"left = 0\n"
+"Dir.mktmpdir do |base|\n"
+"  3.times do |i|\n"
+"    dir = File.join(base, \"leakprobe.#{i}\")\n"
+"    Dir.mkdir(dir)\n"
+"    %w[res ack alive].each { |f| File.mkfifo(File.join(dir, f)) }\n"
+"    hp = File.join(dir, 'helper.rb')\n"
+"    File.binwrite(hp, src)\n"
+"    res = File.open(File.join(dir, 'res'), File::RDONLY | File::NONBLOCK)\n"
+"    ack = File.open(File.join(dir, 'ack'), File::RDWR | File::NONBLOCK)\n"
+"    alive = File.open(File.join(dir, 'alive'), File::RDWR | File::NONBLOCK)\n"
+"    $arm = true\n"
+"    t = Thread.new { begin; RubyVM::InstructionSequence.compile(File.binread(hp), hp).eval; rescue Exception; end }\n"
+"    buf = +''\n"
+"    until buf.include?('\"hello\"')\n"
+"      IO.select([res], nil, nil, 10) or raise 'no hello'\n"
+"      buf << res.read_nonblock(65536)\n"
+"    end\n"
+"    ack.close\n"
+"    t.lp_join(10) or raise 'the helper did not end'\n"
+"    res.close\n"
+"    alive.close\n"
+"    left += Dir.glob('/proc/self/fd/*').count { |f| (File.readlink(f) rescue '').start_with?(dir) }\n"
+"  end\n"
+"end\n"
+"puts \"left #{left} armed #{$armed}\"\n";
+
+static void
+test_helper_cleanup_survives_kill(void **state)
+{
+	char cmd[256], out[128] = "";
+	size_t n;
+	char *helper;
+	FILE *fp;
+
+	(void)state;
+	if (system("command -v ruby >/dev/null 2>&1") != 0)
+		skip();
+	if (access("/proc/self/fd", R_OK) != 0)
+		skip();
+	helper = probe__helper_for(false, &n);
+	fp = fopen("build-cleanup-helper.rb", "w");
+	assert_non_null(fp);
+	fwrite(helper, 1, n, fp);
+	fclose(fp);
+	free(helper);
+	fp = fopen("build-cleanup.rb", "w");
+	assert_non_null(fp);
+	fputs(cleanup_rb, fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s build-cleanup.rb "
+		 "build-cleanup-helper.rb 2>&1", ruby_bin());
+	fp = popen(cmd, "r");
+	assert_non_null(fp);
+	if (!fgets(out, sizeof(out), fp))
+		out[0] = '\0';
+	pclose(fp);
+	unlink("build-cleanup.rb");
+	unlink("build-cleanup-helper.rb");
+	/* each of the 3 sessions was killed in its cleanup, and each
+	 * closed all three of its descriptors anyway */
+	assert_string_equal(out, "left 0 armed 3\n");
+}
+
 int
 main(void)
 {
@@ -235,6 +326,7 @@ main(void)
 		cmocka_unit_test(test_quote_roundtrip_in_ruby),
 		cmocka_unit_test(test_helper_is_valid_ruby),
 		cmocka_unit_test(test_helper_for_sessions),
+		cmocka_unit_test(test_helper_cleanup_survives_kill),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
