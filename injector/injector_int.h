@@ -149,6 +149,7 @@ int inj__parse_maps(const char *text, struct inj_map **out, size_t *n,
 void inj__free_maps(struct inj_map *m, size_t n);
 /* Replace t->maps by maps (ownership taken) and rebuild t->mods, keeping
  * the ELF files already loaded (inj_refresh_maps without the read). */
+int inj__read_maps(struct inj_target *t, struct lp_err *err);
 void inj__index_maps(struct inj_target *t, struct inj_map *maps,
 		     size_t nmaps);
 /*
@@ -206,6 +207,7 @@ struct inj_target {
 	char root[64];		/* "/proc/PID/root" */
 	int memfd;		/* /proc/PID/mem, -1 until needed */
 	bool attached;		/* seized */
+	bool maps_snap;		/* maps read just before this stop */
 	bool regs_saved;
 	bool regs_dirty;	/* registers differ from the saved ones */
 	struct user_regs_struct saved;

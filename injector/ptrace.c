@@ -247,6 +247,7 @@ inj__wait_stop(struct inj_target *t, int *status, int timeout_ms,
 	if (WIFEXITED(*status) || WIFSIGNALED(*status)) {
 		t->gone = true;
 		t->attached = false;
+		t->maps_snap = false;
 		if (WIFSIGNALED(*status))
 			return lp_err_set(err, LP_EEXITED,
 					  "process %d was killed by signal %d",
@@ -296,6 +297,7 @@ release(struct inj_target *t, struct lp_err *err)
 				", %d)", (int)t->pid);
 	instant();
 	t->attached = false;
+	t->maps_snap = false;
 	t->regs_saved = false;
 	t->result_set = false;
 	if (t->masked) {
@@ -503,6 +505,8 @@ again:
 	t->result_set = false;
 	t->let_finish = false;
 	t->stop_nr = -1;
+	/* the maps for this stop, read before the thread is held */
+	t->maps_snap = inj__read_maps(t, NULL) == 0;
 	/* No PTRACE_O_EXITKILL: if leakprobe dies the target must live. */
 	if (ptrace(PTRACE_SEIZE, t->pid, 0, 0) < 0) {
 		int e = errno;
@@ -880,6 +884,8 @@ check_stack_room(struct inj_target *t, uint64_t frame, size_t len,
 			if (frame >= low + STACK_HEADROOM)
 				return 0;
 		}
+		/* the stack may have grown since the maps were read */
+		t->maps_snap = false;
 		if (pass == 0 && inj_refresh_maps(t, NULL) == 0)
 			continue;
 		break;
@@ -1682,6 +1688,7 @@ inj_detach(struct inj_target *t, struct lp_err *err)
 		return 0;
 	if (t->gone) {
 		t->attached = false;
+		t->maps_snap = false;
 		t->regs_saved = false;
 		if (t->masked) {
 			pthread_sigmask(SIG_SETMASK, &t->oldmask, NULL);

@@ -358,9 +358,24 @@ inj__index_maps(struct inj_target *t, struct inj_map *maps, size_t nmaps)
  * Re-read /proc/PID/maps and rebuild the module index (inj__index_maps).
  * No symbol table is loaded here: lookups load what they need.
  * Returns 0, -LP_ENOPROC when the process is gone, or -LP_EPARSE.
+ *
+ * Inside a stop, the maps read just before it (inj_attach) stand: the
+ * thread is not held for a read (60-100 us).  A stop holds the main
+ * thread only; the other threads map and unmap whenever they like, so a
+ * read inside the stop would be no more current for them, and a step's
+ * outcome is read afresh once the thread has run it.
  */
 int
 inj_refresh_maps(struct inj_target *t, struct lp_err *err)
+{
+	if (t->maps_snap && t->attached)
+		return 0;
+	return inj__read_maps(t, err);
+}
+
+/* The read itself, whatever the stop. */
+int
+inj__read_maps(struct inj_target *t, struct lp_err *err)
 {
 	struct lp_err lerr = { 0 };
 	struct inj_map *maps = NULL;
